@@ -1,0 +1,200 @@
+"""On-disk cache of explanations, shared by the dashboard, the CLI and several processes.
+
+Key = SHA-256 of (model content hash, image pixels hash, method, method version, target,
+parameters[, cell mask]). Entries are ``.npz`` files written without pickle and read with
+``allow_pickle=False`` (a cache folder must never be a way to run code on the hospital
+server). Writes go to a temporary file in the same folder and are published with
+``os.replace``, so a reader sees a whole entry or none. A hit refreshes the file's
+modification time; when the folder grows past its limit the least recently used entries
+are deleted. An entry that cannot be read or does not match its key is deleted and
+recomputed, never shown.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from core.explain.base import Explanation, Params
+
+FORMAT = 1
+#: Default size limit (env ``DISPLASIA_CACHE_MAX_MB``).
+DEFAULT_MAX_MB = 2048
+_SUFFIX = ".npz"
+
+
+def images_hash(images, cell_mask=None) -> str:
+    """SHA-256 of the preprocessed pixels (shape, dtype and bytes), and of the mask if any."""
+    images = np.ascontiguousarray(images, dtype=np.float32)
+    digest = hashlib.sha256(str(images.shape).encode())
+    digest.update(images.tobytes())
+    if cell_mask is not None:
+        mask = np.ascontiguousarray(np.asarray(cell_mask).astype(bool))
+        digest.update(b"mask" + str(mask.shape).encode() + np.packbits(mask).tobytes())
+    return digest.hexdigest()
+
+
+def make_key(model_hash: str, images, method: str, version: int, target: str, params, *, cell_mask=None) -> str:
+    """Hex key of one request; any change of model, pixels, method, version or params changes it."""
+    parts = {"format": FORMAT, "model": model_hash, "images": images_hash(images, cell_mask), "method": method,
+             "version": int(version), "target": target, "params": json.loads(Params(params).to_json())}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def _plain(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def to_arrays(key: str, exp: Explanation) -> dict:
+    """Flatten an Explanation into npz members (no object arrays)."""
+    arrays = {"maps": exp.maps, "baseline": exp.baseline}
+    scalars = {}
+    for name, value in exp.extras.items():
+        if isinstance(value, np.ndarray):
+            if value.dtype.kind not in "biufU":
+                raise TypeError(f"extra {name!r} has dtype {value.dtype}, which cannot be cached without pickle")
+            arrays["x:" + name] = value
+        else:
+            scalars[name] = _plain(value)
+    meta = {"format": FORMAT, "key": key, "method": exp.method, "target": exp.target,
+            "params": dict(exp.params), "timings": {k: float(v) for k, v in exp.timings.items()},
+            "scalars": scalars, "version": int(exp.version)}
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+    return arrays
+
+
+def from_arrays(key: str, members) -> Explanation:
+    meta = json.loads(bytes(members["meta"]).decode("utf-8"))
+    if meta.get("format") != FORMAT or meta.get("key") != key:
+        raise ValueError("cache entry does not match its key")
+    extras = {name[2:]: members[name] for name in members if name.startswith("x:")}
+    extras.update(meta["scalars"])
+    return Explanation(meta["method"], meta["target"], members["maps"], members["baseline"],
+                       Params(meta["params"]), meta["timings"], extras, meta["version"])
+
+
+class ExplanationCache:
+    """A folder of explanation entries with a size limit and LRU eviction.
+
+    Parameters
+    ----------
+    folder : str or Path, optional
+        Default ``core.config.cache_dir()`` (env ``DISPLASIA_CACHE_DIR``).
+    max_bytes : int, optional
+        Default env ``DISPLASIA_CACHE_MAX_MB`` (MiB) or 2 GiB.
+    """
+
+    def __init__(self, folder=None, *, max_bytes: int | None = None):
+        from core.config import cache_dir
+
+        self.folder = Path(folder) if folder is not None else cache_dir()
+        if max_bytes is None:
+            max_bytes = int(float(os.environ.get("DISPLASIA_CACHE_MAX_MB", DEFAULT_MAX_MB)) * 2**20)
+        self.max_bytes = int(max_bytes)
+        self.hits = 0
+        self.misses = 0
+
+    def path_of(self, key: str) -> Path:
+        return self.folder / key[:2] / (key + _SUFFIX)
+
+    def get(self, key: str) -> Explanation | None:
+        """The cached explanation, or None (missing or corrupt; a corrupt entry is deleted)."""
+        path = self.path_of(key)
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                members = {name: archive[name] for name in archive.files}
+            exp = from_arrays(key, members)
+        except FileNotFoundError:
+            self.misses += 1
+            return None
+        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile, UnicodeDecodeError):
+            self._remove(path)
+            self.misses += 1
+            return None
+        try:
+            os.utime(path)  # least-recently-used order follows the modification time
+        except OSError:
+            pass
+        self.hits += 1
+        return exp
+
+    def put(self, key: str, exp: Explanation) -> Path:
+        """Store atomically, then evict least recently used entries beyond the size limit."""
+        path = self.path_of(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arrays = to_arrays(key, exp)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=_SUFFIX, dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                np.savez(handle, **arrays)
+            os.replace(tmp, path)
+        except BaseException:
+            self._remove(Path(tmp))
+            raise
+        self.evict()
+        return path
+
+    def get_or_compute(self, key: str, compute) -> Explanation:
+        exp = self.get(key)
+        if exp is None:
+            exp = compute()
+            self.put(key, exp)
+        return exp
+
+    def entries(self) -> list:
+        """``(mtime, size, path)`` of every entry, oldest first (stale temp files skipped)."""
+        found = []
+        if not self.folder.is_dir():
+            return found
+        for sub in os.scandir(self.folder):
+            if not sub.is_dir():
+                continue
+            for entry in os.scandir(sub.path):
+                if not entry.name.endswith(_SUFFIX):
+                    continue
+                try:
+                    stat = entry.stat()
+                except FileNotFoundError:
+                    continue
+                if entry.name.startswith(".tmp-"):
+                    if time.time() - stat.st_mtime > 3600:  # left by a killed writer
+                        self._remove(Path(entry.path))
+                    continue
+                found.append((stat.st_mtime_ns, stat.st_size, Path(entry.path)))
+        found.sort()
+        return found
+
+    def size_bytes(self) -> int:
+        return sum(size for _, size, _ in self.entries())
+
+    def evict(self) -> int:
+        """Delete least recently used entries until the folder fits; returns how many."""
+        entries = self.entries()
+        total = sum(size for _, size, _ in entries)
+        removed = 0
+        for _, size, path in entries:
+            if total <= self.max_bytes:
+                break
+            self._remove(path)
+            total -= size
+            removed += 1
+        return removed
+
+    def clear(self) -> None:
+        for _, _, path in self.entries():
+            self._remove(path)
+
+    @staticmethod
+    def _remove(path: Path) -> None:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass

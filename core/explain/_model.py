@@ -1,0 +1,185 @@
+"""The model as the explanation methods see it: compiled heads built once per model.
+
+Accepts a :class:`core.model_io.LoadedModel` or a plain Keras functional model (wrapped with
+``model_io.from_keras``). Traced ``tf.function``s are cached per Keras model so that a
+second explanation does not trace again.
+"""
+from __future__ import annotations
+
+import weakref
+
+import numpy as np
+
+from core.errors import DisplasiaError
+
+_HANDLES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+class ModelHandle:
+    """Compiled functions of one model; every image argument is ``(N, H, W, 3)`` float32."""
+
+    def __init__(self, loaded):
+        self.loaded = loaded
+        self.model = loaded.model
+        self.description = loaded.description
+        self._fns = {}
+
+    # ------------------------------------------------------------------ plumbing
+    @property
+    def input_shape(self) -> tuple:
+        return tuple(self.description.input_shape)
+
+    @property
+    def content_hash(self) -> str:
+        return self.description.content_hash
+
+    def layer_name(self, layer) -> str:
+        """Resolve a layer parameter (None = the CAM layer) and check it is spatial."""
+        name = self.description.cam_layer if layer in (None, "") else str(layer)
+        if name not in self.description.feature_map_layers:
+            raise DisplasiaError(f"Layer '{name}' is not a convolution-block layer of this model; "
+                                 f"choose one of {', '.join(self.description.feature_map_layers)}.")
+        return name
+
+    def _cached(self, key, build):
+        fn = self._fns.get(key)
+        if fn is None:
+            fn = self._fns[key] = build()
+        return fn
+
+    def _spec(self):
+        import tensorflow as tf
+
+        return tf.TensorSpec((None, *self.input_shape), tf.float32)
+
+    # ------------------------------------------------------------------ heads
+    def p_normal(self, images) -> np.ndarray:
+        """P(normal), shape (N,)."""
+        return np.asarray(self.loaded.score_fn(np.asarray(images, np.float32)), dtype=np.float32).reshape(-1)
+
+    def logit_gradients(self, images, sign: float):
+        """Gradient of ``sign * logit(normal)`` w.r.t. the pixels, ``(N, H, W, 3)``, and the logits."""
+        import tensorflow as tf
+
+        def build():
+            logit_model = self.loaded.logit_model
+
+            @tf.function(input_signature=[self._spec(), tf.TensorSpec((), tf.float32)])
+            def grads(x, s):
+                with tf.GradientTape() as tape:
+                    tape.watch(x)
+                    z = logit_model(x, training=False)
+                    total = tf.reduce_sum(s * z)
+                return tape.gradient(total, x), z
+            return grads
+
+        g, z = self._cached("logit_grad", build)(np.asarray(images, np.float32), np.float32(sign))
+        return g.numpy(), z.numpy()
+
+    def layer_gradients(self, images, layer: str, sign: float):
+        """Activations A of ``layer`` and d(sign * logit)/dA, both ``(N, h, w, c)``; and logits."""
+        import keras
+        import tensorflow as tf
+
+        def build():
+            logit_model = self.loaded.logit_model
+            two = keras.Model(logit_model.input, [logit_model.get_layer(layer).output, logit_model.output])
+
+            @tf.function(input_signature=[self._spec(), tf.TensorSpec((), tf.float32)])
+            def grads(x, s):
+                with tf.GradientTape() as tape:
+                    a, z = two(x, training=False)
+                    total = tf.reduce_sum(s * z)
+                return a, tape.gradient(total, a), z
+            return grads
+
+        a, g, z = self._cached(("layer_grad", layer), build)(np.asarray(images, np.float32), np.float32(sign))
+        return a.numpy(), g.numpy(), z.numpy()
+
+    def layer_outputs(self, images, layers: tuple) -> list:
+        """Outputs of several layers for a batch (list of ``(N, h, w, c)`` arrays)."""
+        import keras
+        import tensorflow as tf
+
+        def build():
+            m = keras.Model(self.model.input, [self.model.get_layer(n).output for n in layers])
+            return tf.function(lambda x: m(x, training=False), input_signature=[self._spec()])
+
+        outs = self._cached(("layers", tuple(layers)), build)(np.asarray(images, np.float32))
+        outs = outs if isinstance(outs, (list, tuple)) else [outs]
+        return [o.numpy() for o in outs]
+
+    def occluded_p_normal(self, image, fill_image, colours, use_image, y0, x0, size_y, size_x):
+        """P(normal) of copies of ``image`` with one rectangle each replaced by the fill.
+
+        The occluded batch is built inside the graph (no host copy of every image). Fill is
+        ``fill_image`` where ``use_image`` is 1, else the per-window ``colours`` (B, 3).
+        """
+        import tensorflow as tf
+
+        h, w = self.input_shape[:2]
+
+        def build():
+            score_model = self.loaded.score_model
+            f32, i32 = tf.float32, tf.int32
+
+            @tf.function(input_signature=[tf.TensorSpec((h, w, 3), f32), tf.TensorSpec((h, w, 3), f32),
+                                          tf.TensorSpec((None, 3), f32), tf.TensorSpec((), f32),
+                                          tf.TensorSpec((None,), i32), tf.TensorSpec((None,), i32),
+                                          tf.TensorSpec((None,), i32), tf.TensorSpec((None,), i32)])
+            def occluded(img, fill_img, cols, use, ys, xs, sy, sx):
+                rows = tf.range(h)[None, :]
+                cols_i = tf.range(w)[None, :]
+                in_y = (rows >= ys[:, None]) & (rows < (ys + sy)[:, None])
+                in_x = (cols_i >= xs[:, None]) & (cols_i < (xs + sx)[:, None])
+                mask = tf.cast(in_y[:, :, None] & in_x[:, None, :], f32)[..., None]
+                fill = use * fill_img[None] + (1.0 - use) * cols[:, None, None, :]
+                batch = img[None] * (1.0 - mask) + fill * mask
+                return score_model(batch, training=False)
+            return occluded
+
+        fn = self._cached("occluded", build)
+        out = fn(image, fill_image, colours, np.float32(use_image), y0, x0, size_y, size_x)
+        return out.numpy().reshape(-1)
+
+    def perturbed_p_normal(self, image, fudged, segments, keep):
+        """P(normal) of images whose superpixels with ``keep == 0`` show ``fudged`` instead.
+
+        ``segments`` (H, W) int32 labels 0..S-1, ``keep`` (B, S) float32 of 0/1.
+        """
+        import tensorflow as tf
+
+        h, w = self.input_shape[:2]
+
+        def build():
+            score_model = self.loaded.score_model
+            f32 = tf.float32
+
+            @tf.function(input_signature=[tf.TensorSpec((h, w, 3), f32), tf.TensorSpec((h, w, 3), f32),
+                                          tf.TensorSpec((h, w), tf.int32), tf.TensorSpec((None, None), f32)])
+            def perturbed(img, fud, seg, on):
+                mask = tf.gather(on, seg, axis=1)[..., None]  # (B, H, W, 1)
+                batch = fud[None] + mask * (img - fud)[None]
+                return score_model(batch, training=False)
+            return perturbed
+
+        fn = self._cached("perturbed", build)
+        return fn(image, fudged, segments, keep).numpy().reshape(-1)
+
+
+def handle_for(model) -> ModelHandle:
+    """The (cached) handle of a LoadedModel or a Keras functional model."""
+    from core import model_io
+
+    if isinstance(model, ModelHandle):
+        return model
+    if isinstance(model, model_io.LoadedModel):
+        keras_model, loaded = model.model, model
+    else:
+        keras_model, loaded = model, None
+    handle = _HANDLES.get(keras_model)
+    if handle is None or (loaded is not None and handle.loaded is not loaded
+                          and handle.description != loaded.description):
+        handle = ModelHandle(loaded if loaded is not None else model_io.from_keras(keras_model))
+        _HANDLES[keras_model] = handle
+    return handle

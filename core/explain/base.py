@@ -1,0 +1,140 @@
+"""Shared pieces of the explanation engine: the result type, frozen parameters, targets.
+
+Nothing here imports TensorFlow, so the dashboard can list methods and read cached results
+before TensorFlow has loaded.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from core.errors import DisplasiaError
+
+#: The two classes an explanation can target; the model's score is P(normal).
+TARGETS = ("dysplastic", "normal")
+
+
+class Cancelled(Exception):
+    """The caller's cancel hook asked to stop; raised between two batches."""
+
+
+class Params(Mapping):
+    """Method parameters as an immutable, hashable mapping (usable as a cache key).
+
+    Examples
+    --------
+    >>> p = Params({"patch": 5, "fill": "mean"})
+    >>> p["patch"], hash(p) == hash(Params({"fill": "mean", "patch": 5}))
+    (5, True)
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items=()):
+        items = dict(items)
+        for key, value in items.items():
+            if not isinstance(value, (int, float, str, bool, type(None))):
+                raise TypeError(f"parameter {key!r} must be a plain scalar, not {type(value).__name__}")
+        self._items = tuple(sorted(items.items()))
+
+    def __getitem__(self, key):
+        for k, v in self._items:
+            if k == key:
+                return v
+        raise KeyError(key)
+
+    def __iter__(self):
+        return (k for k, _ in self._items)
+
+    def __len__(self):
+        return len(self._items)
+
+    def __hash__(self):
+        return hash(self._items)
+
+    def __eq__(self, other):
+        return isinstance(other, Params) and self._items == other._items
+
+    def __repr__(self):
+        return "Params(" + ", ".join(f"{k}={v!r}" for k, v in self._items) + ")"
+
+    def to_json(self) -> str:
+        """Canonical JSON (sorted keys): the form used in cache keys."""
+        return json.dumps(dict(self._items), sort_keys=True)
+
+
+@dataclass(frozen=True, eq=False)
+class Explanation:
+    """The result of one explanation method on a batch of images.
+
+    Attributes
+    ----------
+    method : str
+        Registry name, e.g. ``"occlusion"``.
+    target : {"dysplastic", "normal"}
+    maps : (N, H, W) float32 ndarray
+        Raw (un-normalised) maps at model input resolution; normalising is a display choice.
+    baseline : (N,) float32 ndarray
+        Probability of the target class for the unchanged images.
+    params : Params
+        The parameters actually used (defaults filled in).
+    timings : mapping of str to float
+        Seconds spent per stage.
+    extras : mapping of str to ndarray or scalar
+        Method-specific results (documented in each method's module). Flat keys; arrays
+        only of numeric, bool or unicode dtype so that they can be cached without pickle.
+    version : int
+        Version of the method's algorithm; part of the cache key.
+    """
+
+    method: str
+    target: str
+    maps: np.ndarray
+    baseline: np.ndarray
+    params: Params
+    timings: Mapping = field(default_factory=dict)
+    extras: Mapping = field(default_factory=dict)
+    version: int = 1
+
+    def __post_init__(self):
+        maps = np.asarray(self.maps, dtype=np.float32)
+        baseline = np.asarray(self.baseline, dtype=np.float32).reshape(-1)
+        if maps.ndim != 3 or len(baseline) != len(maps):
+            raise ValueError(f"maps must be (N, H, W) with N baseline scores, got {maps.shape} and {baseline.shape}")
+        maps.flags.writeable = False
+        baseline.flags.writeable = False
+        object.__setattr__(self, "maps", maps)
+        object.__setattr__(self, "baseline", baseline)
+        object.__setattr__(self, "timings", dict(self.timings))
+        object.__setattr__(self, "extras", dict(self.extras))
+
+
+def target_sign(target: str) -> float:
+    """+1 for "normal" (the model's score), -1 for "dysplastic" (the negated logit)."""
+    if target not in TARGETS:
+        raise DisplasiaError(f"Unknown target class '{target}': choose dysplastic or normal.")
+    return 1.0 if target == "normal" else -1.0
+
+
+def target_probability(p_normal, target: str) -> np.ndarray:
+    """P(target) from P(normal): ``p`` for normal, ``1 - p`` for dysplastic."""
+    p = np.asarray(p_normal, dtype=np.float32)
+    return p if target_sign(target) > 0 else (np.float32(1.0) - p)
+
+
+def check_images(images, input_shape) -> np.ndarray:
+    """Validate a batch ``(N, H, W, 3)`` in [0, 1] against the model input; float32 copy-free."""
+    images = np.asarray(images, dtype=np.float32)
+    if images.ndim == 3:
+        images = images[None]
+    expected = tuple(input_shape)
+    if images.ndim != 4 or images.shape[1:] != expected:
+        raise DisplasiaError(f"Images of shape {images.shape[1:]} do not fit the model input {expected}.")
+    if len(images) == 0:
+        raise DisplasiaError("No image to explain.")
+    if not np.isfinite(images).all() or images.min() < -1e-6 or images.max() > 1 + 1e-6:
+        raise DisplasiaError("Image values must be finite and within [0, 1] (pixel / 255).")
+    return images

@@ -1,0 +1,97 @@
+"""Class activation maps: the shared template of Grad-CAM, Grad-CAM++ and Score-CAM.
+
+As in pytorch-grad-cam, the base class gets a layer's activations ``A`` (and, when a
+variant needs them, the gradients ``G`` of the signed logit w.r.t. ``A``), asks the variant
+for one weight per channel, and forms ``ReLU(sum_k w_k A_k)``, upsampled bilinearly to the
+input size (``scipy.ndimage.zoom(order=1)``, as tf-keras-vis does). Adding a variant means
+writing ``channel_weights``.
+
+The default layer is the post-ReLU output of the last conv block (``activation_3`` for
+DisplasiaNet): searching for "the last Conv2D" lands on the linear ``conv2d_3``.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from core.explain._model import handle_for
+from core.explain.base import Explanation, Params, check_images, target_probability, target_sign
+from core.explain.batching import batch_size_for, run_batched
+
+
+def upsample(maps, height: int, width: int, *, mode: str = "constant") -> np.ndarray:
+    """Bilinear resize of ``(N, h, w[, c])`` to ``(N, height, width[, c])``."""
+    from scipy.ndimage import zoom
+
+    maps = np.asarray(maps, dtype=np.float32)
+    h, w = maps.shape[1:3]
+    factors = (1, height / h, width / w) + (1,) * (maps.ndim - 3)
+    return zoom(maps, factors, order=1, mode=mode).astype(np.float32)
+
+
+class CAM:
+    """Template: subclasses set ``name``, ``version`` and override ``channel_weights``."""
+
+    name = "cam"
+    version = 1
+    needs_gradients = True
+
+    def channel_weights(self, activations, gradients, context) -> np.ndarray:
+        """``(N, C)`` weights from ``activations``/``gradients`` ``(N, h, w, C)``."""
+        raise NotImplementedError
+
+    def explain(self, model, images, target="dysplastic", *, layer=None,
+                progress=None, cancel=None, batch_size=None) -> Explanation:
+        """Class activation map of each image.
+
+        Parameters
+        ----------
+        model : LoadedModel or keras.Model
+        images : (N, H, W, 3) float32 ndarray in [0, 1]
+        target : {"dysplastic", "normal"}
+        layer : str, optional
+            Layer name; default the model's CAM layer (post-ReLU output of the last conv block).
+
+        Returns
+        -------
+        Explanation
+            ``maps`` (N, H, W) raw; extras ``cam`` (N, h, w) at layer resolution and
+            ``channel_weights`` (N, C).
+        """
+        handle = handle_for(model)
+        images = check_images(images, handle.input_shape)
+        name = handle.layer_name(layer)
+        sign = target_sign(target)
+        batch_size = batch_size or batch_size_for(handle.description, factor=3)
+        t0 = time.perf_counter()
+        context = _Context(handle, images, target, batch_size, cancel)
+
+        def chunk(a, b):
+            if self.needs_gradients:
+                acts, grads, _ = handle.layer_gradients(images[a:b], name, sign)
+            else:
+                acts, grads = handle.layer_outputs(images[a:b], (name,))[0], None
+            weights = np.asarray(self.channel_weights(acts, grads, context.slice(a, b)), np.float32)
+            cam = np.maximum(np.einsum("nhwc,nc->nhw", acts, weights), 0)
+            return cam.astype(np.float32), weights
+
+        parts = run_batched(chunk, len(images), batch_size, progress=progress, cancel=cancel)
+        cam = np.concatenate([p[0] for p in parts])
+        weights = np.concatenate([p[1] for p in parts])
+        maps = upsample(cam, *handle.input_shape[:2])
+        baseline = target_probability(handle.p_normal(images), target)
+        return Explanation(self.name, target, maps, baseline, Params({"layer": layer}),
+                           {"total": time.perf_counter() - t0}, {"cam": cam, "channel_weights": weights},
+                           self.version)
+
+
+class _Context:
+    """What a channel-weight hook may need besides A and G (Score-CAM scores masked inputs)."""
+
+    def __init__(self, handle, images, target, batch_size, cancel, offset=0):
+        self.handle, self.images, self.target = handle, images, target
+        self.batch_size, self.cancel, self.offset = batch_size, cancel, offset
+
+    def slice(self, a, b):
+        return _Context(self.handle, self.images[a:b], self.target, self.batch_size, self.cancel, a)

@@ -1,0 +1,165 @@
+"""Registry of explanation methods: names, parameters and their ranges.
+
+The dashboard, the CLI and the cache read this table; it imports nothing heavy, and each
+method's module is imported only when the method runs.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+from core.errors import DisplasiaError
+from core.explain.base import Params
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter of a method.
+
+    ``kind`` is "int", "float", "choice" or "layer" (a layer name of the model; ``None``
+    means the model's default layer). ``low``/``high`` bound numbers (inclusive).
+    """
+
+    name: str
+    kind: str
+    default: object
+    help: str
+    low: float | None = None
+    high: float | None = None
+    choices: tuple = ()
+    optional: bool = False  # None is allowed (means "derived", e.g. stride = patch)
+
+    def coerce(self, value, method: str):
+        """Parse (CLI strings too) and range-check one value; DisplasiaError if invalid."""
+        where = f"parameter '{self.name}' of {method}"
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "default", "")):
+            if self.optional or self.default is None:
+                return None
+            return self.default
+        if self.kind == "int":
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                raise DisplasiaError(f"{where} must be a whole number, not '{value}'.") from None
+            if isinstance(value, bool) or number != int(number):
+                raise DisplasiaError(f"{where} must be a whole number, not '{value}'.")
+            value = int(number)
+        elif self.kind == "float":
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                raise DisplasiaError(f"{where} must be a number, not '{value}'.") from None
+            if value != value or value in (float("inf"), float("-inf")):
+                raise DisplasiaError(f"{where} must be a finite number.")
+        elif self.kind == "choice":
+            value = str(value).lower()
+            if value not in self.choices:
+                raise DisplasiaError(f"{where} must be one of {', '.join(self.choices)}, not '{value}'.")
+        elif self.kind == "layer":
+            value = str(value)
+        if self.low is not None and value < self.low:
+            raise DisplasiaError(f"{where} is {value}; it must be at least {self.low:g}.")
+        if self.high is not None and value > self.high:
+            raise DisplasiaError(f"{where} is {value}; it must be at most {self.high:g}.")
+        return value
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A registered method: its module (with ``explain`` and ``VERSION``) and parameters."""
+
+    name: str
+    title: str
+    module: str
+    params: tuple
+    summary: str
+    kind: str = "image"  # "image": maps per cell; "dataset": needs many images (projection)
+    needs_mask: bool = False  # the background test needs ``cell_mask=``
+
+    def param(self, name: str) -> Param:
+        for p in self.params:
+            if p.name == name:
+                return p
+        known = ", ".join(p.name for p in self.params) or "none"
+        raise DisplasiaError(f"{self.name} has no parameter '{name}' (known: {known}).")
+
+    def defaults(self) -> Params:
+        return Params({p.name: p.default for p in self.params})
+
+    def validate(self, params=None) -> Params:
+        """Fill defaults, coerce and range-check; unknown names raise DisplasiaError."""
+        values = {p.name: p.default for p in self.params}
+        for name, value in dict(params or {}).items():
+            values[name] = self.param(name).coerce(value, self.name)
+        return Params(values)
+
+    def load(self):
+        """Import and return the method's module (TensorFlow loads here, not before)."""
+        return importlib.import_module(self.module)
+
+    @property
+    def version(self) -> int:
+        return int(self.load().VERSION)
+
+
+_LAYER = Param("layer", "layer", None, "Layer to explain; empty = post-ReLU output of the last conv block.",
+               optional=True)
+_SEED = Param("seed", "int", 0, "Random seed (same seed, same result).", 0, 2**31 - 1)
+
+METHODS = {spec.name: spec for spec in (
+    MethodSpec("feature_maps", "Feature maps", "core.explain.feature_maps", (
+        Param("layer", "layer", None, "Layer whose channel mean is the summary map; empty = CAM layer.",
+              optional=True),
+    ), "Activations of every conv/activation/pool layer, and each channel's mean."),
+    MethodSpec("features", "Deep-feature projection", "core.explain.features", (
+        Param("perplexity", "float", 30.0, "t-SNE perplexity (capped below the number of images).", 2, 100),
+        _SEED,
+    ), "Last pooling output of every image, projected to 2-D with t-SNE and PCA.", kind="dataset"),
+    MethodSpec("saliency", "Vanilla saliency", "core.explain.saliency", (),
+               "|gradient| of the target logit w.r.t. the pixels, max over colour channels."),
+    MethodSpec("smoothgrad", "SmoothGrad", "core.explain.smoothgrad", (
+        Param("samples", "int", 40, "Number of noisy copies (above 50 gains nothing).", 1, 500),
+        Param("noise", "float", 0.15, "Noise sigma as a fraction of the image's value range.", 0.0, 1.0),
+        _SEED,
+    ), "Saliency averaged over noisy copies of the image."),
+    MethodSpec("occlusion", "Occlusion sensitivity", "core.explain.occlusion", (
+        Param("patch", "int", 20, "Side of the square patch, pixels.", 1, 299),
+        Param("stride", "int", None, "Step between patches; empty = patch size (no overlap).", 1, 299,
+              optional=True),
+        Param("fill", "choice", "mean", "Patch content: its own mean colour, grey (0.5) or blurred.",
+              choices=("mean", "grey", "blur")),
+    ), "Target probability with a patch hidden at each place."),
+    MethodSpec("lime", "LIME", "core.explain.lime", (
+        Param("samples", "int", 700, "Number of random perturbations.", 10, 10000),
+        Param("ratio", "float", 0.5, "Quickshift colour/space balance.", 0.0, 1.0),
+        Param("kernel_size", "float", 2.0, "Quickshift Gaussian kernel width.", 0.5, 20),
+        Param("max_dist", "float", 150.0, "Quickshift cut-off distance (study: text 100, code 150).", 1, 1000),
+        Param("sigma", "float", 0.0, "Gaussian smoothing before quickshift.", 0.0, 10),
+        Param("kernel_width", "float", 0.25, "Width of the exponential kernel on cosine distance.", 0.01, 10),
+        Param("top_k", "int", 10, "Superpixels reported as top positive and top negative.", 1, 100),
+        Param("fill", "choice", "mean", "Hidden superpixels: their mean colour, or grey (0.5).",
+              choices=("mean", "grey")),
+        _SEED,
+    ), "Linear surrogate over superpixels switched on and off."),
+    MethodSpec("gradcam", "Grad-CAM", "core.explain.gradcam", (_LAYER,),
+               "Channels weighted by their mean gradient."),
+    MethodSpec("gradcam_pp", "Grad-CAM++", "core.explain.gradcam_pp", (_LAYER,),
+               "Channels weighted by alpha-weighted positive gradients."),
+    MethodSpec("scorecam", "Score-CAM", "core.explain.scorecam", (_LAYER,),
+               "Channels weighted by the target probability of the image masked by each channel."),
+    MethodSpec("background", "Background test", "core.explain.background", (
+        Param("colour", "choice", "median", "Uniform background: median or mean of the pixels outside the cell.",
+              choices=("median", "mean")),
+    ), "Score with everything outside the cell replaced by one uniform colour.", needs_mask=True),
+)}
+
+
+def method_names() -> tuple:
+    return tuple(METHODS)
+
+
+def get_method(name: str) -> MethodSpec:
+    try:
+        return METHODS[str(name)]
+    except KeyError:
+        raise DisplasiaError(f"Unknown explanation method '{name}'; known: {', '.join(METHODS)}.") from None
