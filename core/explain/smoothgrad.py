@@ -9,6 +9,7 @@ over channels. The noise follows tf-keras-vis (the study's library): sigma = noi
 """
 from __future__ import annotations
 
+import hashlib
 import time
 
 import numpy as np
@@ -21,13 +22,15 @@ from core.explain.batching import batch_size_for, run_batched
 VERSION = 1
 
 
-def noise_draws(image, samples: int, noise: float, seed: int, index: int = 0) -> np.ndarray:
-    """Gaussian noise ``(samples, H, W, 3)`` for one image; seeded per (seed, image index).
+def noise_draws(image, samples: int, noise: float, seed: int) -> np.ndarray:
+    """Gaussian noise ``(samples, H, W, 3)`` for one image.
 
-    Seeding per image keeps a cell's map independent of the other cells in the batch.
+    The generator is seeded by ``seed`` and the image's own pixels, so a cell's map does
+    not depend on which other cells share the batch, or on their order.
     """
     sigma = float(noise) * float(image.max() - image.min())
-    rng = np.random.default_rng((int(seed), int(index)))
+    digest = hashlib.sha256(np.ascontiguousarray(image, dtype=np.float32).tobytes()).digest()
+    rng = np.random.default_rng((int(seed), int.from_bytes(digest[:8], "little")))
     return rng.normal(0.0, sigma, size=(samples, *image.shape)).astype(np.float32)
 
 
@@ -83,7 +86,7 @@ def explain(model, images, target="dysplastic", *, samples=40, noise=0.15, seed=
     images = check_images(images, handle.input_shape)
     t0 = time.perf_counter()
     attr = smooth_attribution(handle, images, target,
-                              lambda i: noise_draws(images[i], int(samples), noise, seed, i),
+                              lambda i: noise_draws(images[i], int(samples), noise, seed),
                               progress=progress, cancel=cancel, batch_size=batch_size)
     t1 = time.perf_counter()
     baseline = target_probability(handle.p_normal(images), target)

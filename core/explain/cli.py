@@ -1,0 +1,180 @@
+"""``python -m core explain | methods | precompute``: explanations from the command line.
+
+``explain`` writes one map (``.npy``: the raw ``(H, W)`` float32 map; ``.png``: the map over
+the cell), ``methods`` lists the registry, ``precompute`` fills the cache for a folder.
+No TensorFlow import happens before a command runs.
+"""
+from __future__ import annotations
+
+import io
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from core.errors import DisplasiaError
+from core.explain.base import TARGETS
+from core.explain.registry import METHODS, get_method
+
+#: Methods precompute runs per cell by default (the background test needs outlines; the
+#: projection is computed once for the whole folder).
+PRECOMPUTE_DEFAULT = ("saliency", "smoothgrad", "occlusion", "lime", "gradcam", "gradcam_pp", "scorecam",
+                      "feature_maps", "features")
+
+
+def add_parsers(subparsers) -> None:
+    from core.predict_cli import add_model_arguments
+
+    p = subparsers.add_parser("explain", help="explain one cell image with one method",
+                              description="Compute one explanation map for one image.")
+    add_model_arguments(p)
+    p.add_argument("image", metavar="IMAGE", help="cell image file")
+    p.add_argument("--method", required=True, help=f"one of: {', '.join(METHODS)}")
+    p.add_argument("--target", choices=TARGETS, default="dysplastic", help="class to explain (default dysplastic)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
+                   help="method parameter, repeatable (see 'methods')")
+    p.add_argument("--mask", metavar="PATH", help="cell mask image (white = cell) for the background test")
+    p.add_argument("--out", required=True, metavar="FILE", help=".npy (raw map) or .png (map over the cell)")
+    p.add_argument("--cache", metavar="DIR", help="cache folder (default: DISPLASIA_CACHE_DIR or .cache/displasia)")
+    p.add_argument("--no-cache", action="store_true", help="always recompute")
+    p.set_defaults(func=run_explain)
+
+    p = subparsers.add_parser("methods", help="list explanation methods and their parameters")
+    p.set_defaults(func=run_methods)
+
+    p = subparsers.add_parser("precompute", help="fill the explanation cache for a folder of cells",
+                              description="Compute and cache explanations for every image of a folder.")
+    add_model_arguments(p)
+    p.add_argument("folder", metavar="DIR", help="folder of cell images")
+    p.add_argument("--methods", nargs="+", default=list(PRECOMPUTE_DEFAULT), metavar="NAME",
+                   help=f"methods (default: {' '.join(PRECOMPUTE_DEFAULT)})")
+    p.add_argument("--targets", nargs="+", choices=TARGETS, default=list(TARGETS), help="classes (default both)")
+    p.add_argument("--cache", metavar="DIR", help="cache folder")
+    p.set_defaults(func=run_precompute)
+
+
+def parse_settings(settings) -> dict:
+    """``["patch=5", "fill=grey"]`` -> ``{"patch": "5", "fill": "grey"}`` (validated later)."""
+    values = {}
+    for item in settings:
+        key, sep, value = str(item).partition("=")
+        if not sep or not key.strip():
+            raise DisplasiaError(f"Setting '{item}' must look like key=value.")
+        values[key.strip()] = value.strip()
+    return values
+
+
+def run_methods(args) -> int:
+    for spec in METHODS.values():
+        print(f"{spec.name:13s} {spec.title}: {spec.summary}")
+        for p in spec.params:
+            bounds = ""
+            if p.choices:
+                bounds = " {" + "|".join(p.choices) + "}"
+            elif p.low is not None:
+                fmt = (lambda v: f"{int(v)}") if p.kind == "int" else (lambda v: f"{v:g}")
+                bounds = f" [{fmt(p.low)}..{fmt(p.high)}]"
+            default = "(auto)" if p.default is None else p.default
+            print(f"    {p.name}={default}{bounds}  {p.help}")
+    return 0
+
+
+def _cache(args):
+    from core.cache import ExplanationCache
+
+    return None if getattr(args, "no_cache", False) else ExplanationCache(args.cache)
+
+
+def run_explain(args) -> int:
+    from core.explain import compute
+    from core.io_utils import atomic_write_bytes
+    from core.predict_cli import load_model_from_args
+    from core.preprocess import load_input, load_rgb
+
+    spec = get_method(args.method)
+    if spec.kind == "dataset":
+        raise DisplasiaError(f"{spec.title} needs a whole folder: use 'precompute'.")
+    params = spec.validate(parse_settings(args.settings))
+    out = Path(args.out)
+    if out.suffix.lower() not in (".npy", ".png"):
+        raise DisplasiaError(f"Output '{out.name}' must end in .npy or .png.")
+    image_path = Path(args.image)
+    if not image_path.is_file():
+        raise DisplasiaError(f"Image not found: {image_path}")
+    mask = None
+    if spec.needs_mask:
+        if not args.mask:
+            raise DisplasiaError("The background test needs --mask (cell outline image, white = cell).")
+        mask = load_rgb(args.mask).mean(axis=-1) > 127
+    loaded = load_model_from_args(args)
+    image = load_input(image_path, loaded.description.image_size)
+    exp = compute(spec.name, loaded, image[None], args.target, params=params, cache=_cache(args), cell_mask=mask)
+    if out.suffix.lower() == ".npy":
+        buffer = io.BytesIO()
+        np.save(buffer, exp.maps[0], allow_pickle=False)
+        atomic_write_bytes(out, buffer.getvalue())
+    else:
+        atomic_write_bytes(out, overlay_png(image, exp.maps[0]))
+    print(f"{spec.name} ({args.target}): baseline P({args.target}) = {exp.baseline[0]:.4f}; map {exp.maps.shape[1:]} "
+          f"[{exp.maps.min():.4g}, {exp.maps.max():.4g}] -> {out}", file=sys.stderr)
+    return 0
+
+
+def overlay_png(image, heat) -> bytes:
+    """PNG of the map over the cell: min-max normalised, viridis-like (or blue-red when signed)."""
+    from PIL import Image
+
+    heat = np.asarray(heat, np.float64)
+    if heat.min() < 0 < heat.max():
+        scale = np.abs(heat).max()
+        t = (heat / scale + 1) / 2
+        stops = np.array([[0.02, 0.19, 0.58], [0.97, 0.97, 0.97], [0.70, 0.01, 0.15]])
+    else:
+        span = heat.max() - heat.min()
+        t = (heat - heat.min()) / span if span > 0 else np.zeros_like(heat)
+        stops = np.array([[0.27, 0.00, 0.33], [0.23, 0.32, 0.55], [0.13, 0.57, 0.55],
+                          [0.37, 0.79, 0.38], [0.99, 0.91, 0.14]])
+    grid = np.linspace(0, 1, len(stops))
+    colour = np.stack([np.interp(t, grid, stops[:, c]) for c in range(3)], axis=-1)
+    blend = 0.5 * np.asarray(image, np.float64) + 0.5 * colour
+    buffer = io.BytesIO()
+    Image.fromarray(np.clip(np.round(blend * 255), 0, 255).astype(np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def run_precompute(args) -> int:
+    from core.datasets import scan_dataset
+    from core.explain import compute
+    from core.predict_cli import load_model_from_args
+    from core.preprocess import load_input
+    from core.progress import ProgressBar
+
+    specs = [get_method(name) for name in args.methods]
+    for spec in specs:
+        if spec.needs_mask:
+            raise DisplasiaError(f"{spec.title} needs cell outlines; run it from the dashboard.")
+    cells = scan_dataset(args.folder).cells
+    loaded = load_model_from_args(args)
+    cache = _cache(args)
+    size = loaded.description.image_size
+    images = np.stack([load_input(cell.path, size) for cell in cells])
+    per_cell = [s for s in specs if s.kind == "image"]
+    whole = [s for s in specs if s.kind == "dataset"]
+    total = len(cells) * len(per_cell) * len(args.targets) + len(whole) * len(args.targets)
+    bar = ProgressBar("precompute")
+    done = 0
+    bar(0, total)
+    for spec in whole:
+        for target in args.targets:
+            compute(spec.name, loaded, images, target, cache=cache)
+            done += 1
+            bar(done, total)
+    for i in range(len(cells)):
+        for spec in per_cell:
+            for target in args.targets:
+                compute(spec.name, loaded, images[i:i + 1], target, cache=cache)
+                done += 1
+                bar(done, total)
+    where = cache.folder if cache is not None else "nowhere (--no-cache)"
+    print(f"cached {total} explanations of {len(cells)} cells in {where}", file=sys.stderr)
+    return 0

@@ -1,0 +1,273 @@
+"""Analytic checks of the explanation methods on tiny models whose answers are known."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.errors import DisplasiaError
+from core.explain import Cancelled, compute, get_method
+from core.explain.testing import linear_model, random_cells, tiny_cnn
+from core.model_io import from_keras
+
+
+@pytest.fixture(scope="module")
+def cnn():
+    return from_keras(tiny_cnn(16, seed=3))
+
+
+@pytest.fixture(scope="module")
+def cells():
+    return random_cells(3, 16, seed=1)
+
+
+@pytest.fixture(scope="module")
+def weights():
+    w = np.random.default_rng(7).normal(0, 1, (16, 16, 3)).astype(np.float32)
+    w[:, 8:] = 0.0  # the model ignores the right half
+    return w
+
+
+@pytest.fixture(scope="module")
+def linear(weights):
+    return from_keras(linear_model(weights, bias=0.3))
+
+
+def test_linear_saliency_is_abs_weights(linear, weights, cells):
+    exp = compute("saliency", linear, cells, "normal")
+    expected = np.abs(weights).max(axis=-1)
+    np.testing.assert_allclose(exp.maps, np.broadcast_to(expected, exp.maps.shape), rtol=1e-6, atol=1e-7)
+    # the dysplastic target negates the logit: same absolute map
+    np.testing.assert_allclose(compute("saliency", linear, cells, "dysplastic").maps, exp.maps, atol=1e-7)
+
+
+def test_smoothgrad_without_noise_is_saliency(cnn, cells):
+    plain = compute("saliency", cnn, cells, "dysplastic").maps
+    smooth = compute("smoothgrad", cnn, cells, "dysplastic", params={"samples": 3, "noise": 0.0}).maps
+    np.testing.assert_allclose(smooth, plain, rtol=1e-5, atol=1e-8)
+
+
+def test_smoothgrad_on_linear_model_is_abs_weights_whatever_the_noise(linear, weights, cells):
+    exp = compute("smoothgrad", linear, cells, "normal", params={"samples": 5, "noise": 0.3})
+    np.testing.assert_allclose(exp.maps[0], np.abs(weights).max(axis=-1), rtol=1e-5, atol=1e-7)
+
+
+def test_occlusion_of_an_ignored_region_changes_nothing(linear, cells):
+    exp = compute("occlusion", linear, cells, "normal", params={"patch": 4, "fill": "grey"})
+    right = exp.maps[:, :, 8:]
+    np.testing.assert_allclose(right, np.broadcast_to(exp.baseline[:, None, None], right.shape), atol=1e-6)
+    assert np.abs(exp.extras["difference"][:, :, :8]).max() > 1e-3  # the left half does matter
+    assert exp.extras["window_scores"].shape == (3, 4, 4)
+
+
+def test_occlusion_map_is_the_target_score_with_the_patch_in_place(linear, weights, cells):
+    """Linear model: occluding window W with colour c changes the logit by sum_W w (c - x)."""
+    image = cells[0]
+    exp = compute("occlusion", linear, image[None], "normal", params={"patch": 8, "fill": "mean"})
+    z0 = float((weights * image).sum() + 0.3)
+    for iy, y in enumerate((0, 8)):
+        for ix, x in enumerate((0, 8)):
+            window = image[y:y + 8, x:x + 8]
+            colour = window.reshape(-1, 3).mean(axis=0)
+            z = z0 + float((weights[y:y + 8, x:x + 8] * (colour - window)).sum())
+            p = 1 / (1 + np.exp(-z))
+            assert exp.extras["window_scores"][0, iy, ix] == pytest.approx(p, abs=1e-5)
+            assert exp.maps[0, y + 3, x + 3] == pytest.approx(p, abs=1e-5)
+    dys = compute("occlusion", linear, image[None], "dysplastic", params={"patch": 8})
+    np.testing.assert_allclose(dys.maps, 1 - exp.maps, atol=1e-6)
+
+
+def test_occlusion_overlapping_windows_are_averaged(linear, cells):
+    exp = compute("occlusion", linear, cells[:1], "normal", params={"patch": 4, "stride": 2, "fill": "grey"})
+    grid = exp.extras["window_scores"][0]
+    assert grid.shape == (8, 8)
+    # pixel (5, 5) is covered by windows starting at 2 and 4 on each axis
+    expected = grid[1:3, 1:3].mean()
+    assert exp.maps[0, 5, 5] == pytest.approx(expected, abs=1e-6)
+    assert exp.maps[0, 0, 0] == pytest.approx(grid[0, 0], abs=1e-6)
+
+
+def test_gradcam_on_a_hand_set_one_conv_net():
+    """conv 1x1 picks channels R and G; logit = sum(0.5 * relu(R)) - sum(0.25 * relu(G)).
+
+    dlogit/dA is 0.5 on channel 0 and -0.25 on channel 1 everywhere, so the Grad-CAM
+    weights are (0.5, -0.25) and the map is relu(0.5 R - 0.25 G) for "normal" and
+    relu(-0.5 R + 0.25 G) for "dysplastic".
+    """
+    import keras
+
+    inputs = keras.Input((4, 4, 3))
+    conv = keras.layers.Conv2D(2, 1, name="conv2d")
+    x = keras.layers.Activation("relu", name="activation")(conv(inputs))
+    dense = keras.layers.Dense(1, name="dense")
+    x = dense(keras.layers.Flatten(name="flatten")(x))
+    model = keras.Model(inputs, keras.layers.Activation("sigmoid", name="activation_1")(x))
+    conv.set_weights([np.array([[1, 0], [0, 1], [0, 0]], np.float32).reshape(1, 1, 3, 2), np.zeros(2, np.float32)])
+    dense.set_weights([np.tile(np.array([0.5, -0.25], np.float32), 16).reshape(32, 1), np.zeros(1, np.float32)])
+    image = np.zeros((1, 4, 4, 3), np.float32)
+    image[0, :, :, 0] = [[0.1, 0.2, 0.3, 0.4], [0.5, 0.6, 0.7, 0.8], [0.9, 1.0, 0.0, 0.1], [0.2, 0.3, 0.4, 0.5]]
+    image[0, :, :, 1] = 0.8
+    exp = compute("gradcam", from_keras(model), image, "normal")
+    assert exp.extras["channel_weights"][0] == pytest.approx([0.5, -0.25], abs=1e-6)
+    expected = np.maximum(0.5 * image[0, :, :, 0] - 0.2, 0)  # e.g. pixel (0, 0): relu(0.05 - 0.2) = 0
+    np.testing.assert_allclose(exp.maps[0], expected, atol=1e-6)
+    dys = compute("gradcam", from_keras(model), image, "dysplastic")
+    np.testing.assert_allclose(dys.maps[0], np.maximum(0.2 - 0.5 * image[0, :, :, 0], 0), atol=1e-6)
+
+
+BATCHED = [("saliency", {}), ("smoothgrad", {"samples": 4}), ("occlusion", {"patch": 4, "stride": 3}),
+           ("lime", {"samples": 40}), ("gradcam", {}), ("gradcam_pp", {}), ("scorecam", {}), ("feature_maps", {})]
+
+
+@pytest.mark.parametrize("method,params", BATCHED)
+def test_results_do_not_depend_on_batch_size_or_batch_neighbours(cnn, cells, method, params):
+    module = get_method(method).load()
+    values = dict(get_method(method).validate(params))
+    big = module.explain(cnn, cells, "dysplastic", **values)
+    small = module.explain(cnn, cells, "dysplastic", batch_size=1, **values)
+    alone = module.explain(cnn, cells[1:2], "dysplastic", **values)
+    np.testing.assert_allclose(small.maps, big.maps, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(alone.maps[0], big.maps[1], rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("method,params", [("smoothgrad", {"samples": 4, "noise": 0.2}), ("lime", {"samples": 40})])
+def test_same_seed_same_result_other_seed_other_result(cnn, cells, method, params):
+    a = compute(method, cnn, cells[:1], "normal", params=params | {"seed": 1}).maps
+    b = compute(method, cnn, cells[:1], "normal", params=params | {"seed": 1}).maps
+    c = compute(method, cnn, cells[:1], "normal", params=params | {"seed": 2}).maps
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+
+
+def test_lime_dysplastic_weights_are_the_negated_normal_weights(cnn, cells):
+    normal = compute("lime", cnn, cells[:1], "normal", params={"samples": 60})
+    dys = compute("lime", cnn, cells[:1], "dysplastic", params={"samples": 60})
+    np.testing.assert_allclose(dys.extras["weights"], -normal.extras["weights"], atol=1e-7)
+    np.testing.assert_array_equal(dys.extras["top_positive"], normal.extras["top_negative"])
+
+
+def test_lime_grey_fill_and_top_k(cnn, cells):
+    exp = compute("lime", cnn, cells[:1], "normal", params={"samples": 60, "fill": "grey", "top_k": 3})
+    w = exp.extras["weights"][0]
+    top = exp.extras["top_positive"][0]
+    assert top.shape == (3,)
+    valid = top[top >= 0]
+    assert list(valid) == list(np.argsort(-np.nan_to_num(w, nan=-np.inf))[:len(valid)])
+    assert np.all(w[valid] > 0)
+    np.testing.assert_allclose(exp.maps[0], w[exp.extras["labels"][0]])
+
+
+def test_scorecam_equals_a_direct_loop_over_channels(cnn, cells):
+    """Score-CAM, written the slow way: one masked image, one prediction per channel."""
+    from scipy.ndimage import zoom
+
+    keras_model = cnn.model
+    import keras
+
+    layer_model = keras.Model(keras_model.input, keras_model.get_layer("activation_1").output)
+    for target in ("dysplastic", "normal"):
+        exp = compute("scorecam", cnn, cells, target)
+        for i, image in enumerate(cells):
+            acts = layer_model.predict(image[None], verbose=0)[0]
+            scores = []
+            for k in range(acts.shape[-1]):
+                up = zoom(acts[..., k], (16 / acts.shape[0], 16 / acts.shape[1]), order=1, mode="nearest")
+                mask = (up - up.min()) / (up.max() - up.min() + 1e-7)
+                p = float(keras_model.predict((image * mask[..., None])[None], verbose=0)[0, 0])
+                scores.append(p if target == "normal" else 1 - p)
+            weights = np.exp(scores) / np.exp(scores).sum()
+            cam = np.maximum((acts * weights).sum(axis=-1), 0)
+            expected = zoom(cam, (16 / cam.shape[0], 16 / cam.shape[1]), order=1)
+            np.testing.assert_allclose(exp.maps[i], expected, rtol=1e-4, atol=1e-6)
+
+
+def test_background_test_replaces_outside_by_the_median_colour(cnn, cells):
+    mask = np.zeros((16, 16), bool)
+    mask[4:12, 3:13] = True
+    exp = compute("background", cnn, cells[:2], "normal", cell_mask=mask)
+    masked = exp.extras["masked_images"]
+    for i in range(2):
+        colour = np.median(cells[i][~mask], axis=0)
+        np.testing.assert_allclose(masked[i][~mask], np.broadcast_to(colour, masked[i][~mask].shape), atol=1e-7)
+        np.testing.assert_array_equal(masked[i][mask], cells[i][mask])
+    p = cnn.score_fn(masked).numpy()
+    np.testing.assert_allclose(exp.extras["masked_score"], p, atol=1e-6)
+    np.testing.assert_allclose(exp.extras["original_score"], exp.baseline, atol=1e-6)
+    with pytest.raises(DisplasiaError):
+        compute("background", cnn, cells[:1], "normal")
+    with pytest.raises(DisplasiaError):
+        compute("background", cnn, cells[:1], "normal", cell_mask=np.zeros((16, 16), bool))
+
+
+def test_features_projection(cnn):
+    many = random_cells(12, 16, seed=5)
+    exp = compute("features", cnn, many, "normal", params={"perplexity": 30})
+    assert exp.extras["features"].shape == (12, 2 * 2 * 4)
+    assert exp.extras["tsne"].shape == (12, 2) and np.isfinite(exp.extras["tsne"]).all()
+    assert exp.extras["pca"].shape == (12, 2)
+    assert exp.extras["perplexity_used"] == 11.0
+    again = compute("features", cnn, many, "normal", params={"perplexity": 30})
+    np.testing.assert_array_equal(again.extras["tsne"], exp.extras["tsne"])
+
+
+def test_feature_maps_cover_every_conv_block_layer(cnn, cells):
+    exp = compute("feature_maps", cnn, cells[:2], "normal")
+    layers = list(exp.extras["layers"])
+    assert layers == list(cnn.description.feature_map_layers)
+    acts = exp.extras["activation:activation_1"]
+    np.testing.assert_allclose(exp.extras["channel_mean:activation_1"], acts.mean(axis=(1, 2)), rtol=1e-6)
+    assert sum(exp.extras[f"activation:{n}"].shape[-1] for n in layers) == 6 * 4
+
+
+def test_progress_reaches_the_total_and_cancel_stops(cnn, cells):
+    seen = []
+    compute("occlusion", cnn, cells[:2], "normal", params={"patch": 2}, progress=lambda d, t: seen.append((d, t)))
+    assert seen[-1][0] == seen[-1][1] == 2 * 64
+    assert all(a[0] <= b[0] for a, b in zip(seen, seen[1:]))
+    with pytest.raises(Cancelled):
+        compute("occlusion", cnn, cells[:1], "normal", params={"patch": 2}, cancel=lambda: True)
+    calls = []
+
+    def cancel_after_first_batch():
+        calls.append(1)
+        return len(calls) > 1
+
+    with pytest.raises(Cancelled):
+        get_method("smoothgrad").load().explain(cnn, cells[:1], "normal", samples=10, batch_size=2,
+                                                cancel=cancel_after_first_batch)
+
+
+def test_user_errors_are_one_line_displasia_errors(cnn, cells):
+    cases = [
+        lambda: compute("nope", cnn, cells),
+        lambda: compute("occlusion", cnn, cells, params={"patch": 0}),
+        lambda: compute("occlusion", cnn, cells, params={"patch": "five"}),
+        lambda: compute("occlusion", cnn, cells, params={"fill": "pink"}),
+        lambda: compute("smoothgrad", cnn, cells, params={"samples": 2.5}),
+        lambda: compute("smoothgrad", cnn, cells, params={"colour": 1}),
+        lambda: compute("gradcam", cnn, cells, params={"layer": "dense"}),
+        lambda: compute("saliency", cnn, cells, "abnormal"),
+        lambda: compute("saliency", cnn, np.zeros((1, 8, 8, 3), np.float32)),
+        lambda: compute("saliency", cnn, cells * 255),
+    ]
+    for case in cases:
+        with pytest.raises(DisplasiaError) as info:
+            case()
+        assert "\n" not in str(info.value)
+
+
+def test_cli_strings_are_parsed_and_checked():
+    spec = get_method("lime")
+    params = spec.validate({"samples": "100", "max_dist": "100", "fill": "GREY"})
+    assert params["samples"] == 100 and params["max_dist"] == 100.0 and params["fill"] == "grey"
+    assert params["kernel_size"] == 2.0 and params["seed"] == 0
+    assert get_method("occlusion").validate({"stride": "none"})["stride"] is None
+
+
+def test_importing_the_engine_and_cache_does_not_load_tensorflow():
+    import subprocess
+    import sys
+
+    code = ("import sys, core.explain, core.explain.registry, core.explain.cli, core.cache; "
+            "core.explain.METHODS['lime'].validate({'samples': 10}); "
+            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'TF imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
