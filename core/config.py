@@ -40,5 +40,27 @@ def database_url() -> str:
 
 
 def demo_model_path() -> tuple[Path, Path | None]:
-    """The bundled demo model as (architecture, weights): Keras-2 JSON + H5 weights."""
+    """The default model as (architecture, weights): the bundled demo (Keras-2 JSON + H5).
+
+    A deployment may point it elsewhere with ``DISPLASIA_MODEL`` (and ``DISPLASIA_WEIGHTS``).
+    """
+    if os.environ.get("DISPLASIA_MODEL"):
+        weights = os.environ.get("DISPLASIA_WEIGHTS")
+        return Path(os.environ["DISPLASIA_MODEL"]), Path(weights) if weights else None
     return DEMO_MODEL_JSON, DEMO_MODEL_WEIGHTS
+
+
+def default_dataset() -> Path:
+    """The dataset opened first: the bundled demo cells, or ``DISPLASIA_DATASET``."""
+    return Path(os.environ.get("DISPLASIA_DATASET", DEMO_DIR))
+
+
+def data_roots() -> list[Path]:
+    """Folders the dashboard may read datasets and models from (``DISPLASIA_DATA_ROOTS``).
+
+    On a shared server a user must not be able to browse the whole disk: folder choices in
+    the dashboard are only accepted below one of these roots (default: the data folder).
+    """
+    raw = os.environ.get("DISPLASIA_DATA_ROOTS")
+    roots = [Path(p) for p in raw.split(os.pathsep) if p] if raw else [DATA_DIR]
+    return [r.resolve() for r in roots]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
@@ -73,7 +73,6 @@ class LoadedModel:
     model: object
     description: ModelDescription
     source: str
-    _heads: dict = field(default_factory=dict, repr=False)
 
     @cached_property
     def score_model(self):
@@ -82,6 +81,23 @@ class LoadedModel:
     @cached_property
     def logit_model(self):
         return logit_model(self)
+
+    @cached_property
+    def score_fn(self):
+        """Compiled images -> P(normal); one trace serves every batch size."""
+        return compiled(self.score_model)
+
+
+def compiled(keras_model):
+    """Wrap a Keras model in a ``tf.function`` traced once for ``(None, H, W, C)`` float32.
+
+    Calling a Keras model eagerly runs op by op, and ``model.predict`` rebuilds a data
+    pipeline per call; a traced function avoids both for the small batches of the UI.
+    """
+    import tensorflow as tf
+
+    spec = tf.TensorSpec((None, *keras_model.input_shape[1:]), tf.float32)
+    return tf.function(lambda x: keras_model(x, training=False), input_signature=[spec])
 
 
 def load_model(path, weights=None, *, normal_unit: int | None = None) -> LoadedModel:
@@ -335,10 +351,14 @@ def _as_functional(model):
     _check_layers_of(model)
     if type(model).__name__ != "Sequential":
         return model
+    # Fresh copies of the layers, so each has one node in the new graph (explanations read
+    # ``layer.input``/``layer.output``, which would otherwise point into the Sequential).
     inputs = keras.Input(shape=model.input_shape[1:], name="input")
     x = inputs
     for layer in model.layers:
-        x = layer(x)
+        copy = type(layer).from_config(layer.get_config())
+        x = copy(x)
+        copy.set_weights(layer.get_weights())
     return keras.Model(inputs, x, name=model.name)
 
 

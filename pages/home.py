@@ -1,0 +1,16 @@
+"""Home: the dataset as a gallery of cells with the model's score, prediction and label."""
+import streamlit as st
+
+from ui import context, gallery, state
+
+st.title("Cells")
+view = context.dataset_view()
+sel = state.selection()
+st.caption(f"Model: {view.loaded.source} · threshold {sel.threshold:.3f} · score = P(normal)")
+gallery.summary(view.table)
+shown = gallery.filters(view.table)
+tab_grid, tab_table = st.tabs(["Gallery", "Table"])
+with tab_grid:
+    gallery.grid(shown, current=sel.cell)
+with tab_table:
+    gallery.table(shown)

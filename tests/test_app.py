@@ -1,0 +1,98 @@
+"""AppTest: every page of the dashboard renders without exception, and the sidebar works."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from core.config import REPO_ROOT
+
+APP = str(REPO_ROOT / "app.py")
+PAGES = ["pages/home.py", "pages/model.py"]
+
+
+@pytest.fixture
+def tiny_env(tmp_path, monkeypatch, tiny_model):
+    cells = tmp_path / "cells"
+    cells.mkdir()
+    rng = np.random.default_rng(7)
+    for name in ["TN_SNE_1.jpg", "TD_SNE_2.jpg", "WN_SNE_3.jpg", "unknown.png"]:
+        Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(cells / name)
+    tiny_model.save(tmp_path / "tiny.keras")
+    monkeypatch.setenv("DISPLASIA_MODEL", str(tmp_path / "tiny.keras"))
+    monkeypatch.setenv("DISPLASIA_DATASET", str(cells))
+    monkeypatch.setenv("DISPLASIA_DATA_ROOTS", str(tmp_path))
+    return cells
+
+
+def run_page(page: str | None = None, query=None, state=None) -> AppTest:
+    """One fresh run. AppTest re-runs only the page script after the first run (the router's
+    sidebar is then absent from its tree), so each scenario starts from a fresh AppTest with
+    the session state or URL it needs; real-browser tests cover live interaction."""
+    at = AppTest.from_file(APP, default_timeout=120)
+    for key, value in (query or {}).items():
+        at.query_params[key] = value
+    for key, value in (state or {}).items():
+        at.session_state[key] = value
+    at.run()
+    if page:
+        at.switch_page(page)
+        at.run()
+    return at
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders(tiny_env, page):
+    at = run_page(page)
+    assert not at.exception, at.exception
+    assert at.title[0].value in ("Cells", "Model")
+
+
+def test_home_gallery_shows_scores_and_selects(tiny_env):
+    at = run_page()
+    assert not at.exception
+    captions = " ".join(m.value for m in at.markdown)
+    assert "TN_SNE_1.jpg" in captions and "→" in captions
+    assert at.metric[0].value == "4"
+    assert at.query_params["cell"] == "TD_SNE_2.jpg"  # the first cell becomes current
+    at.button(key="pick_TN_SNE_1.jpg").click().run()
+    assert at.session_state["cell"] == "TN_SNE_1.jpg"
+
+
+@pytest.mark.parametrize("threshold, dysplastic", [(0.001, "0"), (0.999, "4")])
+def test_threshold_changes_predictions(tiny_env, threshold, dysplastic):
+    at = run_page(state={"threshold": threshold})
+    assert not at.exception
+    assert at.metric[1].value == dysplastic
+    assert at.query_params["threshold"] == f"{threshold:g}"
+
+
+def test_url_restores_selection(tiny_env):
+    at = run_page(query={"cell": "WN_SNE_3.jpg", "target": "normal", "threshold": "0.5"})
+    assert not at.exception
+    assert at.session_state["cell"] == "WN_SNE_3.jpg" and at.session_state["target"] == "normal"
+    assert at.session_state["threshold"] == 0.5
+
+
+def test_url_cannot_open_folders_outside_data_roots(tiny_env, tmp_path_factory):
+    outside = tmp_path_factory.mktemp("elsewhere")
+    at = run_page(query={"dataset": str(outside)})
+    assert at.session_state["dataset_root"] == str(tiny_env)
+
+
+def test_folder_check(tiny_env, tmp_path_factory):
+    from ui.sidebar import is_allowed_folder
+
+    at = run_page()  # gives the sidebar module a session to read
+    assert not at.exception
+    assert not is_allowed_folder(tmp_path_factory.mktemp("elsewhere"))
+    assert not is_allowed_folder(tiny_env / ".." / ".." / "..")
+
+
+def test_broken_model_is_one_red_line(tiny_env, monkeypatch, tmp_path):
+    (tmp_path / "broken.keras").write_bytes(b"nope")
+    monkeypatch.setenv("DISPLASIA_MODEL", str(tmp_path / "broken.keras"))
+    at = run_page()
+    assert not at.exception
+    assert any("not a valid .keras" in e.value for e in at.error)

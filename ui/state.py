@@ -1,0 +1,89 @@
+"""Session state shared by every page: model, dataset, current cell, target, threshold.
+
+The current selection also lives in the URL query string, so a view can be shared.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+
+from core.config import DEFAULT_INTERPOLATION, DEFAULT_THRESHOLD, default_dataset, demo_model_path
+from core.errors import DisplasiaError
+from ui.resources import ModelChoice
+
+MODEL = "model_choice"
+DATASET = "dataset_root"
+CELL = "cell"
+TARGET = "target"
+THRESHOLD = "threshold"
+INTERPOLATION = "interpolation"
+TARGETS = ("dysplastic", "normal")
+
+
+def default_model() -> ModelChoice:
+    path, weights = demo_model_path()
+    return ModelChoice("Demo DisplasiaNet (bundled)", str(path), str(weights) if weights else None)
+
+
+def init() -> None:
+    """Fill defaults once per session, taking the URL's values where present."""
+    ss, qp = st.session_state, st.query_params
+    ss.setdefault(MODEL, default_model())
+    ss.setdefault(DATASET, qp.get("dataset") if _allowed_dataset(qp.get("dataset")) else str(default_dataset()))
+    ss.setdefault(CELL, qp.get("cell"))
+    ss.setdefault(TARGET, qp.get("target") if qp.get("target") in TARGETS else "dysplastic")
+    ss.setdefault(THRESHOLD, _float(qp.get("threshold"), DEFAULT_THRESHOLD))
+    ss.setdefault(INTERPOLATION, DEFAULT_INTERPOLATION)
+
+
+def _allowed_dataset(value) -> bool:
+    from ui.sidebar import is_allowed_folder
+
+    return bool(value) and is_allowed_folder(Path(value))
+
+
+def _float(value, default: float) -> float:
+    try:
+        number = float(value)
+        return number if 0.0 < number < 1.0 else default
+    except (TypeError, ValueError):
+        return default
+
+
+def sync_query_params() -> None:
+    """Mirror the selection into the URL (dataset, cell, target, threshold)."""
+    ss = st.session_state
+    wanted = {"dataset": ss[DATASET], "target": ss[TARGET], "threshold": f"{ss[THRESHOLD]:g}"}
+    if ss.get(CELL):
+        wanted["cell"] = ss[CELL]
+    for key, value in wanted.items():
+        if st.query_params.get(key) != value:
+            st.query_params[key] = value
+
+
+@dataclass(frozen=True)
+class Selection:
+    model: ModelChoice
+    dataset: str
+    cell: str | None
+    target: str
+    threshold: float
+    interpolation: str
+
+
+def selection() -> Selection:
+    ss = st.session_state
+    return Selection(ss[MODEL], ss[DATASET], ss.get(CELL), ss[TARGET], ss[THRESHOLD], ss[INTERPOLATION])
+
+
+@contextmanager
+def user_errors():
+    """Show a DisplasiaError as one red line and stop the page, never a traceback."""
+    try:
+        yield
+    except DisplasiaError as exc:
+        st.error(str(exc))
+        st.stop()
