@@ -1,0 +1,91 @@
+"""Contract: every registered method, same inputs, both targets, two output heads."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.explain import METHODS, Explanation, Params, compute
+from core.explain.testing import random_cells, tiny_cnn
+from core.model_io import from_keras
+
+#: Small settings so that the whole registry runs in seconds on 16x16 inputs.
+QUICK = {"occlusion": {"patch": 4}, "lime": {"samples": 40, "max_dist": 5}, "smoothgrad": {"samples": 4},
+         "features": {"perplexity": 2}}
+
+
+@pytest.fixture(scope="module", params=["sigmoid", "softmax2"])
+def model(request):
+    return from_keras(tiny_cnn(16, seed=2, softmax=request.param == "softmax2"))
+
+
+@pytest.fixture(scope="module")
+def images():
+    cells = random_cells(4, 16, seed=3)
+    cells[3] = 0.0  # an all-black image must not break any method
+    return cells
+
+
+@pytest.fixture(scope="module")
+def mask():
+    m = np.zeros((16, 16), bool)
+    m[3:13, 3:13] = True
+    return m
+
+
+def run(name, model, images, target, mask):
+    return compute(name, model, images, target, params=QUICK.get(name), cell_mask=mask if METHODS[name].needs_mask else None)
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_every_method_keeps_the_contract(name, model, images, mask):
+    results = {}
+    for target in ("dysplastic", "normal"):
+        exp = run(name, model, images, target, mask)
+        assert isinstance(exp, Explanation)
+        assert exp.method == name and exp.target == target
+        assert exp.maps.shape == (len(images), 16, 16) and exp.maps.dtype == np.float32
+        assert np.isfinite(exp.maps).all()
+        assert exp.baseline.shape == (len(images),) and exp.baseline.dtype == np.float32
+        assert isinstance(exp.params, Params) and hash(exp.params) == hash(exp.params)
+        assert set(exp.params) <= {p.name for p in METHODS[name].params}
+        for key, value in exp.extras.items():
+            if isinstance(value, np.ndarray):
+                assert value.dtype.kind in "biufU", key
+                if value.dtype.kind == "f":
+                    assert not np.isinf(value).any(), key
+        results[target] = exp
+    dys, nor = results["dysplastic"], results["normal"]
+    # the target flips the class: P(dysplastic) + P(normal) = 1
+    np.testing.assert_allclose(dys.baseline + nor.baseline, 1.0, atol=1e-6)
+    p = model.score_fn(images).numpy().reshape(-1)
+    np.testing.assert_allclose(nor.baseline, p, atol=1e-6)
+    if name == "occlusion":
+        np.testing.assert_allclose(dys.maps + nor.maps, 1.0, atol=1e-5)
+    elif name == "lime":
+        np.testing.assert_allclose(dys.maps, -nor.maps, atol=1e-6)
+    elif name in ("saliency", "smoothgrad", "feature_maps", "features", "background"):
+        np.testing.assert_allclose(dys.maps, nor.maps, atol=1e-6)  # target-free maps (|gradient|, activations)
+    elif name == "gradcam":
+        np.testing.assert_allclose(dys.extras["channel_weights"], -nor.extras["channel_weights"], atol=1e-6)
+    elif name == "gradcam_pp":
+        # relu(g) keeps different channels for the two classes
+        assert not np.allclose(dys.extras["channel_weights"][:3], nor.extras["channel_weights"][:3])
+    elif name == "scorecam":
+        assert not np.allclose(dys.extras["channel_weights"][:3], nor.extras["channel_weights"][:3])
+
+
+def test_the_study_setup_gives_non_constant_maps_for_both_targets():
+    """On DisplasiaNet-sized input every method varies over the cell (no blank Score-CAM)."""
+    from core.architecture import displasianet
+
+    model = from_keras(displasianet(seed=4))
+    image = random_cells(1, 299, seed=6)
+    mask = np.zeros((299, 299), bool)
+    mask[80:220, 80:220] = True
+    quick = {"occlusion": {"patch": 40}, "lime": {"samples": 60}, "smoothgrad": {"samples": 4}}
+    for name in METHODS:
+        if METHODS[name].kind == "dataset" or name == "background":
+            continue
+        for target in ("dysplastic", "normal"):
+            exp = compute(name, model, image, target, params=quick.get(name))
+            assert np.ptp(exp.maps[0]) > 0, (name, target)
