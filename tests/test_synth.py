@@ -1,0 +1,237 @@
+"""The synthetic neutrophil generator: determinism, ground truth, class features."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core.synth import (
+    HYPOGRANULAR_DENSITY,
+    IMAGE_SHAPE,
+    cell_features,
+    generate_cell,
+    render_cell,
+    sample_features,
+)
+from core.synth.demo import mask_polygons, rate_cell
+from core.synth.store import read_masks, read_truth
+
+
+def _sha(b: bytes) -> str:
+    return hashlib.sha256(b).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def cells():
+    """Six cells of each class from one seed."""
+    return [generate_cell(11, i, kind) for i in range(6) for kind in ("normal", "dysplastic")]
+
+
+def test_same_seed_same_bytes():
+    a, b = generate_cell(3, 5), generate_cell(3, 5)
+    assert _sha(a.jpeg) == _sha(b.jpeg)
+    assert np.array_equal(a.nucleus, b.nucleus) and np.array_equal(a.granules, b.granules)
+
+
+def test_other_seed_or_index_other_image():
+    base = _sha(generate_cell(3, 5).jpeg)
+    assert _sha(generate_cell(4, 5).jpeg) != base
+    assert _sha(generate_cell(3, 6).jpeg) != base
+
+
+def test_cell_does_not_depend_on_set_size():
+    # Cell i of a seed is a function of (seed, i) only.
+    assert cell_features(9, 3) == cell_features(9, 3)
+    assert cell_features(9, 3, "normal").kind == "normal"
+
+
+def test_image_is_cellavision_sized_jpeg(cells):
+    cell = cells[0]
+    assert cell.jpeg[:2] == b"\xff\xd8"
+    with Image.open(__import__("io").BytesIO(cell.jpeg)) as im:
+        assert im.size == (360, 363) and im.mode == "RGB"
+    assert cell.rgb.shape == IMAGE_SHAPE + (3,) and cell.rgb.dtype == np.uint8
+
+
+def test_masks_are_consistent(cells):
+    for c in cells:
+        assert not (c.nucleus & ~c.cell).any(), "nucleus leaks outside the cell"
+        assert np.array_equal(c.cytoplasm, c.cell & ~c.nucleus)
+        assert not (c.granules & ~c.cytoplasm).any(), "granules outside the cytoplasm"
+        assert c.nucleus.sum() > 0.12 * c.cell.sum()
+
+
+def test_neutrophil_is_central_and_about_sixteen_percent(cells):
+    fractions = [c.cell.mean() for c in cells]
+    assert 0.10 < min(fractions) and max(fractions) < 0.23
+    assert 0.13 < np.mean(fractions) < 0.19
+    for c in cells:
+        ys, xs = np.nonzero(c.cell)
+        assert abs(ys.mean() - IMAGE_SHAPE[0] / 2) < 25 and abs(xs.mean() - IMAGE_SHAPE[1] / 2) < 25
+
+
+def test_nucleus_pixels_darker_and_bluer_than_cytoplasm(cells):
+    for c in cells:
+        rgb = c.rgb.astype(np.float64)
+        nuc, cyto = rgb[c.nucleus], rgb[c.cytoplasm]
+        assert nuc.mean() < cyto.mean() - 40
+        blue_share = lambda px: (px[:, 2] / px.sum(1)).mean()  # noqa: E731
+        assert blue_share(nuc) > blue_share(cyto)
+
+
+def test_background_is_cream_and_cytoplasm_lilac(cells):
+    c = cells[0]
+    outside = c.rgb[~c.cell].astype(np.float64)
+    bright = outside[outside.sum(1) > np.percentile(outside.sum(1), 80)].mean(0)
+    assert bright[0] > bright[2] and bright[1] > bright[2] and bright.min() > 190  # cream: R, G > B
+    cyto = np.median(c.rgb[c.cytoplasm].astype(np.float64), axis=0)
+    assert cyto[2] > cyto[1]  # lilac: blue above green
+
+
+def test_granule_count_tracks_density():
+    base = cell_features(21, 0, "normal")
+    counts, areas, texture = [], [], []
+    for density in (0.0, 0.15, 0.5, 1.0):
+        c = render_cell(dataclasses.replace(base, granule_density=density))
+        counts.append(c.granule_count)
+        areas.append(c.granules.sum())
+        green = c.rgb[..., 1].astype(np.float64)
+        texture.append(green[c.cytoplasm].std())
+    assert counts[0] == 0 and areas[0] == 0
+    assert counts == sorted(counts) and len(set(counts)) == 4
+    assert areas == sorted(areas)
+    assert texture[-1] > texture[0] * 1.5  # granules are visible, not only in the mask
+    # Hypogranular (<= 1/3 density) means at least two thirds of the granules are missing.
+    assert counts[1] < counts[3] / 3 * 1.2
+
+
+def test_drumstick_adds_nuclear_material_only():
+    base = cell_features(5, 2, "normal")
+    plain = render_cell(dataclasses.replace(base, drumstick=False))
+    stick = render_cell(dataclasses.replace(base, drumstick=True))
+    assert stick.nucleus.sum() > plain.nucleus.sum()
+    assert np.array_equal(stick.cell, plain.cell)
+    assert stick.features.kind == "normal"
+
+
+def test_chromatin_heterogeneity_shows_in_the_nucleus():
+    base = cell_features(8, 0, "normal")
+    spread = []
+    for h in (0.0, 1.0):
+        c = render_cell(dataclasses.replace(base, chromatin_heterogeneity=h))
+        inner = c.nucleus & ~np.logical_xor(c.nucleus, np.roll(c.nucleus, 3, 0))
+        spread.append(c.rgb[..., 0][inner].astype(np.float64).std())
+    assert spread[1] > 1.5 * spread[0]
+
+
+@pytest.mark.parametrize("shape,lobes", [("dumbbell", 2), ("band", 1), ("ring", 1), ("hypersegmented", 7)])
+def test_abnormal_nucleus_shapes_render(shape, lobes):
+    f = dataclasses.replace(cell_features(2, 1, "dysplastic"), nucleus_shape=shape, lobe_count=lobes)
+    c = render_cell(f)
+    assert c.nucleus.sum() > 800
+    assert f.lobe_state in ("hyposegmented", "hypersegmented")
+
+
+def test_class_features_separate_as_the_domain_says():
+    rng = np.random.default_rng(0)
+    normal = [sample_features(rng, "normal") for _ in range(600)]
+    dysplastic = [sample_features(rng, "dysplastic") for _ in range(600)]
+    # Normal: granular, 3-5 lobes (rarely two visible), homogeneous chromatin.
+    assert min(f.granule_density for f in normal) >= 0.45
+    assert np.mean([f.granule_density >= 0.75 for f in normal]) > 0.85
+    assert np.mean([f.lobe_state == "normal" for f in normal]) > 0.9
+    assert max(f.chromatin_heterogeneity for f in normal) <= 0.5
+    # Dysplastic: each carries at least one abnormal feature, as drawn.
+    for f in dysplastic:
+        assert f.abnormal_features
+        if "granularity" in f.abnormal_features:
+            assert f.granule_density <= HYPOGRANULAR_DENSITY
+        if "chromatin" in f.abnormal_features:
+            assert f.chromatin_heterogeneity >= 0.5
+        if "lobes" in f.abnormal_features:
+            assert f.lobe_state != "normal"
+        else:
+            assert f.lobe_state == "normal"
+    assert np.mean([f.granule_density <= HYPOGRANULAR_DENSITY for f in dysplastic]) > 0.7
+    # Overlap on purpose: some hard cells on both sides.
+    single = np.mean([len(f.abnormal_features) == 1 for f in dysplastic])
+    assert 0.05 < single < 0.35
+    assert any(f.granule_density < 0.7 for f in normal)
+    # Confounders appear in both classes.
+    assert any(f.drumstick for f in normal) and any(f.drumstick for f in dysplastic)
+    assert any(f.dohle_bodies for f in normal) and any(f.dohle_bodies for f in dysplastic)
+
+
+def test_classes_differ_in_pixels(cells):
+    share = {"normal": [], "dysplastic": []}
+    for c in cells:
+        share[c.features.kind].append(c.granules.sum() / c.cytoplasm.sum())
+    assert min(share["normal"]) > max(share["dysplastic"]) or \
+        np.mean(share["normal"]) > 3 * np.mean(share["dysplastic"])
+
+
+def test_rater_mostly_agrees_but_not_always():
+    rng = np.random.default_rng(1)
+    agree = []
+    for kind in ("normal", "dysplastic") * 200:
+        f = sample_features(rng, kind)
+        reading = rate_cell(f, rng)
+        s_g = reading["cytoplasm"]["degree"] * (1 if reading["cytoplasm"]["state"] == "transparent" else -1)
+        s_c = reading["chromatin"]["degree"] * (1 if reading["chromatin"]["state"] == "heterogenic" else -1)
+        s_l = 0 if reading["lobes"]["state"] == "normal" else 1
+        assert reading["total"] == s_g + s_c + s_l and -6 <= reading["total"] <= 7
+        assert reading["condition"] == ("dysplastic" if reading["total"] >= 1 else "normal")
+        agree.append(reading["condition"] == kind)
+    assert 0.8 < np.mean(agree) < 1.0
+
+
+def test_mask_polygons_follow_the_mask():
+    mask = np.zeros((60, 80), bool)
+    mask[10:40, 20:70] = True
+    mask[50:55, 5:10] = True
+    polys = mask_polygons(mask)
+    assert len(polys) == 2
+    areas = []
+    for p in polys:
+        x, y = np.array(p).T
+        areas.append(0.5 * abs(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))))
+    assert sorted(areas)[-1] == pytest.approx(30 * 50, rel=0.08)
+    xs = np.array(polys[0])[:, 0]
+    assert xs.min() >= 19 and xs.max() <= 70  # x is the column: original pixel coordinates
+
+
+def test_synth_command_writes_images_and_truth(tmp_path):
+    from core.cli import main
+
+    out = tmp_path / "cells"
+    assert main(["synth", "--out", str(out), "--n", "3", "--seed", "4", "--kind", "dysplastic"]) == 0
+    images = sorted(out.glob("*.jpg"))
+    assert len(images) == 3 and all(p.name.startswith("ZD_") for p in images)
+    stem = images[0].stem
+    truth = read_truth(out, stem)
+    assert truth["kind"] == "dysplastic" and truth["label"] == 0 and truth["generator_version"]
+    masks = read_masks(out, stem)
+    again = generate_cell(4, truth["set_index"], "dysplastic")
+    assert images[0].read_bytes() == again.jpeg
+    assert np.array_equal(masks["nucleus"], again.nucleus)
+    assert np.array_equal(masks["granules"], again.granules)
+    json.loads((out / "truth" / f"{stem}.json").read_text())
+
+
+def test_synth_command_rejects_bad_arguments(tmp_path, capsys):
+    from core.cli import main
+
+    assert main(["synth", "--out", str(tmp_path), "--n", "0"]) == 2
+    assert capsys.readouterr().err.startswith("error:")
+
+
+def test_generator_imports_neither_tensorflow_nor_streamlit():
+    code = "import sys, core.synth, core.synth.cli; print('tensorflow' in sys.modules, 'streamlit' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
