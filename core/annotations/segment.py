@@ -56,10 +56,17 @@ class SegmentationParams:
     #: its median concentration reaches ``nucleus_dense_fraction`` of the level.
     nucleus_minor_fraction: float = 0.15
     nucleus_dense_fraction: float = 0.75
-    #: Cytoplasm concentration (1 = full-strength cytoplasm) that counts as cell.
+    #: Cytoplasm concentration (1 = full-strength cytoplasm) that counts as cell: a
+    #: fraction of the level measured in a ring ``ring_inner``..``ring_outer`` pixels
+    #: around the nucleus, clipped to [cell_threshold_min, cell_threshold].
     cell_threshold: float = 0.45
+    cell_relative: float = 0.5
+    cell_threshold_min: float = 0.15
+    ring_inner: int = 4
+    ring_outer: int = 14
     cell_sigma: float = 1.5
     cell_opening_radius: int = 3
+    cell_edge_sigma: float = 2.0
     #: Douglas-Peucker tolerance (pixels) of the returned polygons.
     polygon_tolerance: float = 1.0
 
@@ -131,6 +138,24 @@ def _drop_pale_specks(nucleus: np.ndarray, nuc_map: np.ndarray, level: float,
     return np.isin(labels, keep)
 
 
+def _cell_threshold(cyto_map: np.ndarray, nucleus: np.ndarray, params: SegmentationParams) -> float:
+    """Cytoplasm threshold from the cytoplasm's own level in a ring around the nucleus.
+
+    Stains vary (a hypogranular cytoplasm is paler and bluer), so a fixed concentration
+    would lose pale cells; the ring just outside the nucleus is cytoplasm in every cell.
+    """
+    if not nucleus.any():
+        return params.cell_threshold
+    outer = ndi.binary_dilation(nucleus, morphology.disk(params.ring_outer))
+    inner = ndi.binary_dilation(nucleus, morphology.disk(params.ring_inner))
+    ring = outer & ~inner
+    if ring.sum() < 50:
+        return params.cell_threshold
+    level = float(np.median(cyto_map[ring]))
+    return float(np.clip(params.cell_relative * level, params.cell_threshold_min,
+                         params.cell_threshold))
+
+
 def segment_cell(rgb: np.ndarray, params: SegmentationParams = SegmentationParams()
                  ) -> tuple[np.ndarray, np.ndarray]:
     """(cell, nucleus) masks of the cell at the centre of ``rgb`` ((H, W, 3) uint8)."""
@@ -147,10 +172,12 @@ def segment_cell(rgb: np.ndarray, params: SegmentationParams = SegmentationParam
     nucleus = _drop_pale_specks(nucleus, nuc_map, level, params)
     # Cell.
     cyto_map = ndi.gaussian_filter(conc[..., 1], params.cell_sigma)
-    cell = (cyto_map > params.cell_threshold) | nucleus
+    cell = (cyto_map > _cell_threshold(cyto_map, nucleus, params)) | nucleus
     cell = ndi.binary_opening(cell, morphology.disk(params.cell_opening_radius))
     cell = _central_component(cell)
     cell = ndi.binary_fill_holes(ndi.binary_closing(cell, morphology.disk(3)))
+    # Smooth the ragged edge left by granules and noise (a cell outline is smooth).
+    cell = ndi.gaussian_filter(cell.astype(float), params.cell_edge_sigma) > 0.5
     nucleus = ndi.binary_closing(nucleus & cell, morphology.disk(2)) & cell
     nucleus = morphology.remove_small_holes(nucleus, max_size=params.nucleus_max_hole)
     return cell, nucleus
