@@ -126,3 +126,9 @@ def test_not_json_and_not_object_are_rejected():
 def test_updated_is_normalised_to_utc():
     a = make_annotation(updated="2026-11-26T12:00:00+02:00")
     assert a.updated == "2026-11-26T10:00:00+00:00"
+
+
+def test_blank_annotation_is_neutral():
+    from core.annotations.schema import blank_annotation
+    a = blank_annotation("x.jpg", SHA, "ana", (360, 363))
+    assert a.total == 0 and a.condition is Condition.NORMAL and not a.disagrees and a.shapes == ()

@@ -141,3 +141,12 @@ def test_in_memory_url_and_bad_url():
     assert s.count_versions() == 1
     with pytest.raises(DisplasiaError, match="not a database URL"):
         AnnotationStore("::nonsense::")
+
+
+def test_annotated_shas_finds_the_next_unread_cell(store):
+    store.save(make_annotation(annotator="ana"))
+    store.save(make_annotation(annotator="ben", image_sha256="cd" * 32))
+    assert store.annotated_shas("ana") == {SHA}
+    assert store.annotated_shas() == {SHA, "cd" * 32}
+    queue = ["cd" * 32, SHA, "ef" * 32]
+    assert next(s for s in queue if s not in store.annotated_shas("ana")) == "cd" * 32

@@ -444,6 +444,16 @@ def _parse_updated(value: Any) -> str:
     return _utc_iso(moment)
 
 
+def blank_annotation(image: str, image_sha256: str, annotator: str,
+                     image_size: tuple[int, int]) -> Annotation:
+    """A fresh reading with neutral choices (degrees 0, normal lobes, normal condition)
+    and no outlines: the starting point of the Annotate page for an unread cell."""
+    return Annotation(image=image, image_sha256=image_sha256, annotator=annotator,
+                      image_size=tuple(image_size), cytoplasm=Graded(CytoplasmState.GRANULAR, 0),
+                      chromatin=Graded(ChromatinState.HOMOGENIC, 0), lobes=LobeState.NORMAL,
+                      condition=Condition.NORMAL)
+
+
 def score_disagrees(total: int, condition: Condition | str) -> bool:
     """True when ``total`` reads as a different condition than ``condition``.
 

@@ -272,6 +272,15 @@ class AnnotationStore:
         found = [_row_annotation(r.document) for r in rows]
         return sorted(found, key=lambda a: (a.image, a.image_sha256, a.annotator))
 
+    def annotated_shas(self, annotator: str | None = None) -> set[str]:
+        """Content hashes of the images with a saved reading (by ``annotator``, or anyone);
+        the page uses it to jump to the next unannotated cell."""
+        q = select(images.c.sha256).select_from(annotation_versions.join(images).join(annotators))
+        if annotator is not None:
+            q = q.where(annotators.c.name == annotator)
+        with self._read() as conn:
+            return set(conn.execute(q.distinct()).scalars())
+
     def annotators(self) -> list[str]:
         with self._read() as conn:
             return list(conn.execute(select(annotators.c.name).order_by(annotators.c.name)).scalars())
