@@ -250,11 +250,19 @@ def _state(found: set, degree: int, what: str, neutral, warnings: list[str]):
     raise DisplasiaError(f"no outline colour gives the {what} state (degree {degree})")
 
 
-def image_beside(legacy_file: Path) -> Path:
-    """The image file that a ``<stem>_json.txt`` file describes, from the same folder."""
+def image_beside(legacy_file: Path, listing: dict[Path, list[Path]] | None = None) -> Path:
+    """The image file that a ``<stem>_json.txt`` file describes, from the same folder.
+
+    ``listing`` caches folder contents across calls (folder -> image files).
+    """
     stem = legacy_file.name[: -len(LEGACY_SUFFIX)]
-    candidates = {p.suffix.lower(): p for p in legacy_file.parent.iterdir()
-                  if p.is_file() and p.stem == stem and p.suffix.lower() in IMAGE_SUFFIXES}
+    folder = legacy_file.parent
+    if listing is None:
+        listing = {}
+    if folder not in listing:
+        listing[folder] = [p for p in folder.iterdir()
+                           if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not p.is_symlink()]
+    candidates = {p.suffix.lower(): p for p in listing[folder] if p.stem == stem}
     for suffix in IMAGE_SUFFIXES:
         if suffix in candidates:
             return candidates[suffix]
@@ -309,12 +317,13 @@ def import_legacy_dir(store, folder: str | Path, *, annotator: str = "legacy") -
     if not folder.is_dir():
         raise DisplasiaError(f"folder not found: {folder}")
     imported, unchanged, skipped, warned = [], [], [], []
+    listing: dict[Path, list[Path]] = {}
     for file in find_legacy_files(folder):
         rel = str(file.relative_to(folder))
         try:
             if file.stat().st_size > MAX_LEGACY_BYTES:
                 raise DisplasiaError("larger than 5 MB")
-            image_path = image_beside(file)
+            image_path = image_beside(file, listing)
             if image_path.stat().st_size > MAX_IMAGE_BYTES:
                 raise DisplasiaError(f"image {image_path.name} is larger than 50 MB")
             updated = datetime.fromtimestamp(file.stat().st_mtime, timezone.utc).isoformat(

@@ -439,7 +439,8 @@ def _make_engine(url: str, busy_timeout_s: float) -> Engine:
         engine = create_engine(parsed, poolclass=StaticPool,
                                connect_args={"check_same_thread": False})
     else:
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        # Patient annotations: the folder is private to the service account by default.
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True, mode=0o750)
         engine = create_engine(parsed, connect_args={"timeout": busy_timeout_s})
     busy_ms = int(busy_timeout_s * 1000)
 
