@@ -9,7 +9,8 @@ from streamlit.testing.v1 import AppTest
 from core.config import REPO_ROOT
 
 APP = str(REPO_ROOT / "app.py")
-PAGES = ["pages/home.py", "pages/model.py"]
+PAGES = ["pages/home.py", "pages/model.py", "pages/compare.py", "pages/feature_maps.py", "pages/saliency.py",
+         "pages/occlusion.py", "pages/lime.py", "pages/cams.py", "pages/background.py", "pages/projection.py"]
 
 
 @pytest.fixture
@@ -23,6 +24,8 @@ def tiny_env(tmp_path, monkeypatch, tiny_model):
     monkeypatch.setenv("DISPLASIA_MODEL", str(tmp_path / "tiny.keras"))
     monkeypatch.setenv("DISPLASIA_DATASET", str(cells))
     monkeypatch.setenv("DISPLASIA_DATA_ROOTS", str(tmp_path))
+    monkeypatch.setenv("DISPLASIA_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("DISPLASIA_DB", f"sqlite:///{tmp_path / 'annotations.sqlite'}")
     return cells
 
 
@@ -46,7 +49,7 @@ def run_page(page: str | None = None, query=None, state=None) -> AppTest:
 def test_every_page_renders(tiny_env, page):
     at = run_page(page)
     assert not at.exception, at.exception
-    assert at.title[0].value in ("Cells", "Model")
+    assert at.title[0].value
 
 
 def test_home_gallery_shows_scores_and_selects(tiny_env):

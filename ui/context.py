@@ -54,3 +54,38 @@ def current_row(view: DatasetView) -> pd.Series:
     name = state.selection().cell
     rows = view.table[view.table["name"] == name]
     return rows.iloc[0] if len(rows) else view.table.iloc[0]
+
+
+@dataclass
+class CellContext:
+    """The current cell as every analysis page needs it."""
+
+    loaded: object
+    cell: object  # core.datasets.Cell
+    rgb: np.ndarray  # original image, uint8 (H, W, 3)
+    image: np.ndarray  # model input, float32 (h, w, 3) in [0, 1]
+    score: float  # P(normal)
+    prediction: str
+    target: str
+    threshold: float
+
+
+def current_cell() -> CellContext:
+    from core.preprocess import to_model_input
+
+    sel = state.selection()
+    ds, loaded = dataset(), model()
+    with state.user_errors():
+        cell = ds.cell(sel.cell) if sel.cell in ds.names() else ds.cells[0]
+        rgb = resources.original(str(cell.path))
+        image = to_model_input(rgb, loaded.description.image_size, sel.interpolation)
+        score = float(resources.cell_score(loaded.description.content_hash, str(cell.path), sel.interpolation, loaded))
+    return CellContext(loaded, cell, rgb, image, score, label_of(score, sel.threshold), sel.target, sel.threshold)
+
+
+def cell_header(ctx: CellContext) -> None:
+    """One line with the cell, the model's verdict and the class being explained."""
+    label = ctx.cell.label or "unlabelled"
+    mark = "" if ctx.cell.label is None else (" ✓" if ctx.cell.label == ctx.prediction else " ✗")
+    st.markdown(f"**{ctx.cell.name}** · score P(normal) **{ctx.score:.4f}** → **{ctx.prediction}** "
+                f"(threshold {ctx.threshold:.3f}) · dataset label: {label}{mark} · explaining **{ctx.target}**")

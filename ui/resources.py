@@ -89,3 +89,119 @@ def thumbnail(path: str, size: int = 160) -> np.ndarray:
 @st.cache_data(show_spinner=False, max_entries=256)
 def original(path: str) -> np.ndarray:
     return load_rgb(path)
+
+
+@st.cache_data(show_spinner=False, max_entries=1024)
+def cell_score(model_hash: str, path: str, interpolation: str, _loaded) -> float:
+    from core.predict import predict_files
+
+    return float(predict_files(_loaded, [path], interpolation=interpolation)[0])
+
+
+@st.cache_resource
+def explanation_cache():
+    """The on-disk explanation cache shared by every session of this server."""
+    from core.cache import ExplanationCache
+
+    return ExplanationCache()
+
+
+@st.cache_data(show_spinner="Segmenting into superpixels…", max_entries=64)
+def superpixels(image_key: str, ratio: float, kernel_size: float, max_dist: float, sigma: float, seed: int,
+                _image: np.ndarray) -> np.ndarray:
+    from core.explain.lime import superpixels as quickshift
+
+    return quickshift(_image, ratio=ratio, kernel_size=kernel_size, max_dist=max_dist, sigma=sigma, seed=seed)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def dataset_images(paths: tuple, size: tuple, interpolation: str) -> np.ndarray:
+    """Every cell of a dataset preprocessed for the model, ``(N, H, W, 3)`` float32."""
+    from core.preprocess import load_batch
+
+    bar = st.progress(0.0, text="Loading cells…")
+    out = np.empty((len(paths), *size, 3), np.float32)
+    for start in range(0, len(paths), 16):
+        out[start:start + 16] = load_batch(paths[start:start + 16], size, interpolation)
+        bar.progress(min(start + 16, len(paths)) / len(paths), text=f"Loading cells… {min(start + 16, len(paths))}/{len(paths)}")
+    bar.empty()
+    return out
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def channel_means(model_hash: str, paths: tuple, interpolation: str, _loaded) -> dict:
+    from core.feature_stats import channel_means as core_means
+
+    images = dataset_images(paths, _loaded.description.image_size, interpolation)
+    bar = st.progress(0.0, text="Feature statistics…")
+    out = core_means(_loaded, images, progress=lambda d, t: bar.progress(d / t, text=f"Feature statistics… {d}/{t}"))
+    bar.empty()
+    return out
+
+
+@st.cache_resource
+def annotation_store():
+    """The annotation database, seeded once with the bundled demo annotations."""
+    from core.annotations.store import AnnotationStore
+    from core.config import DEMO_ANNOTATIONS_DIR
+
+    store = AnnotationStore()
+    if DEMO_ANNOTATIONS_DIR.is_dir():
+        store.seed_from_dir(DEMO_ANNOTATIONS_DIR)
+    return store
+
+
+def regions(path: str, rgb: np.ndarray):
+    """Cell / nucleus / cytoplasm masks of one image and where they come from."""
+    from core.cell_regions import cell_regions
+    from core.preprocess import image_hash
+
+    annotations = annotation_store().latest_for_image(image_hash(Path(path)))
+    return cell_regions(path, rgb, annotations)
+
+
+def pathologist_totals(paths) -> list:
+    """Signed total score of the latest annotation of each image (None when unannotated)."""
+    from core.preprocess import image_hash
+
+    store = annotation_store()
+    totals = []
+    for path in paths:
+        readings = store.latest_for_image(image_hash(Path(path)))
+        latest = max(readings.values(), key=lambda a: a.updated or "") if readings else None
+        totals.append(None if latest is None else latest.total)
+    return totals
+
+
+_warm_pool = None
+_warm_jobs: dict = {}
+
+
+def warm(key: tuple, jobs: list) -> None:
+    """Compute ``jobs`` (callables) one after another in a background thread, once per ``key``.
+
+    Used by "warm all methods": results land in the disk cache, so the pages open instantly.
+    """
+    global _warm_pool
+    from concurrent.futures import ThreadPoolExecutor
+
+    with _warmup_lock:
+        if _warm_pool is None:
+            _warm_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="warm-methods")
+        if key in _warm_jobs and not _warm_jobs[key].done():
+            return
+
+        def run_all():
+            for job in jobs:
+                job()
+
+        _warm_jobs[key] = _warm_pool.submit(run_all)
+
+
+def warm_status(key: tuple) -> str | None:
+    job = _warm_jobs.get(key)
+    if job is None:
+        return None
+    if not job.done():
+        return "running"
+    return "failed" if job.exception() else "done"

@@ -1,0 +1,65 @@
+"""Where a cell is: its cell / nucleus / cytoplasm masks from the best source available.
+
+Sources, first available wins: the latest pathologist annotation in the store, the
+ground-truth masks beside a synthetic demo image (``truth/<stem>_cell.png``), then the
+automatic outline suggestion. The source is reported, so results that rest on an automatic
+outline are never mistaken for a pathologist's.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+@dataclass(frozen=True)
+class Regions:
+    cell: np.ndarray  # (H, W) bool at original image resolution
+    nucleus: np.ndarray
+    cytoplasm: np.ndarray
+    source: str  # "annotation: <annotator>", "ground truth" or "automatic outline"
+
+
+def truth_masks(image_path) -> Regions | None:
+    """Ground-truth masks written by the synthetic generator next to a demo image."""
+    path = Path(image_path)
+    truth = path.parent / "truth"
+    files = {part: truth / f"{path.stem}_{part}.png" for part in ("cell", "nucleus", "cytoplasm")}
+    if not all(f.is_file() for f in files.values()):
+        return None
+    masks = {part: np.asarray(Image.open(f).convert("L")) > 127 for part, f in files.items()}
+    return Regions(masks["cell"], masks["nucleus"], masks["cytoplasm"], "ground truth")
+
+
+def annotation_masks(annotations: dict) -> Regions | None:
+    """Masks of the most recently updated annotation among ``{annotator: Annotation}``."""
+    from core.annotations.masks import cell_masks
+
+    usable = [a for a in annotations.values() if a.shapes]
+    if not usable:
+        return None
+    latest = max(usable, key=lambda a: a.updated or "")
+    masks = cell_masks(latest)
+    if not masks.cell.any():
+        return None
+    return Regions(masks.cell, masks.nucleus, masks.cytoplasm, f"annotation: {latest.annotator}")
+
+
+def automatic_masks(rgb: np.ndarray) -> Regions:
+    from core.annotations.segment import suggest_outlines
+
+    suggestion = suggest_outlines(rgb)
+    return Regions(suggestion.cell, suggestion.nucleus, suggestion.cell & ~suggestion.nucleus, "automatic outline")
+
+
+def cell_regions(image_path, rgb: np.ndarray, annotations: dict | None = None) -> Regions:
+    """The best available masks for one image (see the module docstring for the order)."""
+    return (annotation_masks(annotations or {}) or truth_masks(image_path) or automatic_masks(rgb))
+
+
+def to_model_resolution(mask: np.ndarray, size) -> np.ndarray:
+    """Resize a mask with the image's NEAREST geometry; ``size`` = (height, width)."""
+    image = Image.fromarray(np.asarray(mask, dtype=np.uint8) * 255)
+    return np.asarray(image.resize((int(size[1]), int(size[0])), Image.Resampling.NEAREST)) > 127

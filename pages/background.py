@@ -1,0 +1,29 @@
+"""Background test: does the score change when everything outside the cell is one colour?"""
+import streamlit as st
+
+from core.cell_regions import to_model_resolution
+from ui import background, context, display, explain_view as ev, resources, state
+
+st.title("Background test")
+ctx = context.current_cell()
+context.cell_header(ctx)
+regions = resources.regions(str(ctx.cell.path), ctx.rgb)
+st.caption(f"Cell outline from: **{regions.source}**. Scores are P(normal).")
+mask = to_model_resolution(regions.cell, ctx.loaded.description.image_size)
+exp = ev.explanation("background", ctx.loaded, ctx.image, ctx.target, {}, cell_mask=mask)
+if exp:
+    original, masked = float(exp.extras["original_score"][0]), float(exp.extras["masked_score"][0])
+    left, right = st.columns(2)
+    left.plotly_chart(display.image_figure(ctx.image, title=f"original · P(normal) {original:.4f}"), key="bg_original")
+    right.plotly_chart(display.image_figure(exp.extras["masked_images"][0], title=f"background replaced · P(normal) {masked:.4f}"),
+                       key="bg_masked")
+    st.metric("Score change", f"{masked - original:+.4f}")
+    ev.cache_note("background")
+st.subheader("Whole dataset")
+if st.toggle("Run the background test on every cell", key="bg_all"):
+    table = background.dataset_table(context.dataset_view(), ctx.target, state.selection().interpolation)
+    if not table.empty:
+        st.dataframe(background.group_summary(table), hide_index=True)
+        st.dataframe(table, hide_index=True)
+        st.download_button("Background test CSV", table.to_csv(index=False).encode(), "background_test.csv", "text/csv",
+                           key="bg_csv")

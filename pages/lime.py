@@ -1,0 +1,41 @@
+"""LIME: a linear surrogate over quickshift superpixels switched on and off."""
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from core.display import superpixel_boundaries, superpixel_evidence
+from core.preprocess import image_hash
+from ui import context, display, explain_view as ev, resources
+
+st.title("LIME")
+ctx = context.current_cell()
+context.cell_header(ctx)
+params = ev.param_widgets("lime", ctx.loaded, columns=5)
+labels = resources.superpixels(image_hash(ctx.image), params["ratio"], params["kernel_size"], params["max_dist"],
+                               params["sigma"], params["seed"], ctx.image)
+preview, result = st.columns(2)
+with preview:
+    st.subheader(f"Superpixels: {int(labels.max()) + 1}")
+    st.plotly_chart(display.image_figure(superpixel_boundaries(ctx.image, labels)), key="lime_preview")
+options = display.options_widget()
+exp = ev.explanation("lime", ctx.loaded, ctx.image, ctx.target, params)
+if exp:
+    with result:
+        st.subheader(f"Top {params['top_k']} for / against {ctx.target}")
+        tinted = superpixel_evidence(ctx.image, exp.extras["labels"][0], exp.extras["top_positive"][0],
+                                     exp.extras["top_negative"][0])
+        st.plotly_chart(display.image_figure(tinted), key="lime_evidence")
+        st.caption("green: pushes towards the explained class · red: pushes against it")
+    r2 = float(exp.extras["r2"][0])
+    st.markdown(f"Surrogate fit R² = **{r2:.3f}** (weighted, on {params['samples']} perturbations) · "
+                f"intercept {float(exp.extras['intercept'][0]):.3f} · baseline P({ctx.target}) {float(exp.baseline[0]):.4f}")
+    ev.cache_note("lime")
+    weights = exp.extras["weights"][0]
+    table = pd.DataFrame({"superpixel": np.arange(len(weights)), "weight": weights}).dropna()
+    table = table.reindex(table["weight"].abs().sort_values(ascending=False).index)
+    with st.expander("Superpixel weights"):
+        st.dataframe(table, hide_index=True)
+        st.download_button("Weights CSV", table.to_csv(index=False).encode(), f"{ctx.cell.path.stem}_lime_weights.csv",
+                           "text/csv", key="lime_csv")
+    ev.show_map(exp, ctx.rgb, options, title="weight of each superpixel", key="lime_map")
+    ev.downloads(exp, ctx.rgb, options, ctx.cell.path.stem)
