@@ -383,7 +383,13 @@ class _ReadTx:
 def _latest_query(sha: str | None, annotator: str | None):
     v, a = annotation_versions.c, annotators.c
     newest = (select(v.image_id, v.annotator_id, func.max(v.version).label("top"))
-              .group_by(v.image_id, v.annotator_id).subquery())
+              .select_from(annotation_versions.join(images).join(annotators)))
+    # Filter inside the grouping too, so one image's lookup does not scan every version.
+    if sha is not None:
+        newest = newest.where(images.c.sha256 == sha)
+    if annotator is not None:
+        newest = newest.where(a.name == annotator)
+    newest = newest.group_by(v.image_id, v.annotator_id).subquery()
     q = (select(v.version, a.name, v.saved_at, v.document)
          .select_from(annotation_versions.join(images).join(annotators)
                       .join(newest, (newest.c.image_id == v.image_id)
