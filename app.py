@@ -10,6 +10,7 @@ PAGES = {
     "Cells": [
         st.Page("pages/home.py", title="Gallery", icon=":material/grid_view:", url_path="home", default=True),
         st.Page("pages/model.py", title="Model", icon=":material/memory:", url_path="model"),
+        st.Page("pages/annotate.py", title="Annotate", icon=":material/draw:", url_path="annotate"),
     ],
     "Explain": [
         st.Page("pages/compare.py", title="Compare", icon=":material/view_module:", url_path="compare"),

@@ -10,7 +10,7 @@ from core.config import REPO_ROOT
 
 APP = str(REPO_ROOT / "app.py")
 PAGES = ["pages/home.py", "pages/model.py", "pages/compare.py", "pages/feature_maps.py", "pages/saliency.py",
-         "pages/occlusion.py", "pages/lime.py", "pages/cams.py", "pages/background.py", "pages/projection.py"]
+         "pages/occlusion.py", "pages/lime.py", "pages/cams.py", "pages/background.py", "pages/projection.py", "pages/annotate.py"]
 
 
 @pytest.fixture
@@ -99,3 +99,31 @@ def test_broken_model_is_one_red_line(tiny_env, monkeypatch, tmp_path):
     at = run_page()
     assert not at.exception
     assert any("not a valid .keras" in e.value for e in at.error)
+
+
+def test_annotate_autosaves_and_reloads(tiny_env):
+    from core.annotations.store import AnnotationStore
+    from core.config import database_url
+
+    at = run_page("pages/annotate.py", state={"annotator_name": "dr-a"})
+    assert not at.exception
+    assert [m.value for m in at.metric] == ["+0", "+0", "+0", "+0"]
+    degree = next(s for s in at.slider if s.key.startswith("cyto_degree"))
+    degree.set_value(3).run()
+    condition = next(r for r in at.radio if r.key.startswith("condition"))
+    condition.set_value("dysplastic").run()
+    assert [m.value for m in at.metric] == ["-3", "+0", "+0", "-3"]
+    assert any("reads normal" in w.value for w in at.warning)  # total -3 vs condition dysplastic
+    saved = AnnotationStore(database_url()).all_latest()
+    assert len(saved) == 1 and saved[0].annotator == "dr-a" and saved[0].cytoplasm.degree == 3
+    assert saved[0].condition.value == "dysplastic"
+    # A fresh session (browser closed and reopened) finds the reading again.
+    again = run_page("pages/annotate.py", state={"annotator_name": "dr-a"})
+    assert [m.value for m in again.metric] == ["-3", "+0", "+0", "-3"]
+    assert AnnotationStore(database_url()).count_versions() == 2  # viewing saved nothing new
+
+
+def test_annotate_needs_a_name(tiny_env):
+    at = run_page("pages/annotate.py")
+    assert not at.exception
+    assert any("Enter your name" in i.value for i in at.info)

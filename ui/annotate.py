@@ -1,0 +1,160 @@
+"""The Annotate page's parts: reading widgets, the drawing canvas, autosave, navigation."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+from PIL import Image
+
+from core.annotations.canvas import annotation_to_canvas, canvas_to_shapes, display_size_for
+from core.annotations.schema import (ChromatinState, Condition, CytoplasmState, Graded, LobeState, STATE_COLOURS,
+                                     blank_annotation)
+from core.errors import DisplasiaError
+from core.preprocess import image_hash
+from ui import resources, state
+
+ANNOTATOR = "annotator_name"
+GENERATION = "canvas_generation"
+LOBE_LABELS = {"hyposegmented": "hyposegmented (<3)", "normal": "normal (3-5)", "hypersegmented": "hypersegmented (>5)"}
+
+
+def annotator() -> str | None:
+    name = st.text_input("Annotator", key=ANNOTATOR, placeholder="your name or initials",
+                         help="Each annotator's readings are kept apart; nobody overwrites anybody.")
+    return name.strip() or None
+
+
+def starting_reading(cell, rgb, name: str):
+    """The latest saved reading of this annotator, else a blank one."""
+    sha = image_hash(Path(cell.path))
+    saved = resources.annotation_store().latest(sha, name)
+    if saved is not None:
+        return saved, True
+    size = (int(rgb.shape[1]), int(rgb.shape[0]))
+    return blank_annotation(Path(cell.path).name, sha, name, size), False
+
+
+def reading_widgets(start, key: str) -> dict:
+    """Cytoplasm, chromatin, lobes and condition, seeded from ``start``."""
+    cols = st.columns(2)
+    with cols[0]:
+        cyto_state = st.radio("Cytoplasm", [s.value for s in CytoplasmState], key=f"cyto_state:{key}",
+                              index=[s.value for s in CytoplasmState].index(start.cytoplasm.state.value), horizontal=True)
+        cyto_degree = st.slider("Cytoplasm degree", 0, 3, start.cytoplasm.degree, key=f"cyto_degree:{key}")
+        lobes = st.radio("Lobes", [s.value for s in LobeState], key=f"lobes:{key}", format_func=LOBE_LABELS.get,
+                         index=[s.value for s in LobeState].index(start.lobes.value))
+    with cols[1]:
+        chroma_state = st.radio("Chromatin", [s.value for s in ChromatinState], key=f"chroma_state:{key}",
+                                index=[s.value for s in ChromatinState].index(start.chromatin.state.value), horizontal=True)
+        chroma_degree = st.slider("Chromatin degree", 0, 3, start.chromatin.degree, key=f"chroma_degree:{key}")
+        condition = st.radio("Cell condition", [s.value for s in Condition], key=f"condition:{key}",
+                             index=[s.value for s in Condition].index(start.condition.value), horizontal=True)
+    note = st.text_area("Note", start.note, key=f"note:{key}", max_chars=4000, height=68)
+    return {"cytoplasm": Graded(CytoplasmState(cyto_state), cyto_degree),
+            "chromatin": Graded(ChromatinState(chroma_state), chroma_degree),
+            "lobes": LobeState(lobes), "condition": Condition(condition), "note": note}
+
+
+def canvas(start, rgb, choices: dict, key: str):
+    """The drawing canvas; returns the outlines drawn, in original-image pixels."""
+    from streamlit_drawable_canvas import st_canvas  # only importable inside a running app
+
+    tools = st.columns([2, 2, 1, 1])
+    region = tools[0].radio("Outline", ["cell (cytoplasm)", "nucleus"], horizontal=True, key="draw_region")
+    mode = tools[1].radio("Tool", ["freedraw", "polygon"], horizontal=True, key="draw_mode",
+                          help="Polygon: click the vertices, click the first one again to close.")
+    width = tools[2].slider("Brush", 1, 8, 2, key="draw_width")
+    zoom = tools[3].selectbox("Zoom", [1.0, 1.5, 2.0], key="draw_zoom", format_func=lambda z: f"{z:g}×")
+    colour = (STATE_COLOURS[choices["cytoplasm"].state] if region.startswith("cell")
+              else STATE_COLOURS[choices["chromatin"].state])
+    display = display_size_for(start.image_size, int(520 * zoom))
+    background = Image.fromarray(rgb).resize(display, Image.Resampling.LANCZOS)
+    generation = st.session_state.get(GENERATION, 0)
+    result = st_canvas(fill_color="rgba(0, 0, 0, 0)", stroke_width=width, stroke_color=colour,
+                       background_image=background, width=display[0], height=display[1], drawing_mode=mode,
+                       initial_drawing=annotation_to_canvas(start, display_size=display, stroke_width=2),
+                       key=f"canvas:{key}:{generation}:{zoom}")
+    if result.json_data is None:
+        return list(start.shapes)
+    drawn = canvas_to_shapes(result.json_data, display_size=display, image_size=start.image_size)
+    # The canvas hands back the initial outlines re-rounded at display scale; keep the stored
+    # points then, so merely viewing a cell never creates a new version.
+    return list(start.shapes) if same_outlines(drawn, start.shapes, tolerance=1.5 / zoom) else drawn
+
+
+def same_outlines(a, b, *, tolerance: float) -> bool:
+    import numpy as np
+
+    if len(a) != len(b):
+        return False
+    for x, y in zip(a, b):
+        if x.label != y.label or len(x.points) != len(y.points):
+            return False
+        if np.abs(np.asarray(x.points) - np.asarray(y.points)).max(initial=0.0) > tolerance:
+            return False
+    return True
+
+
+def autosave(start, saved_before: bool, reading) -> None:
+    """Store a new version whenever the reading differs from the last stored one."""
+    unchanged = reading.with_updates(updated=None).to_json() == start.with_updates(updated=None).to_json()
+    if unchanged and (saved_before or not reading.shapes):
+        if saved_before:
+            st.caption(f"Saved · last version {start.updated}")
+        return
+    try:
+        version = resources.annotation_store().save(reading, path=None, only_if_changed=True)
+    except DisplasiaError as exc:
+        st.error(str(exc))
+        return
+    st.caption(f"Saved automatically · version {version}")
+
+
+def score_panel(reading) -> None:
+    scores = reading.scores
+    cols = st.columns(4)
+    cols[0].metric("Cytoplasm S_g", f"{scores.cytoplasm:+d}")
+    cols[1].metric("Chromatin S_c", f"{scores.chromatin:+d}")
+    cols[2].metric("Lobes S_l", f"{scores.lobes:+d}")
+    cols[3].metric("Total S_t", f"{reading.total:+d}")
+    if reading.disagrees:
+        reads = "dysplastic" if reading.total >= 1 else "normal"
+        st.warning(f"The total {reading.total:+d} reads {reads}, but the condition chosen is {reading.condition.value}.")
+
+
+def navigation(names: list[str], current: str, name: str) -> None:
+    """Previous / next / next cell this annotator has not read yet."""
+    index = names.index(current) if current in names else 0
+    cols = st.columns(3)
+    target = None
+    if cols[0].button("◀ Previous", key="ann_prev", disabled=index == 0):
+        target = names[index - 1]
+    if cols[1].button("Next ▶", key="ann_next", disabled=index >= len(names) - 1):
+        target = names[index + 1]
+    if cols[2].button("Next unannotated ⏭", key="ann_next_free"):
+        done = _annotated_by(name)
+        todo = [n for n in names[index + 1:] + names[:index] if n not in done]
+        if todo:
+            target = todo[0]
+        else:
+            st.info("Every cell of this dataset has your annotation.")
+    if target:
+        st.session_state[state.CELL] = target
+        st.rerun()
+
+
+def _annotated_by(name: str) -> set:
+    store = resources.annotation_store()
+    return {a.image for a in store.all_latest() if a.annotator == name}
+
+
+def agreement(cell) -> None:
+    from core.annotations.agreement import image_agreement
+
+    readings = resources.annotation_store().latest_for_image(image_hash(Path(cell.path)))
+    if len(readings) > 1:
+        st.subheader("Agreement between annotators")
+        st.dataframe(pd.DataFrame(image_agreement(readings)), hide_index=True)
+    elif readings:
+        st.caption(f"Annotated by: {', '.join(sorted(readings))}")
