@@ -150,3 +150,13 @@ def test_cli_import_legacy_reports_and_exits_nonzero_on_skips(tmp_path, capsys):
     assert "skipped TN_SNE_6_json.txt: the file is not a JSON object" in out
     assert "1 imported, 0 unchanged, 1 skipped" in out
     assert AnnotationStore(url).annotators() == ["dr-x"]
+
+
+def test_uploaded_pair_converts_without_touching_disk(tmp_path):
+    from core.annotations.legacy import read_legacy_bytes
+    sha = _image(tmp_path / "up.jpg")
+    a, notes = read_legacy_bytes(json.dumps(_legacy_doc()).encode(), (tmp_path / "up.jpg").read_bytes(),
+                                 "../../up.jpg", annotator="dr-up")
+    assert a.image == "up.jpg" and a.image_sha256 == sha and a.annotator == "dr-up" and notes == []
+    with pytest.raises(DisplasiaError, match="image cannot be read"):
+        read_legacy_bytes(json.dumps(_legacy_doc()).encode(), b"not an image", "x.jpg")

@@ -132,3 +132,9 @@ def test_blank_annotation_is_neutral():
     from core.annotations.schema import blank_annotation
     a = blank_annotation("x.jpg", SHA, "ana", (360, 363))
     assert a.total == 0 and a.condition is Condition.NORMAL and not a.disagrees and a.shapes == ()
+
+
+def test_shape_points_keep_millipixel_precision_so_json_round_trips():
+    a = make_annotation(shapes=(Shape("nucleus", ((10.123456, 20.0004), (30, 20), (20, 40))),))
+    assert a.shapes[0].points[0] == (10.123, 20.0)
+    assert Annotation.from_json(json.loads(json.dumps(a.to_json()))) == a

@@ -173,7 +173,8 @@ class Shape:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "label", _enum(ShapeLabel, self.label, "shape label"))
-        pts = tuple((float(x), float(y)) for x, y in self.points)
+        # Millipixel precision: what the JSON keeps, so a saved shape reads back equal.
+        pts = tuple((round(float(x), 3), round(float(y), 3)) for x, y in self.points)
         if len(pts) < 3:
             raise _fail(f"a {self.label.value} outline needs at least 3 points, got {len(pts)}")
         if len(pts) > MAX_POINTS_PER_SHAPE:
