@@ -29,7 +29,8 @@ def add_parsers(subparsers) -> None:
     p.set_defaults(func=_import_legacy)
 
     p = sub.add_parser("seed", help="import project JSON annotation files (idempotent)")
-    p.add_argument("dir", type=Path, help="folder of *.json annotation files")
+    p.add_argument("dir", type=Path, nargs="?", default=None,
+                   help="folder of *.json annotation files (default: the demo annotations)")
     db_option(p)
     p.set_defaults(func=_seed)
 
@@ -70,6 +71,9 @@ def _import_legacy(args) -> int:
 
 
 def _seed(args) -> int:
+    if args.dir is None:
+        from core.config import DEMO_ANNOTATIONS_DIR
+        args.dir = DEMO_ANNOTATIONS_DIR
     with _store(args) as store:
         report = store.seed_from_dir(args.dir)
     for name in report.imported:
