@@ -271,3 +271,37 @@ def test_importing_the_engine_and_cache_does_not_load_tensorflow():
             "core.explain.METHODS['lime'].validate({'samples': 10}); "
             "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'TF imported'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+@pytest.mark.parametrize("fill", ["mean", "grey", "blur"])
+@pytest.mark.parametrize("patch,stride", [(3, None), (2, 1), (5, 3)])
+def test_occlusion_on_crops_equals_full_forward_passes(fill, patch, stride):
+    """The crop shortcut (recompute only what a patch changes) is exact."""
+    from core.explain import occlusion
+
+    model = from_keras(tiny_cnn(24, seed=5))
+    images = random_cells(2, 24, seed=8)
+    fast = occlusion.explain(model, images, "normal", patch=patch, stride=stride, fill=fill)
+    slow = occlusion.explain(model, images, "normal", patch=patch, stride=stride, fill=fill, crops=False)
+    np.testing.assert_allclose(fast.extras["window_scores"], slow.extras["window_scores"], atol=2e-6)
+    np.testing.assert_allclose(fast.maps, slow.maps, atol=2e-6)
+
+
+def test_occlusion_crops_are_used_and_exact_on_displasianet():
+    from core.architecture import displasianet
+    from core.explain import occlusion
+    from core.explain._model import handle_for
+
+    model = from_keras(displasianet(seed=2))
+    plan = handle_for(model).crop_plan()
+    assert plan is not None and plan.jump == (16, 16) and plan.field == (46, 46)
+    assert plan.tiles_for(5) == (4, 4) and plan._crop_size((4, 4)) == (94, 94)
+    image = random_cells(1, 299, seed=3)
+    fast = occlusion.explain(model, image, "dysplastic", patch=40, stride=20)
+    slow = occlusion.explain(model, image, "dysplastic", patch=40, stride=20, crops=False)
+    np.testing.assert_allclose(fast.extras["window_scores"], slow.extras["window_scores"], atol=1e-5)
+    # pixels 286..298 are outside every receptive field of the last pooling layer
+    edge = occlusion.explain(model, image, "dysplastic", patch=9, fill="grey").extras["window_scores"][0]
+    # windows start every 9 px: those at 288 and 297 touch only ignored pixels, 279 does not
+    assert np.all(edge[-2:, :] == fast.baseline[0]) and np.all(edge[:, -2:] == fast.baseline[0])
+    assert not np.all(edge[-3, :] == fast.baseline[0])

@@ -41,6 +41,14 @@ class ModelHandle:
                                  f"choose one of {', '.join(self.description.feature_map_layers)}.")
         return name
 
+    def crop_plan(self):
+        """The exact crop-based occlusion plan of this model, or None (see ``_crops``)."""
+        if "crop_plan" not in self._fns:
+            from core.explain._crops import CropPlan
+
+            self._fns["crop_plan"] = CropPlan.build(self)
+        return self._fns["crop_plan"]
+
     def _cached(self, key, build):
         fn = self._fns.get(key)
         if fn is None:
@@ -76,6 +84,31 @@ class ModelHandle:
         g, z = self._cached("logit_grad", build)(np.asarray(images, np.float32), np.float32(sign))
         return g.numpy(), z.numpy()
 
+    def abs_gradient_sum(self, image, noise, sign: float) -> np.ndarray:
+        """Sum over the batch of |d(sign * logit)/dx| at ``image + noise[b]``, ``(H, W, 3)``.
+
+        SmoothGrad's inner loop: summing inside the graph avoids moving every gradient to NumPy.
+        """
+        import tensorflow as tf
+
+        h, w = self.input_shape[:2]
+
+        def build():
+            logit_model = self.loaded.logit_model
+
+            @tf.function(input_signature=[tf.TensorSpec((h, w, 3), tf.float32), self._spec(),
+                                          tf.TensorSpec((), tf.float32)])
+            def summed(img, eps, s):
+                x = img[None] + eps
+                with tf.GradientTape() as tape:
+                    tape.watch(x)
+                    total = tf.reduce_sum(s * logit_model(x, training=False))
+                return tf.reduce_sum(tf.abs(tape.gradient(total, x)), axis=0)
+            return summed
+
+        fn = self._cached("abs_grad_sum", build)
+        return fn(np.asarray(image, np.float32), np.asarray(noise, np.float32), np.float32(sign)).numpy()
+
     def layer_gradients(self, images, layer: str, sign: float):
         """Activations A of ``layer`` and d(sign * logit)/dA, both ``(N, h, w, c)``; and logits."""
         import keras
@@ -108,6 +141,23 @@ class ModelHandle:
         outs = self._cached(("layers", tuple(layers)), build)(np.asarray(images, np.float32))
         outs = outs if isinstance(outs, (list, tuple)) else [outs]
         return [o.numpy() for o in outs]
+
+    def masked_p_normal(self, image, masks):
+        """P(normal) of ``image * mask`` for each ``(H, W)`` mask of ``masks`` (B, H, W)."""
+        import tensorflow as tf
+
+        h, w = self.input_shape[:2]
+
+        def build():
+            score_model = self.loaded.score_model
+
+            @tf.function(input_signature=[tf.TensorSpec((h, w, 3), tf.float32),
+                                          tf.TensorSpec((None, h, w), tf.float32)])
+            def masked(img, m):
+                return score_model(img[None] * m[..., None], training=False)
+            return masked
+
+        return self._cached("masked", build)(image, np.ascontiguousarray(masks, np.float32)).numpy().reshape(-1)
 
     def occluded_p_normal(self, image, fill_image, colours, use_image, y0, x0, size_y, size_x):
         """P(normal) of copies of ``image`` with one rectangle each replaced by the fill.

@@ -3,7 +3,7 @@
 As in pytorch-grad-cam, the base class gets a layer's activations ``A`` (and, when a
 variant needs them, the gradients ``G`` of the signed logit w.r.t. ``A``), asks the variant
 for one weight per channel, and forms ``ReLU(sum_k w_k A_k)``, upsampled bilinearly to the
-input size (``scipy.ndimage.zoom(order=1)``, as tf-keras-vis does). Adding a variant means
+input size (the grid of ``scipy.ndimage.zoom(order=1)``, as tf-keras-vis). Adding a variant means
 writing ``channel_weights``.
 
 The default layer is the post-ReLU output of the last conv block (``activation_3`` for
@@ -20,14 +20,36 @@ from core.explain.base import Explanation, Params, check_images, target_probabil
 from core.explain.batching import batch_size_for, run_batched
 
 
-def upsample(maps, height: int, width: int, *, mode: str = "constant") -> np.ndarray:
-    """Bilinear resize of ``(N, h, w[, c])`` to ``(N, height, width[, c])``."""
-    from scipy.ndimage import zoom
+def interpolation_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """``(n_out, n_in)`` linear interpolation with aligned corners (``zoom(order=1)``'s grid)."""
+    if n_in == 1 or n_out == 1:
+        matrix = np.zeros((n_out, n_in), np.float64)
+        matrix[:, 0] = 1.0
+        return matrix
+    coords = np.arange(n_out) * ((n_in - 1) / (n_out - 1))
+    low = np.minimum(np.floor(coords).astype(int), n_in - 2)
+    frac = coords - low
+    matrix = np.zeros((n_out, n_in), np.float64)
+    matrix[np.arange(n_out), low] = 1.0 - frac
+    matrix[np.arange(n_out), low + 1] += frac
+    return matrix
 
+
+def upsample(maps, height: int, width: int) -> np.ndarray:
+    """Bilinear resize of ``(N, h, w[, c])`` to ``(N, height, width[, c])``.
+
+    The same values as ``scipy.ndimage.zoom(maps, order=1)`` (tf-keras-vis's resize: corners
+    aligned), written as two small matrix products, which is much faster.
+    """
     maps = np.asarray(maps, dtype=np.float32)
     h, w = maps.shape[1:3]
-    factors = (1, height / h, width / w) + (1,) * (maps.ndim - 3)
-    return zoom(maps, factors, order=1, mode=mode).astype(np.float32)
+    if (h, w) == (height, width):
+        return maps.copy()
+    rows = interpolation_matrix(h, height).astype(np.float32)
+    cols = interpolation_matrix(w, width).astype(np.float32)
+    if maps.ndim == 3:
+        return np.einsum("Hh,nhw,Ww->nHW", rows, maps, cols, optimize=True).astype(np.float32)
+    return np.einsum("Hh,nhwc,Ww->nHWc", rows, maps, cols, optimize=True).astype(np.float32)
 
 
 class CAM:

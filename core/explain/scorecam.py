@@ -24,7 +24,7 @@ VERSION = 1
 
 def channel_masks(activations, height, width) -> np.ndarray:
     """``(N, H, W, C)`` masks: each channel upsampled and min-max scaled to [0, 1]."""
-    up = upsample(activations, height, width, mode="nearest")
+    up = upsample(activations, height, width)
     low = up.min(axis=(1, 2), keepdims=True)
     high = up.max(axis=(1, 2), keepdims=True)
     return ((up - low) / (high - low + 1e-7)).astype(np.float32)
@@ -45,8 +45,7 @@ class ScoreCAM(CAM):
             image = context.images[i]
 
             def chunk(a, b, i=i, image=image):
-                masked = image[None] * np.moveaxis(masks[i, ..., a:b], -1, 0)[..., None]
-                return handle.p_normal(masked)
+                return handle.masked_p_normal(image, np.moveaxis(masks[i, ..., a:b], -1, 0))
 
             p = np.concatenate(run_batched(chunk, channels, context.batch_size, cancel=context.cancel))
             scores[i] = target_probability(p, context.target)

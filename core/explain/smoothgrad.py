@@ -16,7 +16,7 @@ import numpy as np
 
 from core.explain import saliency
 from core.explain._model import handle_for
-from core.explain.base import Explanation, Params, check_images, target_probability
+from core.explain.base import Explanation, Params, check_images, target_probability, target_sign
 from core.explain.batching import batch_size_for, run_batched
 
 VERSION = 1
@@ -31,7 +31,9 @@ def noise_draws(image, samples: int, noise: float, seed: int) -> np.ndarray:
     sigma = float(noise) * float(image.max() - image.min())
     digest = hashlib.sha256(np.ascontiguousarray(image, dtype=np.float32).tobytes()).digest()
     rng = np.random.default_rng((int(seed), int.from_bytes(digest[:8], "little")))
-    return rng.normal(0.0, sigma, size=(samples, *image.shape)).astype(np.float32)
+    noise = rng.standard_normal(size=(samples, *image.shape), dtype=np.float32)
+    noise *= np.float32(sigma)
+    return noise
 
 
 def smooth_attribution(handle, images, target, draws, *, progress=None, cancel=None, batch_size=None):
@@ -47,6 +49,7 @@ def smooth_attribution(handle, images, target, draws, *, progress=None, cancel=N
     (N, H, W, 3) float32 ndarray
     """
     n = len(images)
+    sign = target_sign(target)
     batch_size = batch_size or batch_size_for(handle.description, factor=3)
     total = np.zeros(images.shape, dtype=np.float64)
     for i in range(n):
@@ -54,8 +57,7 @@ def smooth_attribution(handle, images, target, draws, *, progress=None, cancel=N
         samples = len(noise)
 
         def chunk(a, b, i=i, noise=noise):
-            return saliency.attribution(handle, images[i][None] + noise[a:b], target,
-                                        batch_size=batch_size).sum(axis=0, dtype=np.float64)
+            return handle.abs_gradient_sum(images[i], noise[a:b], sign).astype(np.float64)
 
         report = None if progress is None else (lambda d, t, i=i: progress(i * t + d, n * t))
         total[i] = np.sum(run_batched(chunk, samples, batch_size, progress=report, cancel=cancel), axis=0) / samples
