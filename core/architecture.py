@@ -25,6 +25,9 @@ def displasianet(input_shape=DISPLASIANET_INPUT_SHAPE, *, seed=None):
     keras.Model
         72,977 trainable parameters at 299x299.
     """
+    from core.runtime import import_tensorflow
+
+    import_tensorflow()
     import keras
 
     def init(offset: int):

@@ -17,6 +17,7 @@ from functools import cached_property
 from pathlib import Path
 
 from core.errors import DisplasiaError
+from core.runtime import import_tensorflow
 
 #: Built-in layers a model file may use. Anything else (Lambda, custom) is refused.
 ALLOWED_LAYERS = frozenset({
@@ -121,6 +122,7 @@ def load_model(path, weights=None, *, normal_unit: int | None = None) -> LoadedM
     path = Path(path)
     if not path.is_file():
         raise DisplasiaError(f"Model file not found: {path}")
+    import_tensorflow()
     suffix = path.suffix.lower()
     if suffix == ".json":
         if weights is None:

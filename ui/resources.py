@@ -28,8 +28,9 @@ def start_tensorflow_warmup() -> None:
         _warmup_started = True
 
     def _import():
-        import keras  # noqa: F401
-        import tensorflow  # noqa: F401
+        from core.runtime import import_tensorflow
+
+        import_tensorflow()
 
     threading.Thread(target=_import, name="tensorflow-warmup", daemon=True).start()
 
