@@ -1,0 +1,304 @@
+"""Which method can be trusted? Deletion / insertion curves and the randomisation check.
+
+Deletion and insertion (Petsiuk, Das & Saenko, 2018, "RISE: Randomized Input Sampling for
+Explanation of Black-box Models", BMVC): pixels are removed (or added) in the order of
+their attribution, most important first, in ``steps`` equal steps, and the target
+probability is recorded after each step. A faithful map makes the deletion curve fall
+fast (small area under it) and the insertion curve rise fast (large area). A "removed"
+pixel shows the local mean colour, i.e. a heavily blurred copy of the image, rather than
+black or grey, colours the model never saw. Ties in the attribution (the flat parts of
+CAM, occlusion and LIME maps) are broken in a fixed random order, so a flat map behaves
+like the random order it is. The same curves for a random order are the reference.
+
+Model-randomisation sanity check (Adebayo et al., 2018, "Sanity Checks for Saliency
+Maps", NeurIPS): the maps of the trained model are compared with the maps of the same
+model whose top layers (every Dense layer and the last convolution) are re-initialised.
+A method that explains the model must change a lot: a high Spearman rank correlation
+means the map mostly shows the image (edges, colour), not what the model learnt.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+#: Blur of the "removed" pixels, in model-input pixels (about 1/20 of DisplasiaNet's side).
+BLUR_SIGMA = 15.0
+DEFAULT_STEPS = 20
+
+
+# ------------------------------------------------------------------------------ deletion / insertion
+
+def blurred_copy(image: np.ndarray, sigma: float = BLUR_SIGMA) -> np.ndarray:
+    """The image's local mean colour: a Gaussian blur of ``sigma`` pixels per channel."""
+    from scipy.ndimage import gaussian_filter
+
+    return gaussian_filter(np.asarray(image, np.float32), sigma=(sigma, sigma, 0), mode="nearest").astype(np.float32)
+
+
+def pixel_ranks(values: np.ndarray, *, seed: int = 0) -> np.ndarray:
+    """Rank of every pixel, 0 = most important; ties broken in a seeded random order.
+
+    >>> pixel_ranks(np.array([[0.1, 0.9], [0.5, 0.0]])).tolist()
+    [[2, 0], [1, 3]]
+    """
+    flat = np.asarray(values, np.float64).ravel()
+    tiebreak = np.random.default_rng(seed).random(flat.size)
+    order = np.lexsort((tiebreak, -flat))
+    ranks = np.empty(flat.size, np.int64)
+    ranks[order] = np.arange(flat.size)
+    return ranks.reshape(np.shape(values))
+
+
+def perturbed_batch(image, fill, ranks, steps: int, mode: str) -> np.ndarray:
+    """The ``steps + 1`` images of one curve, ``(steps + 1, H, W, 3)`` float32.
+
+    ``mode="deletion"``: step k shows ``fill`` on the k/steps most important pixels;
+    ``mode="insertion"``: step k shows the image on them and ``fill`` elsewhere.
+    """
+    counts = np.round(np.linspace(0, ranks.size, steps + 1)).astype(np.int64)
+    chosen = ranks[None] < counts[:, None, None]  # (K+1, H, W)
+    if mode == "deletion":
+        return np.where(chosen[..., None], fill[None], image[None]).astype(np.float32)
+    if mode == "insertion":
+        return np.where(chosen[..., None], image[None], fill[None]).astype(np.float32)
+    raise ValueError(f"unknown mode {mode!r}")
+
+
+def curves_for(loaded, image, values, target: str, *, steps: int = DEFAULT_STEPS, sigma: float = BLUR_SIGMA,
+               seed: int = 0, fill=None) -> dict:
+    """Deletion and insertion curves of one map: ``{"deletion": (K+1,), "insertion": (K+1,)}``.
+
+    Both curves are scored in one batch of ``2 (K + 1)`` images.
+    """
+    from core.explain.base import target_probability
+    from core.predict import predict_scores
+
+    image = np.asarray(image, np.float32)
+    fill = blurred_copy(image, sigma) if fill is None else fill
+    ranks = pixel_ranks(values, seed=seed)
+    batch = np.concatenate([perturbed_batch(image, fill, ranks, steps, "deletion"),
+                            perturbed_batch(image, fill, ranks, steps, "insertion")])
+    p = target_probability(predict_scores(loaded, batch, batch_size=len(batch)), target)
+    return {"deletion": p[:steps + 1], "insertion": p[steps + 1:]}
+
+
+def area_under(curve) -> float:
+    """Area under a curve sampled at equal steps over [0, 1] (trapezoid rule).
+
+    >>> area_under([1.0, 0.0]), area_under([1.0, 1.0, 1.0])
+    (0.5, 1.0)
+    """
+    y = np.asarray(curve, np.float64)
+    return float(((y[1:] + y[:-1]) / 2).mean()) if len(y) > 1 else float("nan")
+
+
+def faithfulness_curves(study, maps: dict, *, steps: int = DEFAULT_STEPS, sigma: float = BLUR_SIGMA,
+                        random_reference: bool = True, seed: int = 0, progress=None) -> pd.DataFrame:
+    """Deletion and insertion curves of every method and cell (and of a random order).
+
+    Parameters
+    ----------
+    study : Study
+    maps : dict of method -> MethodMaps
+    steps : int
+        Number of steps K (K + 1 points per curve, from 0 to all pixels).
+    sigma : float
+        Blur of the fill, pixels.
+    random_reference : bool
+        Add method "random": a random pixel order (seeded per cell).
+    progress : callable(done, total), optional
+
+    Returns
+    -------
+    DataFrame
+        Long form: name, group, label, target, method, curve ("deletion"/"insertion"), step,
+        fraction (of pixels removed or added), probability (of the target class).
+    """
+    if steps < 1:
+        from core.errors import DisplasiaError
+
+        raise DisplasiaError("Deletion/insertion needs at least one step.")
+    methods = list(maps)
+    if not methods:
+        return pd.DataFrame(columns=["name", "group", "label", "target", "method", "curve", "step", "fraction",
+                                     "probability"])
+    targets = maps[methods[0]].targets
+    groups = study.groups
+    jobs = [(i, m) for i in range(len(study)) for m in methods + (["random"] if random_reference else [])]
+    fraction = np.linspace(0.0, 1.0, steps + 1)
+    frames = []
+    fills = {}
+    for k, (i, method) in enumerate(jobs):
+        if i not in fills:
+            fills = {i: blurred_copy(study.images[i], sigma)}
+        if method == "random":
+            values = np.random.default_rng([seed, i]).random(study.images.shape[1:3])
+            target = targets[i]
+        else:
+            values, target = maps[method].attribution[i], maps[method].targets[i]
+        curves = curves_for(study.loaded, study.images[i], values, target, steps=steps, seed=seed, fill=fills[i])
+        cell = study.cells[i]
+        for name, curve in curves.items():
+            frames.append(pd.DataFrame({"name": cell.name, "group": groups[i], "label": cell.label, "target": target,
+                                        "method": method, "curve": name, "step": np.arange(steps + 1),
+                                        "fraction": fraction, "probability": curve.astype(float)}))
+        if progress is not None:
+            progress(k + 1, len(jobs))
+    return pd.concat(frames, ignore_index=True)
+
+
+def faithfulness_table(curves: pd.DataFrame) -> pd.DataFrame:
+    """Area under the deletion and insertion curves per cell and method.
+
+    Columns: name, group, label, target, method, deletion_auc (lower = more faithful),
+    insertion_auc (higher = more faithful), difference (insertion - deletion).
+    """
+    keys = ["name", "group", "label", "target", "method"]
+    if curves.empty:
+        return pd.DataFrame(columns=keys + ["deletion_auc", "insertion_auc", "difference"])
+    aucs = (curves.sort_values("step").groupby(keys + ["curve"], sort=False, dropna=False)["probability"]
+            .apply(area_under).unstack("curve").reset_index())
+    aucs = aucs.rename(columns={"deletion": "deletion_auc", "insertion": "insertion_auc"})
+    aucs.columns.name = None
+    aucs["difference"] = aucs["insertion_auc"] - aucs["deletion_auc"]
+    order = list(dict.fromkeys(curves["method"]))
+    aucs["method"] = pd.Categorical(aucs["method"], order)
+    return aucs.sort_values(["method", "name"]).assign(method=lambda d: d["method"].astype(str)).reset_index(drop=True)
+
+
+def faithfulness_summary(table: pd.DataFrame, *, by: str = "label") -> pd.DataFrame:
+    """Mean deletion / insertion AUC per method x class (and "all")."""
+    if table.empty:
+        return pd.DataFrame()
+    data = table.copy()
+    data[by] = data[by].fillna("unlabelled")
+    both = pd.concat([data, data.assign(**{by: "all"})], ignore_index=True)
+    grouped = both.groupby(["method", by], sort=False)
+    out = grouped[["deletion_auc", "insertion_auc", "difference"]].mean()
+    out.insert(0, "n", grouped.size())
+    methods = list(dict.fromkeys(table["method"]))
+    classes = list(dict.fromkeys(list(data[by]) + ["all"]))
+    out = out.reindex(pd.MultiIndex.from_product([methods, classes], names=["method", by]))
+    return out.dropna(subset=["n"]).reset_index()
+
+
+# ---------------------------------------------------------------------------------- randomisation
+
+def randomisable_layers(loaded) -> tuple:
+    """Default layers to re-initialise: every Dense layer and the last convolution."""
+    desc = loaded.description
+    dense = [info.name for info in desc.layers if info.kind == "Dense"]
+    return tuple([desc.last_conv] + dense)
+
+
+def randomised_model(loaded, layers=None, *, seed: int = 0):
+    """A copy of the model with ``layers`` re-initialised (Glorot-uniform kernels, zero biases).
+
+    The copy is a proper ``LoadedModel`` (``core.model_io.from_keras``) with its own content
+    hash, so its explanations never share cache entries with the trained model's.
+    """
+    import keras
+
+    from core.errors import DisplasiaError
+    from core.model_io import from_keras
+
+    layers = tuple(layers or randomisable_layers(loaded))
+    clone = keras.models.clone_model(loaded.model)
+    clone.set_weights(loaded.model.get_weights())
+    rng = np.random.default_rng(seed)
+    names = {layer.name for layer in clone.layers}
+    for name in layers:
+        if name not in names:
+            raise DisplasiaError(f"The model has no layer '{name}' to re-initialise.")
+        layer = clone.get_layer(name)
+        fresh = []
+        for weight in layer.get_weights():
+            if weight.ndim >= 2:
+                receptive = int(np.prod(weight.shape[:-2])) if weight.ndim > 2 else 1
+                fan_in, fan_out = receptive * weight.shape[-2], receptive * weight.shape[-1]
+                limit = np.sqrt(6.0 / (fan_in + fan_out))
+                fresh.append(rng.uniform(-limit, limit, weight.shape).astype(weight.dtype))
+            else:
+                fresh.append(np.zeros_like(weight))
+        layer.set_weights(fresh)
+    return from_keras(clone, source=f"{loaded.source} (re-initialised: {', '.join(layers)})")
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    from scipy.stats import spearmanr
+
+    a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
+    if np.ptp(a) == 0 or np.ptp(b) == 0:
+        return float("nan")
+    return float(spearmanr(a, b).statistic)
+
+
+def randomisation_table(study, methods, *, target: str = "label", layers=None, seed: int = 0, params=None,
+                        cache=None, cells=None, maps=None, randomised=None, progress=None) -> pd.DataFrame:
+    """Spearman rank correlation between the maps of the trained and the randomised model.
+
+    Parameters
+    ----------
+    study : Study
+    methods : sequence of str, or mapping of name -> callable(loaded, images, targets) -> (N, H, W)
+        Registry methods (through the engine and ``cache``) or map functions (tests, new methods).
+    target : str
+        See ``Study.targets``.
+    layers : sequence of str, optional
+        Layers to re-initialise (default :func:`randomisable_layers`).
+    cells : sequence of int, optional
+        Indices of the cells to check (default all); the check recomputes every map.
+    maps : dict of method -> MethodMaps, optional
+        Maps of the trained model already computed for *all* cells of ``study``.
+    randomised : LoadedModel, optional
+        A randomised model made earlier (default :func:`randomised_model`).
+
+    Returns
+    -------
+    DataFrame
+        name, group, label, target, method, spearman (signed attribution), spearman_abs
+        (absolute values), pixels (number compared).
+    """
+    from core.summary.maps import explain_cells
+
+    index = list(range(len(study))) if cells is None else [int(i) for i in cells]
+    sub = study.subset(index)
+    targets = sub.targets(target)
+    randomised = randomised or randomised_model(study.loaded, layers, seed=seed)
+    functions = dict(methods) if isinstance(methods, dict) else {name: None for name in methods}
+    groups = sub.groups
+    rows = []
+    total = len(functions) * 2
+    for k, (method, fn) in enumerate(functions.items()):
+        def run(model):
+            if fn is not None:
+                return np.asarray(fn(model, sub.images, targets), np.float32)
+            return explain_cells(model, sub.images, method, targets, params=(params or {}).get(method),
+                                 cache=cache).attribution
+        if fn is None and maps is not None and method in maps and maps[method].targets == tuple(study.targets(target)):
+            trained = maps[method].attribution[index]
+        else:
+            trained = run(study.loaded)
+        if progress is not None:
+            progress(k * 2 + 1, total)
+        shuffled = run(randomised)
+        if progress is not None:
+            progress(k * 2 + 2, total)
+        for j, cell in enumerate(sub.cells):
+            rows.append({"name": cell.name, "group": groups[j], "label": cell.label, "target": targets[j],
+                         "method": method, "spearman": _spearman(trained[j], shuffled[j]),
+                         "spearman_abs": _spearman(np.abs(trained[j]), np.abs(shuffled[j])),
+                         "pixels": int(trained[j].size)})
+    return pd.DataFrame(rows, columns=["name", "group", "label", "target", "method", "spearman", "spearman_abs",
+                                       "pixels"])
+
+
+def randomisation_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Mean and SD of the rank correlations per method (lower = more model-dependent)."""
+    if table.empty:
+        return pd.DataFrame()
+    grouped = table.groupby("method", sort=False)
+    out = grouped[["spearman", "spearman_abs"]].agg(["mean", "std"])
+    out.columns = [f"{a}_{b}" for a, b in out.columns]
+    out.insert(0, "n", grouped.size())
+    return out.reset_index()

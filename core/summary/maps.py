@@ -1,0 +1,139 @@
+"""Explanation maps for a whole dataset, through the engine and its cache.
+
+Every map comes from ``core.explain.compute`` one cell at a time, with the shared on-disk
+cache: the keys are those of the Analysis pages and of ``python -m core precompute``, so a
+map computed anywhere is reused everywhere. The methods batch internally (occlusion
+windows, LIME perturbations, SmoothGrad samples, Score-CAM channels), which is where the
+work is.
+
+How a raw map becomes *attribution* (larger = more evidence for the target class):
+
+- saliency, SmoothGrad, Grad-CAM, Grad-CAM++, Score-CAM: the map as is (>= 0);
+- occlusion: the drop of the target probability when the patch hides the pixel,
+  ``baseline - map`` (= ``-difference``), so a patch that lowers the target counts as
+  evidence and one that raises it counts against;
+- LIME: the surrogate weight of the pixel's superpixel (signed).
+
+*Evidence* is the positive part of attribution; shares of relevance mass use it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Methods that give one map per cell, in the order tables list them.
+IMAGE_METHODS = ("saliency", "smoothgrad", "occlusion", "lime", "gradcam", "gradcam_pp", "scorecam")
+
+
+def attribution(method: str, maps: np.ndarray, baseline: np.ndarray) -> np.ndarray:
+    """Signed attribution ``(N, H, W)`` float32 from an explanation's raw maps.
+
+    >>> a = attribution("occlusion", np.array([[[0.2, 0.9]]]), np.array([0.8]))
+    >>> np.round(a, 3).tolist()
+    [[[0.6, -0.1]]]
+    """
+    maps = np.asarray(maps, np.float32)
+    if method == "occlusion":
+        return (np.asarray(baseline, np.float32).reshape(-1, 1, 1) - maps).astype(np.float32)
+    return maps
+
+
+def evidence(attributions: np.ndarray) -> np.ndarray:
+    """Positive part of attribution (the relevance mass counted in regions)."""
+    return np.maximum(np.asarray(attributions, np.float32), 0.0)
+
+
+@dataclass(frozen=True, eq=False)
+class MethodMaps:
+    """Attribution maps of one method for the cells of a study.
+
+    Attributes
+    ----------
+    method : str
+    targets : tuple of str, the class explained for each cell
+    attribution : (N, H, W) float32 ndarray, signed (see module docstring)
+    baseline : (N,) float32 ndarray, P(target) of the unchanged image
+    params : Params used
+    """
+
+    method: str
+    targets: tuple
+    attribution: np.ndarray
+    baseline: np.ndarray
+    params: object = None
+
+    @property
+    def evidence(self) -> np.ndarray:
+        return evidence(self.attribution)
+
+
+def explain_cells(loaded, images, method: str, targets, *, params=None, cache=None, progress=None) -> MethodMaps:
+    """One method on every image (one ``compute`` call per image, through ``cache``).
+
+    Parameters
+    ----------
+    loaded : LoadedModel
+    images : (N, H, W, 3) float32 ndarray in [0, 1]
+    method : str
+        An image method of the registry.
+    targets : str or sequence of str
+        One class for all images or one per image.
+    params : mapping, optional
+    cache : ExplanationCache, optional
+    progress : callable(done, total), optional
+        Called after each image.
+    """
+    from core.explain import compute, get_method
+
+    spec = get_method(method)
+    n = len(images)
+    targets = tuple([targets] * n if isinstance(targets, str) else targets)
+    values = spec.validate(params)
+    maps = np.empty((n, *images.shape[1:3]), np.float32)
+    baseline = np.empty(n, np.float32)
+    for i in range(n):
+        exp = compute(method, loaded, images[i:i + 1], targets[i], params=values, cache=cache)
+        maps[i] = attribution(method, exp.maps, exp.baseline)[0]
+        baseline[i] = exp.baseline[0]
+        if progress is not None:
+            progress(i + 1, n)
+    return MethodMaps(method, targets, maps, baseline, values)
+
+
+def dataset_maps(study, methods=IMAGE_METHODS, *, target: str = "label", params=None, cache=None,
+                 progress=None) -> dict:
+    """``{method: MethodMaps}`` for every cell of ``study``.
+
+    Parameters
+    ----------
+    study : Study
+    methods : sequence of str
+    target : str
+        ``"label"`` (default: each cell's dataset class), ``"prediction"``, ``"dysplastic"``
+        or ``"normal"`` (see ``Study.targets``).
+    params : mapping of method -> parameters, optional
+    cache : ExplanationCache, optional
+    progress : callable(done, total), optional
+        Counts cells x methods.
+    """
+    from core.explain import get_method
+
+    methods = tuple(methods)
+    for name in methods:
+        if get_method(name).kind != "image" or get_method(name).needs_mask:
+            raise_not_image(name)
+    targets = study.targets(target)
+    n = len(study)
+    out = {}
+    for k, name in enumerate(methods):
+        report = None if progress is None else (lambda d, t, k=k: progress(k * n + d, len(methods) * n))
+        out[name] = explain_cells(study.loaded, study.images, name, targets,
+                                  params=(params or {}).get(name), cache=cache, progress=report)
+    return out
+
+
+def raise_not_image(name: str):
+    from core.errors import DisplasiaError
+
+    raise DisplasiaError(f"'{name}' does not give one map per cell; choose among {', '.join(IMAGE_METHODS)}.")
