@@ -143,7 +143,7 @@ def test_class_features_separate_as_the_domain_says():
     normal = [sample_features(rng, "normal") for _ in range(600)]
     dysplastic = [sample_features(rng, "dysplastic") for _ in range(600)]
     # Normal: granular, 3-5 lobes (rarely two visible), homogeneous chromatin.
-    assert min(f.granule_density for f in normal) >= 0.45
+    assert min(f.granule_density for f in normal) >= 0.5
     assert np.mean([f.granule_density >= 0.75 for f in normal]) > 0.85
     assert np.mean([f.lobe_state == "normal" for f in normal]) > 0.9
     assert max(f.chromatin_heterogeneity for f in normal) <= 0.5
@@ -153,7 +153,7 @@ def test_class_features_separate_as_the_domain_says():
         if "granularity" in f.abnormal_features:
             assert f.granule_density <= HYPOGRANULAR_DENSITY
         if "chromatin" in f.abnormal_features:
-            assert f.chromatin_heterogeneity >= 0.5
+            assert f.chromatin_heterogeneity >= 0.6
         if "lobes" in f.abnormal_features:
             assert f.lobe_state != "normal"
         else:

@@ -129,12 +129,12 @@ def sample_features(rng: np.random.Generator, kind: str) -> CellFeatures:
     if kind == "normal":
         abnormal: tuple[str, ...] = ()
         # Borderline normal cells keep the classes from separating perfectly.
-        if rng.random() < 0.07:
-            granule_density = rng.uniform(0.45, 0.7)
+        if rng.random() < 0.05:
+            granule_density = rng.uniform(0.5, 0.72)
         else:
             granule_density = rng.uniform(0.75, 1.3)
-        if rng.random() < 0.07:
-            heterogeneity = rng.uniform(0.3, 0.5)
+        if rng.random() < 0.05:
+            heterogeneity = rng.uniform(0.3, 0.45)
         else:
             heterogeneity = rng.uniform(0.0, 0.25)
         shape, lobes = _normal_nucleus(rng)
@@ -143,9 +143,9 @@ def sample_features(rng: np.random.Generator, kind: str) -> CellFeatures:
     else:
         if rng.random() < 0.12:
             # The hard ones: a single abnormal feature.
-            abnormal = (_choice(rng, DYSPLASTIC_FEATURES, (0.5, 0.3, 0.2)),)
+            abnormal = (_choice(rng, DYSPLASTIC_FEATURES, (0.6, 0.25, 0.15)),)
         else:
-            picks = [f for f, p in zip(DYSPLASTIC_FEATURES, (0.9, 0.7, 0.6)) if rng.random() < p]
+            picks = [f for f, p in zip(DYSPLASTIC_FEATURES, (0.95, 0.7, 0.6)) if rng.random() < p]
             while len(picks) < 2:
                 extra = _choice(rng, DYSPLASTIC_FEATURES, (0.5, 0.3, 0.2))
                 if extra not in picks:
@@ -155,7 +155,7 @@ def sample_features(rng: np.random.Generator, kind: str) -> CellFeatures:
             granule_density = rng.uniform(0.0, 0.08) if rng.random() < 0.4 else rng.uniform(0.08, HYPOGRANULAR_DENSITY)
         else:
             granule_density = rng.uniform(0.6, 1.1)
-        heterogeneity = rng.uniform(0.55, 1.0) if "chromatin" in abnormal else rng.uniform(0.05, 0.35)
+        heterogeneity = rng.uniform(0.6, 1.0) if "chromatin" in abnormal else rng.uniform(0.05, 0.35)
         shape, lobes = _abnormal_nucleus(rng) if "lobes" in abnormal else _normal_nucleus(rng)
         if "lobes" not in abnormal and lobes == 2:
             lobes = 3

@@ -337,7 +337,7 @@ def render_cell(features: CellFeatures) -> SyntheticCell:
     clumps = _smooth_noise(rng, box.shape, 2.2)
     patches = _smooth_noise(rng, box.shape, 6.0)
     light = 1.0 / (1.0 + np.exp(-(patches - 0.4) * 3.0))
-    density = 1.0 + 0.07 * fine + h * (0.35 * clumps - 0.65 * light) - 0.12 * h
+    density = 1.0 + 0.07 * fine + h * (0.4 * clumps - 0.8 * light) - 0.12 * h
     # Darker rim where the lobe edge is seen edge-on.
     density += 0.12 * np.exp(-np.clip(-nuc_d, 0, None) / 2.0)
     density = np.clip(density, 0.2, None)
