@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "core.synth.cli",
     "core.annotations.cli",
     "core.train_demo",
+    "core.summary.cli",
 )
 
 

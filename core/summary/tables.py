@@ -182,3 +182,21 @@ def disagreements(table: pd.DataFrame) -> pd.DataFrame:
                          "disagreement": "; ".join(found)})
     return pd.DataFrame(rows, columns=["name", "group", "label", "score", "prediction", "condition", "total",
                                        "disagreement"])
+
+
+def projection_points(study, table: pd.DataFrame | None = None, *, cache=None, progress=None) -> pd.DataFrame:
+    """t-SNE of the last pooling output of every cell, with the pathologist total per point.
+
+    Uses the engine's ``features`` method (through ``cache``). Columns: name, group, x, y,
+    total (NaN when unannotated), method ("t-SNE", or "PCA" for fewer than 4 cells).
+    """
+    from core.explain import compute
+
+    table = per_image_table(study) if table is None else table
+    exp = compute("features", study.loaded, study.images, "normal", cache=cache, progress=progress)
+    use_tsne = len(study) >= 4
+    xy = np.asarray(exp.extras["tsne" if use_tsne else "pca"], np.float64)
+    totals = table.set_index("name")["total"]
+    return pd.DataFrame({"name": study.names, "group": study.groups, "x": xy[:, 0], "y": xy[:, 1],
+                         "total": [float(totals[n]) if pd.notna(totals[n]) else np.nan for n in study.names],
+                         "method": "t-SNE" if use_tsne else "PCA"})

@@ -1,0 +1,112 @@
+"""``python -m core report``: the HTML summary report of a dataset, or of one cell of it.
+
+No TensorFlow import happens before the command runs.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from core.errors import DisplasiaError
+
+
+def add_parsers(subparsers) -> None:
+    from core.config import DEFAULT_THRESHOLD, INTERPOLATIONS
+    from core.explain.base import TARGETS
+    from core.predict_cli import add_model_arguments
+    from core.summary.maps import IMAGE_METHODS
+
+    p = subparsers.add_parser(
+        "report", help="write a self-contained HTML summary report of a dataset or one cell",
+        description="Summary and evidence report: the study's tables, where each method looks, which method "
+                    "can be trusted, pathologist vs model. One HTML file, images embedded.")
+    add_model_arguments(p)
+    p.add_argument("folder", metavar="DIR", help="folder of cell images")
+    p.add_argument("--image", metavar="NAME", help="report on this one cell only")
+    p.add_argument("--methods", nargs="+", default=list(IMAGE_METHODS), metavar="NAME",
+                   help=f"explanation methods (default: {' '.join(IMAGE_METHODS)})")
+    p.add_argument("--target", choices=("label", "prediction", *TARGETS), default="label",
+                   help="class each map explains (default: the cell's dataset class)")
+    p.add_argument("--patches", nargs="*", type=int, default=[5, 10, 20, 40], metavar="PX",
+                   help="occlusion summary patch sizes (default 5 10 20 40; none to skip)")
+    p.add_argument("--steps", type=int, default=20, help="deletion/insertion steps (0 = skip; default 20)")
+    p.add_argument("--randomisation-cells", type=int, default=12, metavar="N",
+                   help="cells for the model-randomisation check (0 = skip; default 12)")
+    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+                   help=f"score below this is dysplastic (default {DEFAULT_THRESHOLD})")
+    p.add_argument("--interpolation", choices=INTERPOLATIONS, default="nearest", help="resizing to the model input")
+    p.add_argument("--cache", metavar="DIR", help="explanation cache folder (default: DISPLASIA_CACHE_DIR or .cache/displasia)")
+    p.add_argument("--no-cache", action="store_true", help="always recompute")
+    p.add_argument("--db", metavar="URL",
+                   help="annotation database (SQLAlchemy URL); default: the JSON files in DIR/annotations")
+    p.add_argument("--out", required=True, metavar="FILE.html", help="output HTML file")
+    p.set_defaults(func=run_report)
+
+
+def run_report(args) -> int:
+    from core.io_utils import atomic_write_bytes
+    from core.predict import check_threshold
+    from core.progress import ProgressBar
+    from core.summary import report
+    from core.summary.study import load_study
+
+    out = Path(args.out)
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise DisplasiaError(f"Output '{out.name}' must end in .html.")
+    if not out.parent.is_dir():
+        raise DisplasiaError(f"Output folder does not exist: {out.parent}")
+    if not Path(args.folder).is_dir():
+        raise DisplasiaError(f"Image folder not found: {args.folder}")
+    if args.steps < 0 or args.randomisation_cells < 0 or any(p < 1 for p in args.patches):
+        raise DisplasiaError("--steps, --randomisation-cells and --patches must not be negative (patches >= 1).")
+    check_threshold(args.threshold)
+    methods = _check_methods(args.methods)
+    store = _store(args.db)
+    from core.predict_cli import load_model_from_args
+
+    loaded = load_model_from_args(args)
+    cache = None
+    if not args.no_cache:
+        from core.cache import ExplanationCache
+
+        cache = ExplanationCache(args.cache)
+    study = load_study(args.folder, loaded, store=store, threshold=args.threshold, interpolation=args.interpolation,
+                       names=[args.image] if args.image else None, progress=ProgressBar("reading"))
+    if args.image:
+        text = report.cell_report_html(study, 0, methods=methods, target=args.target, cache=cache,
+                                       steps=args.steps, progress=ProgressBar("maps"))
+    else:
+        bar = ProgressBar("report")
+        summary = report.summarise_dataset(
+            study, methods=methods, target=args.target, cache=cache, patches=tuple(args.patches), steps=args.steps,
+            randomisation_cells=args.randomisation_cells, progress=bar,
+            on_stage=lambda name: print(f"report: {name}", file=sys.stderr))
+        text = report.dataset_report_html(study, summary)
+    atomic_write_bytes(out, text.encode("utf-8"))
+    print(f"wrote {out} ({len(text) / 1e6:.1f} MB, {len(study)} cell{'s' if len(study) != 1 else ''})",
+          file=sys.stderr)
+    return 0
+
+
+def _check_methods(names) -> tuple:
+    from core.explain import get_method
+    from core.summary.maps import IMAGE_METHODS
+
+    for name in names:
+        get_method(name)
+        if name not in IMAGE_METHODS:
+            raise DisplasiaError(f"'{name}' does not give one map per cell; choose among {', '.join(IMAGE_METHODS)}.")
+    return tuple(dict.fromkeys(names))
+
+
+def _store(url):
+    if not url:
+        return None
+    from core.annotations.store import AnnotationStore
+
+    try:
+        return AnnotationStore(url)
+    except DisplasiaError:
+        raise
+    except Exception as exc:  # SQLAlchemy raises many types for a bad URL or an unreadable file
+        raise DisplasiaError(f"Cannot open the annotation database '{url}': {exc.__class__.__name__}.") from None

@@ -1,0 +1,465 @@
+"""Self-contained HTML reports: one cell (prediction, annotation, every map, its numbers) or a
+whole dataset (every table and figure of the Summary page).
+
+Self-contained: images are embedded as base64 PNG, plotly.js is inlined once, nothing is
+fetched from the network, so the file can be mailed or archived. Every string that comes
+from a file or an annotation (names, annotators, notes, outline sources) is HTML-escaped;
+pandas escapes table cells and plotly escapes its JSON.
+"""
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import html
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from core.summary.maps import IMAGE_METHODS
+from core.summary.occlusion import STUDY_PATCHES
+
+#: Section ids of the dataset report, in order, with their titles.
+DATASET_SECTIONS = (
+    ("settings", "Settings"),
+    ("per-image", "Per-image readings"),
+    ("score-summary", "Pathologist scores per class"),
+    ("scatter", "Model score vs pathologist scores"),
+    ("projection", "Deep-feature projection (t-SNE)"),
+    ("pathologist-vs-model", "Pathologist vs model"),
+    ("disagreements", "Cells where readings disagree"),
+    ("occlusion", "Occlusion summary"),
+    ("background", "Background test"),
+    ("localisation", "Where does each method look? (outlines)"),
+    ("localisation-truth", "Where does each method look? (ground truth)"),
+    ("faithfulness", "Deletion and insertion"),
+    ("randomisation", "Model-randomisation check"),
+    ("gallery", "Example maps"),
+)
+#: Section ids of the single-cell report.
+CELL_SECTIONS = (
+    ("cell-prediction", "Prediction"),
+    ("cell-annotation", "Pathologist annotation"),
+    ("cell-maps", "Explanation maps"),
+    ("cell-numbers", "Numbers per method"),
+)
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1180px;padding:0 18px 60px;color:#1c2833}
+h1{margin-top:24px}h2{border-bottom:2px solid #d5d8dc;padding-bottom:4px;margin-top:36px}
+nav{background:#f4f6f7;padding:8px 12px;border-radius:6px;font-size:0.9em}nav a{margin-right:12px}
+table.data{border-collapse:collapse;font-size:0.82em;margin:8px 0}table.data td,table.data th{border:1px solid #d5d8dc;padding:3px 6px;text-align:right}
+table.data th{background:#eaf2f8}table.data td:first-child{text-align:left}
+.note{color:#566573;font-size:0.9em;max-width:900px}.maps{display:flex;flex-wrap:wrap;gap:10px}
+figure{margin:0;text-align:center;font-size:0.8em}figure img{display:block;border:1px solid #ccc}
+.scroll{max-height:520px;overflow:auto}.kv td{padding:2px 10px;text-align:left}
+"""
+
+
+@dataclass(eq=False)
+class DatasetSummary:
+    """Every table of the dataset summary (DataFrames), the maps they come from and the settings."""
+
+    settings: dict
+    per_image: pd.DataFrame
+    score_summary: pd.DataFrame
+    scatter: pd.DataFrame
+    correlations: pd.DataFrame
+    agreement: pd.DataFrame
+    disagreements: pd.DataFrame
+    projection: pd.DataFrame | None = None
+    occlusion_changes: pd.DataFrame | None = None
+    occlusion_summary: pd.DataFrame | None = None
+    background: pd.DataFrame | None = None
+    background_summary: pd.DataFrame | None = None
+    localisation: pd.DataFrame | None = None
+    localisation_summary: pd.DataFrame | None = None
+    localisation_truth: pd.DataFrame | None = None
+    localisation_truth_summary: pd.DataFrame | None = None
+    curves: pd.DataFrame | None = None
+    faithfulness: pd.DataFrame | None = None
+    faithfulness_summary: pd.DataFrame | None = None
+    randomisation: pd.DataFrame | None = None
+    randomisation_summary: pd.DataFrame | None = None
+    maps: dict = field(default_factory=dict)
+
+
+class _Stages:
+    """Turns per-stage ``(done, total)`` into one overall ``progress(done, total)`` in thousandths."""
+
+    def __init__(self, weights: dict, progress=None, on_stage=None):
+        self.weights = {k: float(v) for k, v in weights.items() if v > 0}
+        self.total = sum(self.weights.values()) or 1.0
+        self.progress, self.on_stage = progress, on_stage
+        self.offset = 0.0
+
+    def stage(self, name: str):
+        if self.on_stage is not None:
+            self.on_stage(name)
+        weight = self.weights.get(name, 0.0)
+        start = self.offset
+        self.offset += weight
+
+        def report(done, total):
+            if self.progress is not None:
+                share = start + weight * min(done / max(total, 1), 1.0)
+                self.progress(int(round(1000 * share / self.total)), 1000)
+        return report
+
+    def finish(self):
+        if self.progress is not None:
+            self.progress(1000, 1000)
+
+
+def randomisation_sample(study, count: int) -> list:
+    """Up to ``count`` cell indices spread evenly over the classes (deterministic)."""
+    if count <= 0 or len(study) == 0:
+        return []
+    labels = [c.label or "unlabelled" for c in study.cells]
+    classes = list(dict.fromkeys(labels))
+    per = max(1, int(np.ceil(count / len(classes))))
+    chosen = []
+    for cls in classes:
+        idx = [i for i, lab in enumerate(labels) if lab == cls]
+        take = np.unique(np.round(np.linspace(0, len(idx) - 1, min(per, len(idx)))).astype(int))
+        chosen.extend(idx[t] for t in take)
+    return sorted(chosen)[:count] if len(chosen) > count else sorted(chosen)
+
+
+def summarise_dataset(study, *, methods=IMAGE_METHODS, target: str = "label", params=None, cache=None,
+                      patches=STUDY_PATCHES, steps: int = 20, randomisation_cells: int = 12,
+                      projection: bool = True, progress=None, on_stage=None) -> DatasetSummary:
+    """Compute every table of the dataset summary.
+
+    Parameters
+    ----------
+    study : Study
+    methods : sequence of str
+        Image methods to assess (default all seven).
+    target : str
+        Class explained per cell (see ``Study.targets``; default the dataset class).
+    params : mapping of method -> parameters, optional
+    cache : ExplanationCache, optional
+        Strongly advised: every map goes through it.
+    patches : sequence of int
+        Patch sizes of the occlusion summary (empty = skip).
+    steps : int
+        Deletion / insertion steps (0 = skip).
+    randomisation_cells : int
+        Cells for the randomisation check (it recomputes every map; 0 = skip).
+    projection : bool
+        Compute the t-SNE projection.
+    progress : callable(done, total), optional
+        Overall progress (in thousandths).
+    on_stage : callable(str), optional
+        Told the name of each stage as it starts.
+    """
+    from core.summary import background as bg
+    from core.summary import faithfulness as ff
+    from core.summary import localisation as loc
+    from core.summary import occlusion as osm
+    from core.summary import tables
+    from core.summary.maps import dataset_maps
+
+    methods = tuple(methods)
+    n = max(len(study), 1)
+    sample = randomisation_sample(study, randomisation_cells) if methods else []
+    stages = _Stages({"projection": 2 if projection else 0, "occlusion": len(patches) * 3, "background": 0.5,
+                      "maps": 2 * len(methods), "deletion/insertion": (len(methods) + 1) if steps else 0,
+                      "randomisation": 2 * len(methods) * len(sample) / n}, progress, on_stage)
+    per_image = tables.per_image_table(study)
+    summary = DatasetSummary(
+        settings={"dataset": str(study.root.name), "cells": len(study), "model": str(study.loaded.source),
+                  "model_hash": study.loaded.description.content_hash[:12], "threshold": study.threshold,
+                  "interpolation": study.interpolation, "methods": ", ".join(methods), "target": target,
+                  "occlusion patches": ", ".join(str(p) for p in patches), "deletion steps": steps,
+                  "randomisation cells": len(sample),
+                  "randomised layers": ", ".join(ff.randomisable_layers(study.loaded)),
+                  "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")},
+        per_image=per_image,
+        score_summary=tables.score_summary(per_image),
+        scatter=tables.scatter_data(per_image),
+        correlations=tables.score_correlations(per_image),
+        agreement=tables.agreement_table(per_image),
+        disagreements=tables.disagreements(per_image),
+    )
+    if projection and len(study) >= 2:
+        summary.projection = tables.projection_points(study, per_image, cache=cache,
+                                                      progress=stages.stage("projection"))
+    if patches:
+        summary.occlusion_changes = osm.occlusion_changes(study, patches=patches, cache=cache,
+                                                          progress=stages.stage("occlusion"))
+        summary.occlusion_summary = osm.occlusion_summary(summary.occlusion_changes)
+    summary.background = bg.background_table(study, cache=cache, progress=stages.stage("background"))
+    summary.background_summary = bg.background_summary(summary.background)
+    if methods:
+        maps = dataset_maps(study, methods, target=target, params=params, cache=cache,
+                            progress=stages.stage("maps"))
+        summary.maps = maps
+        summary.localisation = loc.localisation_table(study, maps, source="regions")
+        summary.localisation_summary = loc.localisation_summary(summary.localisation)
+        if any(t is not None for t in study.truth):
+            summary.localisation_truth = loc.localisation_table(study, maps, source="truth")
+            summary.localisation_truth_summary = loc.localisation_summary(summary.localisation_truth)
+        if steps:
+            summary.curves = ff.faithfulness_curves(study, maps, steps=steps,
+                                                    progress=stages.stage("deletion/insertion"))
+            summary.faithfulness = ff.faithfulness_table(summary.curves)
+            summary.faithfulness_summary = ff.faithfulness_summary(summary.faithfulness)
+        if sample:
+            summary.randomisation = ff.randomisation_table(study, methods, target=target, params=params,
+                                                           cache=cache, cells=sample, maps=maps,
+                                                           progress=stages.stage("randomisation"))
+            summary.randomisation_summary = ff.randomisation_summary(summary.randomisation)
+    stages.finish()
+    return summary
+
+
+# --------------------------------------------------------------------------------------- HTML
+
+def _e(value) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def png_data_uri(rgb: np.ndarray, *, max_side: int | None = None) -> str:
+    """``data:image/png;base64,...`` of an RGB uint8 image (optionally shrunk)."""
+    from PIL import Image
+
+    from core.display import png_bytes
+
+    rgb = np.asarray(rgb, np.uint8)
+    if max_side and max(rgb.shape[:2]) > max_side:
+        image = Image.fromarray(rgb)
+        image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+        rgb = np.asarray(image)
+    return "data:image/png;base64," + base64.b64encode(png_bytes(rgb)).decode("ascii")
+
+
+def _table(frame: pd.DataFrame | None, *, digits: int = 3, index: bool = False, scroll: bool = False) -> str:
+    if frame is None or frame.empty:
+        return '<p class="note">Nothing to show (no cells with the data this table needs).</p>'
+    frame = frame.copy()
+    for column in frame.columns:
+        if not pd.api.types.is_float_dtype(frame[column]):
+            frame[column] = [("" if _missing(v) else v) for v in frame[column]]
+    text = frame.to_html(index=index, escape=True, na_rep="", border=0, classes="data",
+                         float_format=lambda v: f"{v:.{digits}f}")
+    return f'<div class="scroll">{text}</div>' if scroll else text
+
+
+def _missing(value) -> bool:
+    try:
+        return value is None or bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+class _Figures:
+    """Plotly figures as HTML; plotly.js is inlined with the first one only."""
+
+    def __init__(self):
+        self.first = True
+
+    def __call__(self, fig) -> str:
+        include = "inline" if self.first else False
+        self.first = False
+        return fig.to_html(full_html=False, include_plotlyjs=include, config={"displaylogo": False})
+
+
+def _section(sid: str, title: str, body: str) -> str:
+    return f'<section id="{_e(sid)}"><h2>{_e(title)}</h2>\n{body}\n</section>\n'
+
+
+def _page(title: str, sections: list, nav: list) -> str:
+    links = "".join(f'<a href="#{_e(sid)}">{_e(t)}</a>' for sid, t in nav)
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>\n<h1>{_e(title)}</h1>\n"
+            f"<nav>{links}</nav>\n" + "".join(sections) + "</body></html>\n")
+
+
+def _kv(pairs: dict) -> str:
+    rows = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in pairs.items())
+    return f'<table class="kv">{rows}</table>'
+
+
+def _map_overlay(rgb, values) -> np.ndarray:
+    from core.display import DisplayOptions, overlay
+
+    return overlay(rgb, values, DisplayOptions(cmap="jet", opacity=0.5, normalisation="minmax"))
+
+
+def outline_image(rgb: np.ndarray, regions) -> np.ndarray:
+    """The cell with its nucleus (violet) and cell (orange) outlines drawn."""
+    from core.display import to_image_size
+    from skimage.segmentation import find_boundaries
+
+    out = np.asarray(rgb, np.uint8).copy()
+    if regions is None:
+        return out
+    for mask, colour in ((regions.cell, (230, 126, 34)), (regions.nucleus, (142, 68, 173))):
+        big = to_image_size(mask.astype(np.float32), out.shape[:2]) > 0.5
+        out[find_boundaries(big, mode="inner")] = colour
+    return out
+
+
+def dataset_report_html(study, summary: DatasetSummary, *, gallery_cells: int = 8) -> str:
+    """The dataset report as one HTML string (see :data:`DATASET_SECTIONS`)."""
+    from core.summary import figures
+    from core.summary.tables import flat_columns
+
+    fig = _Figures()
+    s = summary
+    body = {}
+    body["settings"] = _kv(s.settings) + (
+        '<p class="note">Score = model output P(normal); below the threshold the cell is called dysplastic. '
+        'Group = dataset class, with the cells the current model gets wrong set apart. '
+        'Explanations target each cell\'s dataset class unless the settings say otherwise.</p>')
+    body["per-image"] = _table(s.per_image, digits=4, scroll=True)
+    body["score-summary"] = ('<p class="note">Signed scores: cytoplasm S_g (+ transparent, - granular), '
+                             'nucleus = chromatin S_c + lobes S_l, total S_t = S_g + S_c + S_l. '
+                             'SD is the sample standard deviation.</p>'
+                             + _table(flat_columns(s.score_summary), index=True))
+    if s.scatter.empty:
+        body["scatter"] = _table(None)
+    else:
+        body["scatter"] = "".join(fig(figures.score_scatter(s.scatter, kind, threshold=study.threshold))
+                                  for kind in ("total", "cytoplasm", "nucleus"))
+    body["projection"] = (fig(figures.projection_figure(s.projection)) if s.projection is not None
+                          else _table(None))
+    body["pathologist-vs-model"] = (
+        '<p class="note">Spearman rank correlation of the model score with each pathologist score over the '
+        'annotated cells; a negative value is the expected direction (high pathologist scores = dysplastic, '
+        'high model score = normal).</p>' + _table(s.correlations)
+        + "<h3>Dataset label, model prediction and pathologist diagnosis</h3>" + _table(s.agreement))
+    body["disagreements"] = _table(s.disagreements, digits=4, scroll=True)
+    if s.occlusion_summary is not None:
+        body["occlusion"] = ('<p class="note">Per cell, the largest drop and rise of the model score over all '
+                             'patch positions (patch filled with its own mean colour), in percentage points; '
+                             'mean over the cells and extreme per class. Reductions are negative.</p>'
+                             + _table(s.occlusion_summary, digits=4) + fig(figures.occlusion_figure(s.occlusion_summary)))
+    else:
+        body["occlusion"] = _table(None)
+    body["background"] = ('<p class="note">Score with everything outside the cell outline replaced by one '
+                          'uniform colour (median of the background).</p>'
+                          + _table(s.background_summary, digits=4)
+                          + (fig(figures.background_figure(s.background, threshold=study.threshold))
+                             if s.background is not None and not s.background.empty else "")
+                          + "<h3>Per image</h3>" + _table(s.background, digits=4, scroll=True))
+    note = ('<p class="note">Share of each method\'s positive attribution (occlusion: drop of the target '
+            'probability; LIME: positive superpixel weights) inside nucleus, cytoplasm and background, next to '
+            'the region\'s share of the image area; enrichment = share / area (1 = no better than an even '
+            'spread). Pointing game = share of cells whose map peak lies inside the cell.</p>')
+    body["localisation"] = note + (_table(s.localisation_summary) + fig(figures.localisation_figure(s.localisation_summary))
+                                   if s.localisation_summary is not None and not s.localisation_summary.empty
+                                   else _table(None))
+    body["localisation-truth"] = (
+        '<p class="note">The same against the synthetic generator\'s ground-truth masks, including the granule '
+        'mask (only for synthetic cells).</p>'
+        + (_table(s.localisation_truth_summary) + fig(figures.localisation_figure(s.localisation_truth_summary))
+           if s.localisation_truth_summary is not None and not s.localisation_truth_summary.empty else _table(None)))
+    if s.faithfulness_summary is not None:
+        body["faithfulness"] = (
+            '<p class="note">Pixels removed (deletion) or added (insertion) in attribution order, most important '
+            'first, replaced by a heavily blurred copy of the image; probability of the explained class after each '
+            'step. Lower deletion AUC and higher insertion AUC = more faithful; "random" is a random order.</p>'
+            + _table(s.faithfulness_summary, digits=4) + fig(figures.faithfulness_figure(s.curves, "deletion"))
+            + fig(figures.faithfulness_figure(s.curves, "insertion")))
+    else:
+        body["faithfulness"] = _table(None)
+    if s.randomisation_summary is not None:
+        body["randomisation"] = (
+            f'<p class="note">Spearman rank correlation between each map of the trained model and of the same model '
+            f'with its top layers re-initialised ({_e(s.settings.get("randomised layers", ""))}). A method that '
+            f'explains the model changes a lot (low correlation); a high correlation means the map mostly shows '
+            f'the image itself.</p>' + _table(s.randomisation_summary, digits=3)
+            + fig(figures.randomisation_figure(s.randomisation)))
+    else:
+        body["randomisation"] = _table(None)
+    body["gallery"] = _gallery(study, summary, gallery_cells)
+    sections = [_section(sid, title, body[sid]) for sid, title in DATASET_SECTIONS]
+    return _page(f"DisplasiaNet summary: {study.root.name}", sections, list(DATASET_SECTIONS))
+
+
+def _gallery(study, summary: DatasetSummary, count: int) -> str:
+    if not summary.maps or count <= 0:
+        return _table(None)
+    picks = randomisation_sample(study, count)
+    rows = []
+    for i in picks:
+        cell = study.cells[i]
+        items = [f'<figure><img src="{png_data_uri(study.rgbs[i], max_side=150)}" alt="cell">'
+                 f'{_e(cell.name)}<br>{_e(study.groups[i])}, score {study.scores[i]:.4f}</figure>']
+        for method, mm in summary.maps.items():
+            uri = png_data_uri(_map_overlay(study.rgbs[i], mm.evidence[i]), max_side=150)
+            items.append(f'<figure><img src="{uri}" alt="{_e(method)}">{_e(method)}</figure>')
+        rows.append(f'<div class="maps">{"".join(items)}</div>')
+    return ('<p class="note">Positive evidence for the explained class, min-max normalised per map.</p>'
+            + "".join(rows))
+
+
+def cell_report_html(study, index: int, *, methods=IMAGE_METHODS, target: str = "label", params=None,
+                     cache=None, steps: int = 20, maps=None, progress=None) -> str:
+    """The report of one cell: prediction, annotation, every map and its numbers."""
+    from core.summary import faithfulness as ff
+    from core.summary.localisation import pointing_hit, relevance_mass
+    from core.summary.maps import dataset_maps
+
+    sub = study.subset([index])
+    cell, rgb = sub.cells[0], sub.rgbs[0]
+    if maps is None:
+        maps = dataset_maps(sub, methods, target=target, params=params, cache=cache, progress=progress)
+    else:
+        maps = {m: type(mm)(m, (mm.targets[index],), mm.attribution[index:index + 1], mm.baseline[index:index + 1],
+                             mm.params) for m, mm in maps.items()}
+    regions, truth = sub.regions[0] if sub.regions else None, sub.truth[0] if sub.truth else None
+    annotation = sub.annotations[0] if sub.annotations else None
+    score = float(sub.scores[0])
+    prediction = sub.predictions[0]
+    body = {}
+    body["cell-prediction"] = (
+        f'<div class="maps"><figure><img src="{png_data_uri(rgb)}" alt="cell">{_e(cell.name)}</figure>'
+        f'<figure><img src="{png_data_uri(outline_image(rgb, regions))}" alt="outlines">'
+        f'outlines: {_e(regions.source if regions else "none")}</figure></div>'
+        + _kv({"image": cell.name, "dataset class": cell.label or "unknown", "group": sub.groups[0],
+               "model score P(normal)": f"{score:.6f}", "threshold": f"{sub.threshold:g}",
+               "model prediction": prediction, "model": sub.loaded.source}))
+    if annotation is None:
+        body["cell-annotation"] = '<p class="note">No pathologist annotation for this cell.</p>'
+    else:
+        sc = annotation.scores
+        body["cell-annotation"] = _kv({
+            "annotator": annotation.annotator,
+            "cytoplasm": f"{annotation.cytoplasm.state.value} {annotation.cytoplasm.degree} (S_g = {sc.cytoplasm:+d})",
+            "chromatin": f"{annotation.chromatin.state.value} {annotation.chromatin.degree} (S_c = {sc.chromatin:+d})",
+            "lobes": f"{annotation.lobes.value} (S_l = {sc.lobes})",
+            "nucleus score S_c + S_l": f"{sc.chromatin + sc.lobes:+d}", "total S_t": f"{sc.total:+d}",
+            "diagnosis": annotation.condition.value, "note": annotation.note or "",
+            "updated": annotation.updated or ""})
+    figures_html = []
+    rows = []
+    for method, mm in maps.items():
+        values = mm.attribution[0]
+        uri = png_data_uri(_map_overlay(rgb, np.maximum(values, 0)))
+        figures_html.append(f'<figure><img src="{uri}" alt="{_e(method)}">{_e(method)} '
+                            f'(target {_e(mm.targets[0])})</figure>')
+        row = {"method": method, "target": mm.targets[0], "P(target)": float(mm.baseline[0])}
+        for label, masks in (("", regions), ("truth ", truth)):
+            if masks is None:
+                continue
+            shares = relevance_mass(values, masks.parts())
+            for region, share in shares.items():
+                row[f"{label}share {region}"] = share
+            row[f"{label}pointing"] = pointing_hit(values, masks.cell)
+        if steps:
+            curves = ff.curves_for(sub.loaded, sub.images[0], values, mm.targets[0], steps=steps)
+            row["deletion AUC"] = ff.area_under(curves["deletion"])
+            row["insertion AUC"] = ff.area_under(curves["insertion"])
+        rows.append(row)
+    body["cell-maps"] = ('<p class="note">Positive evidence for the explained class over the cell, min-max '
+                         'normalised per map (occlusion: drop of the target probability).</p>'
+                         f'<div class="maps">{"".join(figures_html)}</div>')
+    body["cell-numbers"] = ('<p class="note">Shares of positive attribution per region; pointing 1 = the map '
+                            'peak lies inside the cell; deletion / insertion AUC of the target probability.</p>'
+                            + _table(pd.DataFrame(rows), digits=3))
+    sections = [_section(sid, title, body[sid]) for sid, title in CELL_SECTIONS]
+    return _page(f"DisplasiaNet cell report: {cell.name}", sections, list(CELL_SECTIONS))
