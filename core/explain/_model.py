@@ -142,22 +142,39 @@ class ModelHandle:
         outs = outs if isinstance(outs, (list, tuple)) else [outs]
         return [o.numpy() for o in outs]
 
-    def masked_p_normal(self, image, masks):
-        """P(normal) of ``image * mask`` for each ``(H, W)`` mask of ``masks`` (B, H, W)."""
+    def masked_p_normal(self, image, activations):
+        """Score-CAM's inner step: P(normal) of ``image`` times each channel as a mask.
+
+        ``activations`` (h, w, C) are upsampled in the graph with the same bilinear grid as
+        ``cam.upsample``, scaled to [0, 1] per channel, multiplied into the image and scored.
+        Returns ``(C,)``.
+        """
         import tensorflow as tf
 
+        from core.explain.cam import interpolation_matrix
+
         h, w = self.input_shape[:2]
+        acts = np.ascontiguousarray(np.moveaxis(np.asarray(activations, np.float32), -1, 0))
+        rows = interpolation_matrix(acts.shape[1], h).astype(np.float32)
+        cols = interpolation_matrix(acts.shape[2], w).astype(np.float32)
 
         def build():
             score_model = self.loaded.score_model
+            f32 = tf.float32
 
-            @tf.function(input_signature=[tf.TensorSpec((h, w, 3), tf.float32),
-                                          tf.TensorSpec((None, h, w), tf.float32)])
-            def masked(img, m):
-                return score_model(img[None] * m[..., None], training=False)
+            @tf.function(input_signature=[tf.TensorSpec((h, w, 3), f32), tf.TensorSpec((None, None, None), f32),
+                                          tf.TensorSpec((h, None), f32), tf.TensorSpec((w, None), f32)])
+            def masked(img, a, r, c):
+                up = tf.matmul(tf.matmul(tf.broadcast_to(r[None], (tf.shape(a)[0], h, tf.shape(a)[1])), a),
+                               c, transpose_b=True)
+                low = tf.reduce_min(up, axis=(1, 2), keepdims=True)
+                high = tf.reduce_max(up, axis=(1, 2), keepdims=True)
+                mask = (up - low) / (high - low + 1e-7)
+                return score_model(img[None] * mask[..., None], training=False)
             return masked
 
-        return self._cached("masked", build)(image, np.ascontiguousarray(masks, np.float32)).numpy().reshape(-1)
+        fn = self._cached("masked", build)
+        return fn(np.asarray(image, np.float32), acts, rows, cols).numpy().reshape(-1)
 
     def occluded_p_normal(self, image, fill_image, colours, use_image, y0, x0, size_y, size_x):
         """P(normal) of copies of ``image`` with one rectangle each replaced by the fill.

@@ -48,8 +48,10 @@ def upsample(maps, height: int, width: int) -> np.ndarray:
     rows = interpolation_matrix(h, height).astype(np.float32)
     cols = interpolation_matrix(w, width).astype(np.float32)
     if maps.ndim == 3:
-        return np.einsum("Hh,nhw,Ww->nHW", rows, maps, cols, optimize=True).astype(np.float32)
-    return np.einsum("Hh,nhwc,Ww->nHWc", rows, maps, cols, optimize=True).astype(np.float32)
+        return np.matmul(np.matmul(rows, maps), cols.T).astype(np.float32)
+    planes = np.ascontiguousarray(np.moveaxis(maps, -1, 1))  # (N, c, h, w): BLAS-friendly
+    up = np.matmul(np.ascontiguousarray(np.matmul(rows, planes)), np.ascontiguousarray(cols.T))
+    return np.ascontiguousarray(np.moveaxis(up, 1, -1), dtype=np.float32)
 
 
 class CAM:

@@ -60,17 +60,31 @@ def perturbation_matrix(n_segments: int, samples: int, seed: int) -> np.ndarray:
 
 
 def surrogate(data, target_scores, *, kernel_width=0.25):
-    """lime's locally weighted Ridge: ``(coef (S,), intercept, r2, local_pred)``."""
-    from sklearn.linear_model import Ridge
-    from sklearn.metrics import pairwise_distances
+    """lime's locally weighted Ridge: ``(coef (S,), intercept, r2, local_pred)``.
 
-    distances = pairwise_distances(data, data[0].reshape(1, -1), metric="cosine").ravel()
+    Same estimator as lime's default ``Ridge(alpha=1, fit_intercept=True)`` fitted with
+    ``sample_weight``, written in closed form (weighted centring, then the normal
+    equations), which is exact and avoids scikit-learn's per-call overhead. Weights use
+    the cosine distance to the first (all-ones) row, as ``pairwise_distances(metric=
+    "cosine")`` does (a row of zeros is at distance 1).
+    """
+    x = np.asarray(data, dtype=np.float64)
+    y = np.asarray(target_scores, dtype=np.float64)
+    reference = x[0]
+    norms = np.linalg.norm(x, axis=1) * np.linalg.norm(reference)
+    similarity = np.divide(x @ reference, norms, out=np.zeros(len(x)), where=norms > 0)
+    distances = np.clip(1.0 - similarity, 0.0, 2.0)
     weights = np.sqrt(np.exp(-(distances ** 2) / kernel_width ** 2))
-    model = Ridge(alpha=1, fit_intercept=True)
-    model.fit(data, target_scores, sample_weight=weights)
-    r2 = model.score(data, target_scores, sample_weight=weights)
-    local = model.predict(data[0].reshape(1, -1))[0]
-    return model.coef_, float(model.intercept_), float(r2), float(local)
+    x_mean = weights @ x / weights.sum()
+    y_mean = weights @ y / weights.sum()
+    root = np.sqrt(weights)[:, None]
+    xc, yc = (x - x_mean) * root, (y - y_mean) * root[:, 0]
+    coef = np.linalg.solve(xc.T @ xc + np.eye(x.shape[1]), xc.T @ yc)
+    intercept = y_mean - x_mean @ coef
+    fitted = x @ coef + intercept
+    total = weights @ (y - y_mean) ** 2
+    r2 = 1.0 - (weights @ (y - fitted) ** 2) / total if total > 0 else 0.0
+    return coef, float(intercept), float(r2), float(reference @ coef + intercept)
 
 
 def _top(weights, k, sign):

@@ -23,7 +23,10 @@ VERSION = 1
 
 
 def channel_masks(activations, height, width) -> np.ndarray:
-    """``(N, H, W, C)`` masks: each channel upsampled and min-max scaled to [0, 1]."""
+    """``(N, H, W, C)`` masks: each channel upsampled and min-max scaled to [0, 1].
+
+    (The method computes the same masks inside the graph, see ``masked_p_normal``.)
+    """
     up = upsample(activations, height, width)
     low = up.min(axis=(1, 2), keepdims=True)
     high = up.max(axis=(1, 2), keepdims=True)
@@ -37,15 +40,11 @@ class ScoreCAM(CAM):
 
     def channel_weights(self, activations, gradients, context):
         handle = context.handle
-        height, width = handle.input_shape[:2]
-        masks = channel_masks(activations, height, width)
-        n, channels = masks.shape[0], masks.shape[-1]
+        n, channels = activations.shape[0], activations.shape[-1]
         scores = np.empty((n, channels), np.float32)
         for i in range(n):
-            image = context.images[i]
-
-            def chunk(a, b, i=i, image=image):
-                return handle.masked_p_normal(image, np.moveaxis(masks[i, ..., a:b], -1, 0))
+            def chunk(a, b, i=i):
+                return handle.masked_p_normal(context.images[i], activations[i, ..., a:b])
 
             p = np.concatenate(run_batched(chunk, channels, context.batch_size, cancel=context.cancel))
             scores[i] = target_probability(p, context.target)
