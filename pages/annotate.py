@@ -4,26 +4,26 @@ import streamlit as st
 from ui import annotate, annotate_tools, context
 
 st.title("Annotate")
-ctx = context.current_cell()
+cell, rgb = context.current_record()
 name = annotate.annotator()
 if not name:
     st.info("Enter your name to start annotating. Your readings are saved under it.")
     st.stop()
-annotate.navigation(context.dataset().names(), ctx.cell.name, name)
-start, saved_before = annotate.starting_reading(ctx.cell, ctx.rgb, name)
+annotate.navigation(context.dataset().names(), cell.name, name)
+start, saved_before = annotate.starting_reading(cell, rgb, name)
 key = f"{start.image_sha256[:12]}:{name}"
-st.markdown(f"**{ctx.cell.name}** · model score {ctx.score:.4f} → {ctx.prediction} · dataset label: {ctx.cell.label or 'unlabelled'}")
+st.markdown(f"**{cell.name}** · {context.score_line(cell)} · dataset label: {cell.label or 'unlabelled'}")
 draw, read = st.columns([3, 2])
 with read:
     choices = annotate.reading_widgets(start, key)
 with draw:
-    shapes = annotate.canvas(start, ctx.rgb, choices, key)
+    shapes = annotate.canvas(start, rgb, choices, key)
 reading = start.with_updates(shapes=tuple(shapes), updated=None, **choices)
 with read:
     annotate.score_panel(reading)
     annotate.autosave(start, saved_before, reading)
-    annotate_tools.suggest(reading, ctx.rgb)
+    annotate_tools.suggest(reading, rgb)
 with st.expander("Import and export"):
-    annotate_tools.legacy_import(ctx.cell, name)
-    annotate_tools.exports(reading, ctx.rgb)
-annotate.agreement(ctx.cell)
+    annotate_tools.legacy_import(cell, name)
+    annotate_tools.exports(reading, rgb)
+annotate.agreement(cell)

@@ -83,6 +83,28 @@ def current_cell() -> CellContext:
     return CellContext(loaded, cell, rgb, image, score, label_of(score, sel.threshold), sel.target, sel.threshold)
 
 
+def current_record():
+    """The current cell and its original image, without touching the model."""
+    sel = state.selection()
+    ds = dataset()
+    with state.user_errors():
+        cell = ds.cell(sel.cell) if sel.cell in ds.names() else ds.cells[0]
+        return cell, resources.original(str(cell.path))
+
+
+def score_line(cell) -> str:
+    """'model score … → label' for the current model, or why there is none."""
+    from core.errors import DisplasiaError
+
+    sel = state.selection()
+    try:
+        loaded = resources.load_model(sel.model, sel.model.stamp())
+        score = float(resources.cell_score(loaded.description.content_hash, str(cell.path), sel.interpolation, loaded))
+    except DisplasiaError as exc:
+        return f"no model score ({exc})"
+    return f"model score {score:.4f} → {label_of(score, sel.threshold)}"
+
+
 def cell_header(ctx: CellContext) -> None:
     """One line with the cell, the model's verdict and the class being explained."""
     label = ctx.cell.label or "unlabelled"

@@ -76,6 +76,9 @@ class Selection:
 
 def selection() -> Selection:
     ss = st.session_state
+    if MODEL not in ss:
+        # A page ran without the router (first deep-link visit, see ui/__init__): go again.
+        st.rerun()
     return Selection(ss[MODEL], ss[DATASET], ss.get(CELL), ss[TARGET], ss[THRESHOLD], ss[INTERPOLATION])
 
 

@@ -1,0 +1,167 @@
+"""The dashboard in a real headless Chromium: every page renders its map and the score; a
+parameter change gives a new map; an annotation survives a reload. Screenshots go to
+docs/screenshots/ (shown in the README)."""
+from __future__ import annotations
+
+import pytest
+
+from core.config import DEMO_DIR, DEMO_MODEL_JSON
+from tests.browser_support import SCREENSHOTS, browser_page, streamlit_server, wait_until_idle
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+# (url path, file name, text that proves the page rendered its result)
+PAGES = [
+    ("home", "home", "Predicted dysplastic"),
+    ("model", "model", "Parameters"),
+    ("compare", "compare", "Compare methods"),
+    ("feature-maps", "feature_maps", "Enlarge channel"),
+    ("saliency", "saliency", "SmoothGrad"),
+    ("occlusion", "occlusion", "largest reduction"),
+    ("lime", "lime", "Surrogate fit"),
+    ("cams", "cams", "Score-CAM"),
+    ("background", "background", "Score change"),
+    ("projection", "projection", "pathologist's signed total"),
+]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    if not (DEMO_DIR.is_dir() and DEMO_MODEL_JSON.is_file()):
+        pytest.fail("The bundled demo data and model are missing (data/demo, data/model).")
+    folder = tmp_path_factory.mktemp("browser")
+    env = {"DISPLASIA_CACHE_DIR": str(folder / "cache"), "DISPLASIA_DB": f"sqlite:///{folder / 'annotations.sqlite'}"}
+    with streamlit_server(env) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def page():
+    with browser_page() as p:
+        yield p
+
+
+def heatmap_images(page) -> list[str]:
+    """The rendered heatmap layers (plotly draws them as data-URL images)."""
+    return page.eval_on_selector_all(".js-plotly-plot g.hm image", "els => els.map(e => e.getAttribute('href'))")
+
+
+@pytest.mark.parametrize("path, name, proof", PAGES)
+def test_page_shows_result(server, page, path, name, proof):
+    page.goto(f"{server}/{path}")
+    wait_until_idle(page)
+    page.get_by_text(proof, exact=False).first.wait_for(state="visible", timeout=240_000)
+    wait_until_idle(page)
+    assert not page.locator("[data-testid='stException']").count()
+    if path not in ("home", "model", "projection"):
+        assert "score P(normal)" in page.inner_text("[data-testid='stMain']")
+        assert heatmap_images(page), "no heatmap drawn"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=False)
+
+
+def test_parameter_change_gives_a_new_map(server, page):
+    page.goto(f"{server}/occlusion")
+    wait_until_idle(page)
+    page.get_by_text("largest reduction").first.wait_for(state="visible", timeout=240_000)
+    before = heatmap_images(page)
+    page.get_by_label("Fill").first.click()
+    page.get_by_role("option", name="grey").click()
+    wait_until_idle(page)
+    page.get_by_text("largest reduction").first.wait_for(state="visible", timeout=240_000)
+    wait_until_idle(page)
+    after = heatmap_images(page)
+    assert after and after != before
+    assert "occlusion.fill=grey" in page.url
+
+
+@pytest.fixture(scope="module")
+def annotate_server(tmp_path_factory):
+    from PIL import Image
+    import numpy as np
+
+    folder = tmp_path_factory.mktemp("annotate")
+    cells = folder / "cells"
+    cells.mkdir()
+    yy, xx = np.mgrid[:363, :360]
+    rgb = np.full((363, 360, 3), (235, 225, 205), np.uint8)
+    rgb[(yy - 180) ** 2 + (xx - 180) ** 2 < 80 ** 2] = (190, 160, 210)
+    rgb[(yy - 180) ** 2 + (xx - 170) ** 2 < 35 ** 2] = (90, 40, 120)
+    Image.fromarray(rgb).save(cells / "TN_SNE_0000001.jpg", quality=92)
+    env = {"DISPLASIA_DATASET": str(cells), "DISPLASIA_DATA_ROOTS": str(folder),
+           "DISPLASIA_CACHE_DIR": str(folder / "cache"), "DISPLASIA_DB": f"sqlite:///{folder / 'annotations.sqlite'}"}
+    with streamlit_server(env) as url:
+        yield url, env["DISPLASIA_DB"]
+
+
+def poll(probe, timeout: float = 60.0):
+    """Call ``probe`` until it returns something truthy (the app saves after a rerun)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.5)
+
+
+def canvas_pixels(page, x: float, y: float, radius: int = 5) -> list[list[int]]:
+    """RGBA pixels of the drawing layer (above the background canvas) around CSS pixel (x, y)."""
+    return page.locator("canvas.dc-canvas.lower-canvas").first.evaluate(
+        """(c, [x, y, r]) => { const b = c.getBoundingClientRect(); const k = c.width / b.width;
+              const d = c.getContext('2d').getImageData(Math.round(x * k) - r, Math.round(y * k) - r, 2 * r + 1, 2 * r + 1).data;
+              const out = []; for (let i = 0; i < d.length; i += 4) out.push([d[i], d[i + 1], d[i + 2], d[i + 3]]);
+              return out; }""",
+        [x, y, radius])
+
+
+def test_annotation_survives_reload(annotate_server, page):
+    from core.annotations.store import AnnotationStore
+
+    url, db = annotate_server
+    page.goto(f"{url}/annotate")
+    wait_until_idle(page)
+    page.get_by_label("Annotator", exact=True).fill("dr-browser")
+    page.get_by_label("Annotator", exact=True).press("Enter")
+    wait_until_idle(page)
+    canvas = page.locator("canvas.upper-canvas").first
+    canvas.wait_for(state="visible", timeout=120_000)
+    box = canvas.bounding_box()
+    cx, cy, r = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, box["width"] * 0.2
+    page.mouse.move(cx + r, cy)
+    page.mouse.down()
+    for step in range(1, 41):
+        import math
+
+        angle = 2 * math.pi * step / 40
+        page.mouse.move(cx + r * math.cos(angle), cy + r * math.sin(angle), steps=2)
+    page.mouse.up()
+    wait_until_idle(page)
+    main = page.locator("[data-testid='stMain']")
+    main.get_by_text("granular", exact=True).first.wait_for()
+    main.get_by_text("transparent", exact=True).first.click()
+    wait_until_idle(page)
+    main.get_by_role("radiogroup", name="Cell condition").get_by_text("dysplastic", exact=True).click()
+    wait_until_idle(page)
+    saved = poll(lambda: [a for a in AnnotationStore(db).all_latest() if a.condition.value == "dysplastic"])
+    assert saved and saved[0].annotator == "dr-browser"
+    assert saved[0].cytoplasm.state.value == "transparent" and saved[0].condition.value == "dysplastic"
+    assert saved[0].shapes, "the stroke was not stored"
+
+    page.reload()
+    wait_until_idle(page)
+    page.get_by_label("Annotator", exact=True).fill("dr-browser")
+    page.get_by_label("Annotator", exact=True).press("Enter")
+    wait_until_idle(page)
+    page.locator("canvas.lower-canvas").first.wait_for(state="visible")
+    page.wait_for_timeout(1500)
+    main = page.locator("[data-testid='stMain']")
+    assert main.get_by_role("radiogroup", name="Cytoplasm").get_by_label("transparent").is_checked()
+    assert main.get_by_role("radiogroup", name="Cell condition").get_by_label("dysplastic").is_checked()
+    box = page.locator("canvas.lower-canvas").first.bounding_box()
+    pixels = canvas_pixels(page, box["width"] / 2 + box["width"] * 0.2, box["height"] / 2)
+    # the stroke is drawn in the transparent-cytoplasm colour #cb4335 (203, 67, 53)
+    assert any(r > g + 60 and r > b + 60 for r, g, b, _ in pixels), "the stroke is not on the reloaded canvas"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "annotate.png"))
