@@ -46,12 +46,15 @@ class SegmentationParams:
     background_quantile: float = 0.8
     #: Nucleus hysteresis thresholds as fractions of the nucleus's own median level.
     nucleus_high: float = 0.55
-    nucleus_low: float = 0.30
+    nucleus_low: float = 0.25
     #: Absolute nucleus concentration that seeds the level estimate.
     nucleus_seed: float = 0.30
     nucleus_sigma: float = 0.5
     nucleus_min_area: int = 60
     nucleus_max_hole: int = 150
+    nucleus_closing_radius: int = 2
+    #: Nucleus components must come this close to the centre (fraction of the shorter side).
+    nucleus_max_offset: float = 0.3
     #: A nucleus component smaller than this fraction of the largest one is kept only if
     #: its median concentration reaches ``nucleus_dense_fraction`` of the level.
     nucleus_minor_fraction: float = 0.15
@@ -121,6 +124,19 @@ def _central_component(mask: np.ndarray) -> np.ndarray:
     return labels == best.label
 
 
+def _near_centre(mask: np.ndarray, max_offset: float) -> np.ndarray:
+    """Keep components that reach within ``max_offset`` x the shorter side of the centre
+    (platelets and neighbouring cells near the border are not the nucleus)."""
+    labels = measure.label(mask)
+    if labels.max() == 0:
+        return mask
+    h, w = mask.shape
+    yy, xx = np.ogrid[:h, :w]
+    near = np.hypot(yy - h / 2, xx - w / 2) <= max_offset * min(h, w)
+    keep = np.unique(labels[near & mask])
+    return np.isin(labels, keep[keep > 0])
+
+
 def _drop_pale_specks(nucleus: np.ndarray, nuc_map: np.ndarray, level: float,
                       params: SegmentationParams) -> np.ndarray:
     """Remove small pale components (Dohle bodies, clumps of granules) from the nucleus.
@@ -169,6 +185,7 @@ def segment_cell(rgb: np.ndarray, params: SegmentationParams = SegmentationParam
                                          params.nucleus_high * level)
     nucleus = ndi.binary_opening(nucleus, morphology.disk(2))
     nucleus = morphology.remove_small_objects(nucleus, max_size=params.nucleus_min_area)
+    nucleus = _near_centre(nucleus, params.nucleus_max_offset)
     nucleus = _drop_pale_specks(nucleus, nuc_map, level, params)
     # Cell.
     cyto_map = ndi.gaussian_filter(conc[..., 1], params.cell_sigma)
@@ -178,7 +195,7 @@ def segment_cell(rgb: np.ndarray, params: SegmentationParams = SegmentationParam
     cell = ndi.binary_fill_holes(ndi.binary_closing(cell, morphology.disk(3)))
     # Smooth the ragged edge left by granules and noise (a cell outline is smooth).
     cell = ndi.gaussian_filter(cell.astype(float), params.cell_edge_sigma) > 0.5
-    nucleus = ndi.binary_closing(nucleus & cell, morphology.disk(2)) & cell
+    nucleus = ndi.binary_closing(nucleus & cell, morphology.disk(params.nucleus_closing_radius)) & cell
     nucleus = morphology.remove_small_holes(nucleus, max_size=params.nucleus_max_hole)
     return cell, nucleus
 
