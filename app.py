@@ -22,6 +22,9 @@ PAGES = {
         st.Page("pages/background.py", title="Background test", icon=":material/wallpaper:", url_path="background"),
         st.Page("pages/projection.py", title="Projection", icon=":material/scatter_plot:", url_path="projection"),
     ],
+    "Evidence": [
+        st.Page("pages/summary.py", title="Summary", icon=":material/summarize:", url_path="summary"),
+    ],
 }
 
 navigation = st.navigation(PAGES)

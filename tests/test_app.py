@@ -10,7 +10,8 @@ from core.config import REPO_ROOT
 
 APP = str(REPO_ROOT / "app.py")
 PAGES = ["pages/home.py", "pages/model.py", "pages/compare.py", "pages/feature_maps.py", "pages/saliency.py",
-         "pages/occlusion.py", "pages/lime.py", "pages/cams.py", "pages/background.py", "pages/projection.py", "pages/annotate.py"]
+         "pages/occlusion.py", "pages/lime.py", "pages/cams.py", "pages/background.py", "pages/projection.py", "pages/annotate.py",
+         "pages/summary.py"]
 
 
 @pytest.fixture
@@ -127,3 +128,17 @@ def test_annotate_needs_a_name(tiny_env):
     at = run_page("pages/annotate.py")
     assert not at.exception
     assert any("Enter your name" in i.value for i in at.info)
+
+
+def test_summary_computes_evidence_and_report(tiny_env):
+    at = run_page("pages/summary.py")
+    assert not at.exception
+    at.multiselect[0].set_value(["saliency", "gradcam"])
+    at.multiselect[1].set_value([20])
+    at.number_input[0].set_value(5)
+    at.number_input[1].set_value(2)
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    titles = " ".join(m.value for m in at.markdown)
+    assert "Relevance mass per method" in titles and "Deletion / insertion AUC" in titles
+    assert any(b.label == "Download the HTML report" for b in at.get("download_button"))
