@@ -55,19 +55,19 @@ def test_outcome_group():
 
 
 def test_score_summary_per_class(table):
-    s = score_summary(table)
-    assert s.loc["normal", ("total", "n")] == 2  # the unannotated normal cell is left out
-    assert s.loc["normal", ("total", "mean")] == pytest.approx(-1.5)
-    assert s.loc["normal", ("total", "min")] == -3 and s.loc["normal", ("total", "max")] == 0
-    assert s.loc["normal", ("total", "sd")] == pytest.approx(np.sqrt(4.5))
-    assert s.loc["normal", ("cytoplasm", "mean")] == pytest.approx(-1.5)
-    assert s.loc["normal", ("cytoplasm", "sd")] == pytest.approx(np.sqrt(0.5))
-    assert s.loc["normal", ("nucleus", "mean")] == pytest.approx(0.0)
-    assert s.loc["dysplastic", ("total", "mean")] == pytest.approx(3.0)
-    assert s.loc["dysplastic", ("total", "sd")] == pytest.approx(np.sqrt(18))
-    assert s.loc["dysplastic", ("nucleus", "min")] == -1 and s.loc["dysplastic", ("nucleus", "max")] == 3
-    assert s.loc["dysplastic", ("cytoplasm", "sd")] == pytest.approx(np.sqrt(2))
-    assert "total_mean" in flat_columns(s).columns
+    s = score_summary(table).set_index("label")
+    assert s.loc["normal", "n"] == 2  # the unannotated normal cell is left out
+    assert s.loc["normal", "total_mean"] == pytest.approx(-1.5)
+    assert s.loc["normal", "total_min"] == -3 and s.loc["normal", "total_max"] == 0
+    assert s.loc["normal", "total_sd"] == pytest.approx(np.sqrt(4.5))
+    assert s.loc["normal", "cytoplasm_mean"] == pytest.approx(-1.5)
+    assert s.loc["normal", "cytoplasm_sd"] == pytest.approx(np.sqrt(0.5))
+    assert s.loc["normal", "nucleus_mean"] == pytest.approx(0.0)
+    assert s.loc["dysplastic", "total_mean"] == pytest.approx(3.0)
+    assert s.loc["dysplastic", "total_sd"] == pytest.approx(np.sqrt(18))
+    assert s.loc["dysplastic", "nucleus_min"] == -1 and s.loc["dysplastic", "nucleus_max"] == 3
+    assert s.loc["dysplastic", "cytoplasm_sd"] == pytest.approx(np.sqrt(2))
+    assert list(flat_columns(s).columns) == list(s.columns)
 
 
 def test_scatter_data(table):

@@ -318,7 +318,7 @@ def dataset_report_html(study, summary: DatasetSummary, *, gallery_cells: int = 
     body["score-summary"] = ('<p class="note">Signed scores: cytoplasm S_g (+ transparent, - granular), '
                              'nucleus = chromatin S_c + lobes S_l, total S_t = S_g + S_c + S_l. '
                              'SD is the sample standard deviation.</p>'
-                             + _table(flat_columns(s.score_summary), index=True))
+                             + _table(flat_columns(s.score_summary)))
     if s.scatter.empty:
         body["scatter"] = _table(None)
     else:

@@ -67,28 +67,28 @@ def score_summary(table: pd.DataFrame, *, by: str = "label") -> pd.DataFrame:
     Returns
     -------
     DataFrame
-        Index: class; columns: a MultiIndex (score, statistic) with scores ``total``,
-        ``cytoplasm`` and ``nucleus`` (= chromatin + lobes) and statistics ``n``, ``mean``,
-        ``min``, ``max``, ``sd`` (sample SD, ddof 1; empty for one cell). Unannotated cells
-        are left out.
+        One row per class: the class (column ``by``), ``n`` (annotated cells), then
+        ``<score>_<statistic>`` for scores ``total``, ``cytoplasm`` and ``nucleus``
+        (= chromatin + lobes) and statistics ``mean``, ``min``, ``max``, ``sd`` (sample SD,
+        ddof 1; NaN for one cell). Unannotated cells are left out.
     """
     data = table.dropna(subset=["total"]).copy()
     data = data[data[by].notna()]
     scores = {"total": "total", "cytoplasm": "cytoplasm_score", "nucleus": "nucleus_score"}
-    columns = pd.MultiIndex.from_product([list(scores), ["n", "mean", "min", "max", "sd"]],
-                                         names=["score", "statistic"])
     order = [g for g in GROUP_ORDER if g in set(data[by])] + sorted(set(data[by]) - set(GROUP_ORDER))
-    out = pd.DataFrame(index=pd.Index(order, name=by), columns=columns, dtype=float)
+    rows = []
     for cls in order:
         part = data[data[by] == cls]
+        row = {by: cls, "n": len(part)}
         for name, column in scores.items():
             values = part[column].astype(float)
-            out.loc[cls, (name, "n")] = len(values)
-            out.loc[cls, (name, "mean")] = values.mean()
-            out.loc[cls, (name, "min")] = values.min()
-            out.loc[cls, (name, "max")] = values.max()
-            out.loc[cls, (name, "sd")] = values.std(ddof=1) if len(values) > 1 else np.nan
-    return out
+            row[f"{name}_mean"] = values.mean()
+            row[f"{name}_min"] = values.min()
+            row[f"{name}_max"] = values.max()
+            row[f"{name}_sd"] = values.std(ddof=1) if len(values) > 1 else np.nan
+        rows.append(row)
+    columns = [by, "n"] + [f"{s}_{t}" for s in scores for t in ("mean", "min", "max", "sd")]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def flat_columns(frame: pd.DataFrame) -> pd.DataFrame:
