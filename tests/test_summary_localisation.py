@@ -100,3 +100,26 @@ def test_table_and_summary_per_method_and_class():
     assert summary.loc[("background_method", "all"), "share_nucleus"] == pytest.approx(0.5)
     enrichment = summary.loc[("nucleus_method", "all"), "enrichment_nucleus"]
     assert enrichment == pytest.approx(1.0 / reg.nucleus.mean())
+
+
+def test_ground_truth_evidence_region_follows_the_abnormal_features(tmp_path):
+    from PIL import Image
+
+    from core.summary.study import truth_regions
+
+    reg = _regions()
+    for abnormal, expected in ((("granularity",), reg.cytoplasm), (("lobes",), reg.nucleus),
+                               (("granularity", "chromatin"), reg.cell), ((), reg.cell)):
+        got = ModelRegions(reg.cell, reg.nucleus, reg.cytoplasm, "ground truth", reg.granules, abnormal).evidence()
+        assert np.array_equal(got, expected), abnormal
+    assert ModelRegions(reg.cell, reg.nucleus, reg.cytoplasm, "annotation: x").evidence() is None
+    assert "evidence" not in ModelRegions(reg.cell, reg.nucleus, reg.cytoplasm, "annotation: x").parts()
+
+    (tmp_path / "truth").mkdir()
+    for part, mask in (("cell", reg.cell), ("nucleus", reg.nucleus), ("cytoplasm", reg.cytoplasm),
+                       ("granules", reg.granules)):
+        Image.fromarray(mask.astype(np.uint8) * 255).save(tmp_path / "truth" / f"TD_x_{part}.png")
+    (tmp_path / "truth" / "TD_x.json").write_text('{"kind": "dysplastic", "abnormal_features": ["chromatin"]}')
+    found = truth_regions(tmp_path / "TD_x.jpg", (32, 32))
+    assert found.abnormal == ("chromatin",) and found.cell.shape == (32, 32)
+    assert np.array_equal(found.evidence(), found.nucleus) and found.granules is not None

@@ -18,7 +18,9 @@ import pandas as pd
 
 from core.summary.maps import evidence
 
-REGIONS = ("nucleus", "cytoplasm", "background", "granules")
+#: Regions reported; granules and evidence exist for synthetic ground truth only ("evidence":
+#: where the generator put the features of the cell's class, see ``ModelRegions.evidence``).
+REGIONS = ("nucleus", "cytoplasm", "background", "granules", "evidence")
 
 
 def relevance_mass(values: np.ndarray, regions: dict) -> dict:
@@ -82,7 +84,7 @@ def localisation_table(study, maps: dict, *, source: str = "regions") -> pd.Data
     DataFrame
         One row per cell and method: name, group, label, target, method, outline (the
         masks' source), share_<region> and area_<region> for nucleus, cytoplasm,
-        background, granules (NaN when unknown), pointing (1 hit, 0 miss).
+        background, granules, evidence (NaN when unknown), pointing (1 hit, 0 miss).
     """
     masks = study.regions if source == "regions" else study.truth
     groups = study.groups

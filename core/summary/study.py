@@ -30,7 +30,9 @@ class ModelRegions:
 
     ``granules`` exists only for synthetic cells with generator ground truth.
     ``source`` says where the outlines come from ("annotation: <annotator>",
-    "ground truth" or "automatic outline").
+    "ground truth" or "automatic outline"). ``abnormal`` (ground truth only) lists the
+    dysplastic features the generator drew ("granularity", "chromatin", "lobes"; empty for
+    a normal cell), from which :meth:`evidence` follows.
     """
 
     cell: np.ndarray
@@ -38,6 +40,25 @@ class ModelRegions:
     cytoplasm: np.ndarray
     source: str
     granules: np.ndarray | None = None
+    abnormal: tuple | None = None
+
+    def evidence(self) -> np.ndarray | None:
+        """Where the generator put the evidence for the cell's class, or None when unknown.
+
+        Dysplastic: the cytoplasm when its granules are missing, the nucleus when its
+        chromatin or its lobes are abnormal. Normal: the whole cell (granular cytoplasm and
+        a regular nucleus are both evidence of a normal cell).
+        """
+        if self.abnormal is None:
+            return None
+        if not self.abnormal:
+            return self.cell.copy()
+        mask = np.zeros_like(self.cell)
+        if "granularity" in self.abnormal:
+            mask |= self.cytoplasm
+        if "chromatin" in self.abnormal or "lobes" in self.abnormal:
+            mask |= self.nucleus
+        return mask
 
     @property
     def background(self) -> np.ndarray:
@@ -48,6 +69,9 @@ class ModelRegions:
         out = {"nucleus": self.nucleus, "cytoplasm": self.cytoplasm, "background": self.background}
         if self.granules is not None:
             out["granules"] = self.granules
+        evidence = self.evidence()
+        if evidence is not None:
+            out["evidence"] = evidence
         return out
 
 
@@ -144,7 +168,10 @@ def outcome_group(label, prediction) -> str:
 
 
 def truth_regions(image_path, size) -> ModelRegions | None:
-    """Generator ground truth (``truth/<stem>_{cell,nucleus,cytoplasm,granules}.png``) at ``size`` (H, W)."""
+    """Generator ground truth (``truth/<stem>_{cell,nucleus,cytoplasm,granules}.png`` and the
+    ``truth/<stem>.json`` record) at ``size`` (H, W)."""
+    import json
+
     from PIL import Image
 
     from core.cell_regions import to_model_resolution, truth_masks
@@ -158,9 +185,18 @@ def truth_regions(image_path, size) -> ModelRegions | None:
     if granule_file.is_file():
         with Image.open(granule_file) as im:
             granules = to_model_resolution(np.asarray(im.convert("L")) > 127, size)
+    abnormal = None
+    record = path.parent / "truth" / f"{path.stem}.json"
+    if record.is_file():
+        try:
+            doc = json.loads(record.read_text(encoding="utf-8"))
+            if isinstance(doc.get("abnormal_features"), list) and doc.get("kind") in ("normal", "dysplastic"):
+                abnormal = tuple(str(f) for f in doc["abnormal_features"]) if doc["kind"] == "dysplastic" else ()
+        except (OSError, ValueError, AttributeError):
+            abnormal = None
     cell = to_model_resolution(found.cell, size)
     nucleus = to_model_resolution(found.nucleus, size)
-    return ModelRegions(cell, nucleus, cell & ~nucleus, "ground truth", granules)
+    return ModelRegions(cell, nucleus, cell & ~nucleus, "ground truth", granules, abnormal)
 
 
 def model_regions(regions, size) -> ModelRegions:
