@@ -110,6 +110,7 @@ def test_summary_tables_are_filled(summary):
     assert len(summary.randomisation) == 2 * len(summary.maps)
     assert sorted(summary.occlusion_summary["patch"].unique()) == [4, 8]
     assert len(summary.background) == 5
+    assert set(summary.timings) >= {"maps", "occlusion", "deletion/insertion", "randomisation"}
 
 
 def test_dataset_report_is_complete_self_contained_and_escaped(study, summary):
@@ -141,8 +142,9 @@ def test_cli_writes_a_report(dataset, model_file, tmp_path, capsys):
     out = tmp_path / "report.html"
     code = main(["report", "--model", str(model_file), str(dataset), "--methods", "saliency", "gradcam",
                  "--patches", "4", "--steps", "3", "--randomisation-cells", "2", "--cache", str(tmp_path / "c"),
-                 "--out", str(out)])
+                 "--tables", str(tmp_path), "--out", str(out)])
     assert code == 0 and out.is_file()
+    assert (tmp_path / "per_image.csv").is_file() and (tmp_path / "faithfulness_summary.csv").is_file()
     text = out.read_text(encoding="utf-8")
     assert all(f'id="{sid}"' in text for sid, _ in DATASET_SECTIONS)
     assert "wrote" in capsys.readouterr().err

@@ -40,6 +40,7 @@ def add_parsers(subparsers) -> None:
     p.add_argument("--db", metavar="URL",
                    help="annotation database (SQLAlchemy URL); default: the JSON files in DIR/annotations")
     p.add_argument("--out", required=True, metavar="FILE.html", help="output HTML file")
+    p.add_argument("--tables", metavar="DIR", help="also write every table of the dataset report as CSV into DIR")
     p.set_defaults(func=run_report)
 
 
@@ -60,6 +61,8 @@ def run_report(args) -> int:
     if args.steps < 0 or args.randomisation_cells < 0 or any(p < 1 for p in args.patches):
         raise DisplasiaError("--steps, --randomisation-cells and --patches must not be negative (patches >= 1).")
     check_threshold(args.threshold)
+    if args.tables and not Path(args.tables).is_dir():
+        raise DisplasiaError(f"Tables folder does not exist: {args.tables}")
     methods = _check_methods(args.methods)
     store = _store(args.db)
     from core.predict_cli import load_model_from_args
@@ -82,6 +85,10 @@ def run_report(args) -> int:
             randomisation_cells=args.randomisation_cells, progress=bar,
             on_stage=lambda name: print(f"report: {name}", file=sys.stderr))
         text = report.dataset_report_html(study, summary)
+        if args.tables:
+            report.write_tables(summary, args.tables)
+        print("report: seconds per stage: " + ", ".join(f"{k} {v:g}" for k, v in summary.timings.items()),
+              file=sys.stderr)
     atomic_write_bytes(out, text.encode("utf-8"))
     print(f"wrote {out} ({len(text) / 1e6:.1f} MB, {len(study)} cell{'s' if len(study) != 1 else ''})",
           file=sys.stderr)

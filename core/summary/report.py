@@ -82,6 +82,31 @@ class DatasetSummary:
     randomisation: pd.DataFrame | None = None
     randomisation_summary: pd.DataFrame | None = None
     maps: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)
+
+    def tables(self) -> dict:
+        """``{name: DataFrame}`` of every table that was computed (for CSV export)."""
+        skip = {"settings", "maps", "timings"}
+        return {name: value for name, value in vars(self).items()
+                if name not in skip and isinstance(value, pd.DataFrame)}
+
+
+def write_tables(summary: DatasetSummary, folder) -> list:
+    """Write every table of ``summary`` as ``<folder>/<name>.csv``; returns the paths."""
+    from pathlib import Path
+
+    from core.errors import DisplasiaError
+    from core.io_utils import atomic_write_bytes
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DisplasiaError(f"Output folder does not exist: {folder}")
+    paths = []
+    for name, frame in summary.tables().items():
+        path = folder / f"{name}.csv"
+        atomic_write_bytes(path, frame.to_csv(index=False).encode("utf-8"))
+        paths.append(path)
+    return paths
 
 
 class _Stages:
@@ -92,8 +117,15 @@ class _Stages:
         self.total = sum(self.weights.values()) or 1.0
         self.progress, self.on_stage = progress, on_stage
         self.offset = 0.0
+        self.timings = {}
 
     def stage(self, name: str):
+        import time
+
+        now = time.perf_counter()
+        if getattr(self, "_current", None) is not None:
+            self.timings[self._current[0]] = now - self._current[1]
+        self._current = (name, now)
         if self.on_stage is not None:
             self.on_stage(name)
         weight = self.weights.get(name, 0.0)
@@ -107,6 +139,11 @@ class _Stages:
         return report
 
     def finish(self):
+        import time
+
+        if getattr(self, "_current", None) is not None:
+            self.timings[self._current[0]] = time.perf_counter() - self._current[1]
+            self._current = None
         if self.progress is not None:
             self.progress(1000, 1000)
 
@@ -212,6 +249,7 @@ def summarise_dataset(study, *, methods=IMAGE_METHODS, target: str = "label", pa
                                                            progress=stages.stage("randomisation"))
             summary.randomisation_summary = ff.randomisation_summary(summary.randomisation)
     stages.finish()
+    summary.timings = {k: round(v, 1) for k, v in stages.timings.items()}
     return summary
 
 
