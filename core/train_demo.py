@@ -178,6 +178,8 @@ class TrainSettings:
     normal_weight: float = DEFAULT_NORMAL_WEIGHT
     input_size: int = 299
     threads: int = 2
+    #: Turn on TensorFlow's deterministic ops (process-wide: off in tests that share a process).
+    deterministic: bool = True
     train_seed: int = TRAIN_SEED
     validation_seed: int = VALIDATION_SEED
     test_seed: int = TEST_SEED
@@ -194,10 +196,8 @@ def _configure_tensorflow(settings: TrainSettings):
     except RuntimeError:
         pass  # already initialised in this process (tests): keep its setting
     keras.utils.set_random_seed(settings.init_seed)
-    try:
+    if settings.deterministic:
         tf.config.experimental.enable_op_determinism()
-    except Exception:  # noqa: BLE001 - older TF builds lack it; training still runs seeded
-        pass
     return keras
 
 

@@ -143,11 +143,11 @@ def sample_features(rng: np.random.Generator, kind: str) -> CellFeatures:
     else:
         if rng.random() < 0.12:
             # The hard ones: a single abnormal feature.
-            abnormal = (_choice(rng, DYSPLASTIC_FEATURES, (0.6, 0.25, 0.15)),)
+            abnormal = (_choice(rng, DYSPLASTIC_FEATURES, (0.75, 0.15, 0.10)),)
         else:
-            picks = [f for f, p in zip(DYSPLASTIC_FEATURES, (0.95, 0.7, 0.6)) if rng.random() < p]
+            picks = [f for f, p in zip(DYSPLASTIC_FEATURES, (0.97, 0.7, 0.6)) if rng.random() < p]
             while len(picks) < 2:
-                extra = _choice(rng, DYSPLASTIC_FEATURES, (0.5, 0.3, 0.2))
+                extra = _choice(rng, DYSPLASTIC_FEATURES, (0.8, 0.12, 0.08))
                 if extra not in picks:
                     picks.append(extra)
             abnormal = tuple(f for f in DYSPLASTIC_FEATURES if f in picks)
