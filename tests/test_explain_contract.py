@@ -89,3 +89,34 @@ def test_the_study_setup_gives_non_constant_maps_for_both_targets():
         for target in ("dysplastic", "normal"):
             exp = compute(name, model, image, target, params=quick.get(name))
             assert np.ptp(exp.maps[0]) > 0, (name, target)
+
+
+def _demo_cells():
+    from core.config import DEMO_DIR, demo_model_path
+
+    json_path, _ = demo_model_path()
+    if not json_path.is_file() or not DEMO_DIR.is_dir():
+        return None
+    images = sorted(DEMO_DIR.glob("*.jpg"))
+    dysplastic = [p for p in images if p.name[:2] in ("TD", "ZD")]
+    normal = [p for p in images if p.name[:2] in ("TN", "ZN")]
+    return (dysplastic[:1] + normal[:1]) if dysplastic and normal else None
+
+
+@pytest.mark.skipif(_demo_cells() is None, reason="the demo model and cells are not bundled yet")
+def test_demo_model_gives_non_constant_maps_for_a_dysplastic_and_a_normal_cell():
+    from core.config import demo_model_path
+    from core.model_io import load_model
+    from core.preprocess import load_batch
+
+    loaded = load_model(*demo_model_path())
+    cells = _demo_cells()
+    images = load_batch(cells, loaded.description.image_size)
+    quick = {"occlusion": {"patch": 20}, "lime": {"samples": 100}, "smoothgrad": {"samples": 8}}
+    for name in METHODS:
+        if METHODS[name].kind == "dataset" or METHODS[name].needs_mask:
+            continue
+        for target in ("dysplastic", "normal"):
+            exp = compute(name, loaded, images, target, params=quick.get(name))
+            for i, cell in enumerate(cells):
+                assert np.ptp(exp.maps[i]) > 0, (name, target, cell.name)

@@ -16,10 +16,11 @@ from core.errors import DisplasiaError
 from core.explain.base import TARGETS
 from core.explain.registry import METHODS, get_method
 
-#: Methods precompute runs per cell by default (the background test needs outlines; the
-#: projection is computed once for the whole folder).
+#: Methods precompute runs per cell by default. The background test needs outlines; the
+#: projection is computed once for the whole folder; feature maps take one forward pass
+#: (instant) but ~14 MB per cell, so they are left to on-demand use.
 PRECOMPUTE_DEFAULT = ("saliency", "smoothgrad", "occlusion", "lime", "gradcam", "gradcam_pp", "scorecam",
-                      "feature_maps", "features")
+                      "features")
 
 
 def add_parsers(subparsers) -> None:
