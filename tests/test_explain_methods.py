@@ -305,3 +305,12 @@ def test_occlusion_crops_are_used_and_exact_on_displasianet():
     # windows start every 9 px: those at 288 and 297 touch only ignored pixels, 279 does not
     assert np.all(edge[-2:, :] == fast.baseline[0]) and np.all(edge[:, -2:] == fast.baseline[0])
     assert not np.all(edge[-3, :] == fast.baseline[0])
+
+
+def test_signed_cam_keeps_the_evidence_against_the_class(cnn, cells):
+    positive = compute("gradcam", cnn, cells, "normal")
+    signed = compute("gradcam", cnn, cells, "normal", params={"evidence": "signed"})
+    np.testing.assert_allclose(positive.extras["cam"], np.maximum(signed.extras["cam"], 0), atol=1e-7)
+    assert signed.extras["cam"].min() < 0
+    dys = compute("gradcam", cnn, cells, "dysplastic", params={"evidence": "signed"})
+    np.testing.assert_allclose(dys.maps, -signed.maps, atol=1e-6)

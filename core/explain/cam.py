@@ -2,7 +2,8 @@
 
 As in pytorch-grad-cam, the base class gets a layer's activations ``A`` (and, when a
 variant needs them, the gradients ``G`` of the signed logit w.r.t. ``A``), asks the variant
-for one weight per channel, and forms ``ReLU(sum_k w_k A_k)``, upsampled bilinearly to the
+for one weight per channel, and forms ``ReLU(sum_k w_k A_k)`` (``evidence="signed"``: no
+ReLU), upsampled bilinearly to the
 input size (the grid of ``scipy.ndimage.zoom(order=1)``, as tf-keras-vis). Adding a variant means
 writing ``channel_weights``.
 
@@ -65,7 +66,7 @@ class CAM:
         """``(N, C)`` weights from ``activations``/``gradients`` ``(N, h, w, C)``."""
         raise NotImplementedError
 
-    def explain(self, model, images, target="dysplastic", *, layer=None,
+    def explain(self, model, images, target="dysplastic", *, layer=None, evidence="positive",
                 progress=None, cancel=None, batch_size=None) -> Explanation:
         """Class activation map of each image.
 
@@ -76,6 +77,10 @@ class CAM:
         target : {"dysplastic", "normal"}
         layer : str, optional
             Layer name; default the model's CAM layer (post-ReLU output of the last conv block).
+        evidence : {"positive", "signed"}
+            "positive" applies the final ReLU of the papers: a cell that nothing supports as
+            the target class gives a blank map (a real answer, e.g. Grad-CAM of "normal" on a
+            confidently dysplastic cell). "signed" keeps the negative part (evidence against).
 
         Returns
         -------
@@ -97,7 +102,9 @@ class CAM:
             else:
                 acts, grads = handle.layer_outputs(images[a:b], (name,))[0], None
             weights = np.asarray(self.channel_weights(acts, grads, context.slice(a, b)), np.float32)
-            cam = np.maximum(np.einsum("nhwc,nc->nhw", acts, weights), 0)
+            cam = np.einsum("nhwc,nc->nhw", acts, weights)
+            if evidence == "positive":
+                cam = np.maximum(cam, 0)
             return cam.astype(np.float32), weights
 
         parts = run_batched(chunk, len(images), batch_size, progress=progress, cancel=cancel)
@@ -105,7 +112,7 @@ class CAM:
         weights = np.concatenate([p[1] for p in parts])
         maps = upsample(cam, *handle.input_shape[:2])
         baseline = target_probability(handle.p_normal(images), target)
-        return Explanation(self.name, target, maps, baseline, Params({"layer": layer}),
+        return Explanation(self.name, target, maps, baseline, Params({"layer": layer, "evidence": evidence}),
                            {"total": time.perf_counter() - t0}, {"cam": cam, "channel_weights": weights},
                            self.version)
 

@@ -104,6 +104,9 @@ class MethodSpec:
 
 _LAYER = Param("layer", "layer", None, "Layer to explain; empty = post-ReLU output of the last conv block.",
                optional=True)
+_EVIDENCE = Param("evidence", "choice", "positive",
+                  "positive: ReLU of the map, as in the papers (may be blank when nothing supports the class); "
+                  "signed: keep negative values (evidence against the class).", choices=("positive", "signed"))
 _SEED = Param("seed", "int", 0, "Random seed (same seed, same result).", 0, 2**31 - 1)
 
 METHODS = {spec.name: spec for spec in (
@@ -141,11 +144,11 @@ METHODS = {spec.name: spec for spec in (
               choices=("mean", "grey")),
         _SEED,
     ), "Linear surrogate over superpixels switched on and off."),
-    MethodSpec("gradcam", "Grad-CAM", "core.explain.gradcam", (_LAYER,),
+    MethodSpec("gradcam", "Grad-CAM", "core.explain.gradcam", (_LAYER, _EVIDENCE),
                "Channels weighted by their mean gradient."),
-    MethodSpec("gradcam_pp", "Grad-CAM++", "core.explain.gradcam_pp", (_LAYER,),
+    MethodSpec("gradcam_pp", "Grad-CAM++", "core.explain.gradcam_pp", (_LAYER, _EVIDENCE),
                "Channels weighted by alpha-weighted positive gradients."),
-    MethodSpec("scorecam", "Score-CAM", "core.explain.scorecam", (_LAYER,),
+    MethodSpec("scorecam", "Score-CAM", "core.explain.scorecam", (_LAYER, _EVIDENCE),
                "Channels weighted by the target probability of the image masked by each channel."),
     MethodSpec("background", "Background test", "core.explain.background", (
         Param("colour", "choice", "median", "Uniform background: median or mean of the pixels outside the cell.",
