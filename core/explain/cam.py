@@ -3,9 +3,9 @@
 As in pytorch-grad-cam, the base class gets a layer's activations ``A`` (and, when a
 variant needs them, the gradients ``G`` of the signed logit w.r.t. ``A``), asks the variant
 for one weight per channel, and forms ``ReLU(sum_k w_k A_k)`` (``evidence="signed"``: no
-ReLU), upsampled bilinearly to the
-input size (the grid of ``scipy.ndimage.zoom(order=1)``, as tf-keras-vis). Adding a variant means
-writing ``channel_weights``.
+ReLU), upsampled bilinearly to the input size on the grid of
+``scipy.ndimage.zoom(order=1)``, as tf-keras-vis does. Adding a variant means writing
+``channel_weights``.
 
 The default layer is the post-ReLU output of the last conv block (``activation_3`` for
 DisplasiaNet): searching for "the last Conv2D" lands on the linear ``conv2d_3``.
