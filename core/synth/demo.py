@@ -283,6 +283,7 @@ def write_contact_sheet(demo_dir: Path, manifest: list[dict], path: Path, *, thu
             sheet.paste(tile, (x, y))
             if m["group"].startswith("W"):
                 draw.rectangle([x, y, x + thumb - 1, y + thumb - 1], outline=(200, 30, 30), width=2)
-            draw.text((x + 2, y + thumb + 1), f"{m['image'][:-4][:15]} {m['score']:.3f}", fill=(0, 0, 0))
+            stem = m["image"][:-4]
+            draw.text((x + 2, y + thumb + 1), f"{stem[:2]} {stem[-7:]}  {m['score']:.3f}", fill=(0, 0, 0))
     path.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(path, optimize=True)
