@@ -96,3 +96,4 @@ def wait_until_idle(page, timeout_ms: int = 180_000) -> None:
     page.wait_for_timeout(500)
     page.wait_for_function(
         "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout_ms)
+    page.wait_for_function("() => Array.from(document.images).every(i => i.complete)", timeout=timeout_ms)

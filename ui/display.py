@@ -43,11 +43,15 @@ def map_figure(rgb: np.ndarray, values: np.ndarray, options: DisplayOptions, *, 
     raw = raw[::step, ::step]
     shown, low, high = prepare(raw, options)
     dy, dx = height_px / values.shape[0] * step, width_px / values.shape[1] * step
-    colorbar = dict(title=colorbar_title or _NORM_LABELS[options.normalisation], thickness=12)
+    # Enough decimals to tell the ticks apart even when the range is narrow (occlusion
+    # scores of a confident cell can span 0.9915-0.9930).
+    digits = int(min(8, max(2, np.ceil(-np.log10(max(high - low, 1e-12))) + 2)))
+    colorbar = dict(title=colorbar_title or _NORM_LABELS[options.normalisation], thickness=12,
+                    tickformat=f".{digits}f")
     if marks:
         ticks = np.linspace(low, high, 5).tolist()
         colorbar |= dict(tickvals=ticks + list(marks.values()),
-                         ticktext=[f"{t:.3g}" for t in ticks] + list(marks.keys()))
+                         ticktext=[f"{t:.{digits}f}" for t in ticks] + [f"{k} ◀" for k in marks])
     fig = go.Figure(go.Image(z=rgb, hoverinfo="skip"))
     fig.add_trace(go.Heatmap(
         z=shown, x0=dx / 2 - 0.5, dx=dx, y0=dy / 2 - 0.5, dy=dy, zmin=low, zmax=high,
