@@ -314,3 +314,24 @@ def test_signed_cam_keeps_the_evidence_against_the_class(cnn, cells):
     assert signed.extras["cam"].min() < 0
     dys = compute("gradcam", cnn, cells, "dysplastic", params={"evidence": "signed"})
     np.testing.assert_allclose(dys.maps, -signed.maps, atol=1e-6)
+
+
+def test_scoring_only_the_used_pixels_is_exact_on_displasianet():
+    """DisplasiaNet never sees its bottom/right 13 px: LIME and Score-CAM score 286 x 286 crops."""
+    from core.architecture import displasianet
+    from core.explain._model import handle_for
+
+    model = from_keras(displasianet(seed=6))
+    handle = handle_for(model)
+    extent, scorer = handle.used_scorer()
+    assert extent == (286, 286)
+    images = random_cells(3, 299, seed=2)
+    np.testing.assert_allclose(scorer(images[:, :286, :286]).numpy().reshape(-1), handle.p_normal(images), atol=1e-6)
+    exp = compute("lime", model, images[:1], "normal", params={"samples": 30})
+    labels = exp.extras["labels"][0]
+    keep = exp.extras["perturbations"][0, :, :exp.extras["n_segments"][0]].astype(bool)
+    from core.explain.lime import hidden_image
+
+    fudged = hidden_image(images[0], labels, "mean")
+    full = np.stack([np.where(k[labels][..., None], images[0], fudged) for k in keep[:8]])
+    np.testing.assert_allclose(exp.extras["sample_scores"][0, :8], handle.p_normal(full), atol=1e-6)

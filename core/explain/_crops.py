@@ -64,6 +64,11 @@ class CropPlan:
             z = layer(z)
         desc = handle.description
         head = keras.Model(feats, keras.ops.take(z, desc.normal_unit, axis=-1))
+        # Pixels past the last receptive field (right/bottom 13 px of DisplasiaNet) never
+        # reach the output: scoring the used extent alone is exact and ~9 % cheaper.
+        self.used_extent = tuple((n - 1) * j + r for n, j, r in zip(out_shape, jump, field))
+        used = keras.Input(self.used_extent + (3,))
+        self.used_score_model = keras.Model(used, head(trunk(used)))
         self.trunk = tf.function(lambda x: trunk(x, training=False),
                                  input_signature=[tf.TensorSpec((None, None, None, 3), tf.float32)],
                                  reduce_retracing=True)
@@ -105,6 +110,9 @@ class CropPlan:
         if full.shape[1:3] != self.out_shape:
             return False
         if not np.allclose(self.head(full).numpy().reshape(-1), self.handle.p_normal(x), atol=1e-5):
+            return False
+        used = self.used_score_model(x[:, :self.used_extent[0], :self.used_extent[1]], training=False)
+        if not np.allclose(np.asarray(used).reshape(-1), self.handle.p_normal(x), atol=1e-5):
             return False
         k = [min(2, n) for n in self.out_shape]
         o = [n - kk for n, kk in zip(self.out_shape, k)]

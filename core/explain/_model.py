@@ -49,6 +49,17 @@ class ModelHandle:
             self._fns["crop_plan"] = CropPlan.build(self)
         return self._fns["crop_plan"]
 
+    def used_scorer(self, crops: bool = True):
+        """``(extent (uh, uw), keras model)`` scoring images cut to the pixels the model uses.
+
+        For a plain conv/pool chain (see ``_crops``) the bottom/right pixels outside every
+        receptive field are dropped (exact); otherwise the full score model.
+        """
+        plan = self.crop_plan() if crops else None
+        if plan is None:
+            return tuple(self.input_shape[:2]), self.loaded.score_model
+        return plan.used_extent, plan.used_score_model
+
     def _cached(self, key, build):
         fn = self._fns.get(key)
         if fn is None:
@@ -159,7 +170,7 @@ class ModelHandle:
         cols = interpolation_matrix(acts.shape[2], w).astype(np.float32)
 
         def build():
-            score_model = self.loaded.score_model
+            (uh, uw), score_model = self.used_scorer()
             f32 = tf.float32
 
             @tf.function(input_signature=[tf.TensorSpec((h, w, 3), f32), tf.TensorSpec((None, None, None), f32),
@@ -169,8 +180,8 @@ class ModelHandle:
                                c, transpose_b=True)
                 low = tf.reduce_min(up, axis=(1, 2), keepdims=True)
                 high = tf.reduce_max(up, axis=(1, 2), keepdims=True)
-                mask = (up - low) / (high - low + 1e-7)
-                return score_model(img[None] * mask[..., None], training=False)
+                mask = (up[:, :uh, :uw] - low) / (high - low + 1e-7)
+                return score_model(img[None, :uh, :uw] * mask[..., None], training=False)
             return masked
 
         fn = self._cached("masked", build)
@@ -219,14 +230,14 @@ class ModelHandle:
         h, w = self.input_shape[:2]
 
         def build():
-            score_model = self.loaded.score_model
+            (uh, uw), score_model = self.used_scorer()
             f32 = tf.float32
 
             @tf.function(input_signature=[tf.TensorSpec((h, w, 3), f32), tf.TensorSpec((h, w, 3), f32),
                                           tf.TensorSpec((h, w), tf.int32), tf.TensorSpec((None, None), f32)])
             def perturbed(img, fud, seg, on):
-                mask = tf.gather(on, seg, axis=1)[..., None]  # (B, H, W, 1)
-                batch = fud[None] + mask * (img - fud)[None]
+                mask = tf.gather(on, seg[:uh, :uw], axis=1)[..., None]  # (B, uh, uw, 1)
+                batch = fud[None, :uh, :uw] + mask * (img - fud)[None, :uh, :uw]
                 return score_model(batch, training=False)
             return perturbed
 
