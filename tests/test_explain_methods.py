@@ -335,3 +335,19 @@ def test_scoring_only_the_used_pixels_is_exact_on_displasianet():
     fudged = hidden_image(images[0], labels, "mean")
     full = np.stack([np.where(k[labels][..., None], images[0], fudged) for k in keep[:8]])
     np.testing.assert_allclose(exp.extras["sample_scores"][0, :8], handle.p_normal(full), atol=1e-6)
+
+
+def test_smoothgrad_on_the_used_pixels_equals_the_full_gradient():
+    from core.architecture import displasianet
+    from core.explain import smoothgrad
+    from core.explain._model import handle_for
+
+    model = from_keras(displasianet(seed=7))
+    handle = handle_for(model)
+    assert handle.crop_plan().used_logit_model is not None
+    image = random_cells(1, 299, seed=1)
+    noise = smoothgrad.noise_draws(image[0], 3, 0.15, 0)
+    fast = handle.abs_gradient_sum(image[0], noise, -1.0)
+    full = np.abs(handle.logit_gradients(image[0][None] + noise, -1.0)[0]).sum(axis=0)
+    np.testing.assert_allclose(fast, full, rtol=1e-4, atol=1e-6)
+    assert np.all(full[286:] == 0) and np.all(full[:, 286:] == 0)

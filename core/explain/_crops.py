@@ -69,6 +69,16 @@ class CropPlan:
         self.used_extent = tuple((n - 1) * j + r for n, j, r in zip(out_shape, jump, field))
         used = keras.Input(self.used_extent + (3,))
         self.used_score_model = keras.Model(used, head(trunk(used)))
+        self.used_logit_model = None
+        if head_layers and type(head_layers[-1]).__name__ in ("Activation", "Softmax"):
+            # the logit head, as core.model_io.logit_model builds it: drop the final activation
+            z = trunk(used)
+            for layer in head_layers[:-1]:
+                z = layer(z)
+            u = desc.normal_unit
+            logit = keras.ops.take(z, u, axis=-1) if desc.output_kind == "sigmoid" else \
+                keras.ops.take(z, u, axis=-1) - keras.ops.take(z, 1 - u, axis=-1)
+            self.used_logit_model = keras.Model(used, logit)
         self.trunk = tf.function(lambda x: trunk(x, training=False),
                                  input_signature=[tf.TensorSpec((None, None, None, 3), tf.float32)],
                                  reduce_retracing=True)
@@ -111,9 +121,15 @@ class CropPlan:
             return False
         if not np.allclose(self.head(full).numpy().reshape(-1), self.handle.p_normal(x), atol=1e-5):
             return False
-        used = self.used_score_model(x[:, :self.used_extent[0], :self.used_extent[1]], training=False)
+        cut = x[:, :self.used_extent[0], :self.used_extent[1]]
+        used = self.used_score_model(cut, training=False)
         if not np.allclose(np.asarray(used).reshape(-1), self.handle.p_normal(x), atol=1e-5):
             return False
+        if self.used_logit_model is not None:
+            logits = np.asarray(self.used_logit_model(cut, training=False)).reshape(-1)
+            full_logits = np.asarray(self.handle.loaded.logit_model(x, training=False)).reshape(-1)
+            if not np.allclose(logits, full_logits, atol=1e-4, rtol=1e-5):
+                self.used_logit_model = None
         k = [min(2, n) for n in self.out_shape]
         o = [n - kk for n, kk in zip(self.out_shape, k)]
         crop = self._crop_size(k)

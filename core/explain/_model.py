@@ -105,16 +105,22 @@ class ModelHandle:
         h, w = self.input_shape[:2]
 
         def build():
+            plan = self.crop_plan()
             logit_model = self.loaded.logit_model
+            uh, uw = h, w
+            if plan is not None and plan.used_logit_model is not None:
+                # pixels outside every receptive field have a zero gradient: skip them (exact)
+                (uh, uw), logit_model = plan.used_extent, plan.used_logit_model
 
             @tf.function(input_signature=[tf.TensorSpec((h, w, 3), tf.float32), self._spec(),
                                           tf.TensorSpec((), tf.float32)])
             def summed(img, eps, s):
-                x = img[None] + eps
+                x = img[None, :uh, :uw] + eps[:, :uh, :uw]
                 with tf.GradientTape() as tape:
                     tape.watch(x)
                     total = tf.reduce_sum(s * logit_model(x, training=False))
-                return tf.reduce_sum(tf.abs(tape.gradient(total, x)), axis=0)
+                g = tf.reduce_sum(tf.abs(tape.gradient(total, x)), axis=0)
+                return tf.pad(g, [[0, h - uh], [0, w - uw], [0, 0]])
             return summed
 
         fn = self._cached("abs_grad_sum", build)
