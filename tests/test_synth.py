@@ -233,5 +233,7 @@ def test_synth_command_rejects_bad_arguments(tmp_path, capsys):
 
 def test_generator_imports_neither_tensorflow_nor_streamlit():
     code = "import sys, core.synth, core.synth.cli; print('tensorflow' in sys.modules, 'streamlit' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    from core.config import REPO_ROOT
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO_ROOT)
     assert out.stdout.split() == ["False", "False"]

@@ -152,7 +152,14 @@ def _score_cells(loaded, cells) -> np.ndarray:
 
 
 def select_demo_cells(loaded, threshold: float = config.DEFAULT_THRESHOLD, *, log=print):
-    """Pick the 56 demo cells; returns a list of (group, cell, score)."""
+    """Pick the 56 demo cells by the model's call at ``threshold``.
+
+    Returns a dict group -> list of ``(group, cell, score, pool_seed, index)`` with
+    groups TN (normal, called normal; split into TN/ZN later), TD, WN (normal called
+    dysplastic) and WD (dysplastic called normal). Cells come from the demo pool in
+    index order; if the misclassified groups are short, from a pool of hard cells
+    (borderline normal cells, dysplastic cells with a single abnormal feature).
+    """
     want = {"TN": N_CORRECT, "TD": N_CORRECT, "WN": N_WRONG, "WD": N_WRONG}
     found: dict[str, list] = {k: [] for k in want}
 

@@ -152,7 +152,7 @@ def _arc(cy, cx, radius, start, span, n):
 
 
 def _nucleus_components(f: CellFeatures, rng, cy, cx, R):
-    """Signed-distance callables (yy, xx) -> d for the nucleus parts, plus lobe centres."""
+    """Signed-distance callables ``(yy, xx) -> d`` whose union (minimum) is the nucleus."""
     s = f.nucleus_scale
     parts = []
     lobes = []
