@@ -111,3 +111,15 @@ def test_randomisation_check_separates_a_gradient_method_from_an_edge_detector(t
     assert summary.loc["saliency", "n"] == 6
     # the trained model's maps and the randomised model's maps are cached under different keys
     assert cache.misses == 4 * 6 and len(cache.entries()) == 4 * 6
+
+
+def test_square_ranks_remove_whole_squares():
+    values = np.zeros((6, 6))
+    values[3:6, 0:3] = 1.0  # the bottom-left 3x3 square holds all the attribution
+    ranks = pixel_ranks(values, tile=3)
+    assert (ranks[3:, :3] == 0).all() and ranks.max() == 3
+    assert all(len(np.unique(ranks[y:y + 3, x:x + 3])) == 1 for y in (0, 3) for x in (0, 3))
+    batch = perturbed_batch(np.ones((6, 6, 3), np.float32), np.zeros((6, 6, 3), np.float32), ranks, 4, "deletion")
+    assert batch[1, 3:, :3].max() == 0.0 and batch[1].mean() == pytest.approx(0.75)
+    edge = pixel_ranks(np.random.default_rng(0).random((7, 7)), tile=3)  # partial squares at the edges
+    assert edge.max() == 8

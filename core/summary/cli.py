@@ -30,6 +30,8 @@ def add_parsers(subparsers) -> None:
     p.add_argument("--patches", nargs="*", type=int, default=[5, 10, 20, 40], metavar="PX",
                    help="occlusion summary patch sizes (default 5 10 20 40; none to skip)")
     p.add_argument("--steps", type=int, default=20, help="deletion/insertion steps (0 = skip; default 20)")
+    p.add_argument("--tile", type=int, default=1, metavar="PX",
+                   help="deletion/insertion unit: 1 = single pixels (default), N = N x N squares removed whole")
     p.add_argument("--randomisation-cells", type=int, default=12, metavar="N",
                    help="cells for the model-randomisation check (0 = skip; default 12)")
     p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
@@ -58,8 +60,9 @@ def run_report(args) -> int:
         raise DisplasiaError(f"Output folder does not exist: {out.parent}")
     if not Path(args.folder).is_dir():
         raise DisplasiaError(f"Image folder not found: {args.folder}")
-    if args.steps < 0 or args.randomisation_cells < 0 or any(p < 1 for p in args.patches):
-        raise DisplasiaError("--steps, --randomisation-cells and --patches must not be negative (patches >= 1).")
+    if args.steps < 0 or args.randomisation_cells < 0 or args.tile < 1 or any(p < 1 for p in args.patches):
+        raise DisplasiaError("--steps and --randomisation-cells must not be negative; --tile and --patches must be at "
+                             "least 1.")
     check_threshold(args.threshold)
     if args.tables and not Path(args.tables).is_dir():
         raise DisplasiaError(f"Tables folder does not exist: {args.tables}")
@@ -82,6 +85,7 @@ def run_report(args) -> int:
         bar = ProgressBar("report")
         summary = report.summarise_dataset(
             study, methods=methods, target=args.target, cache=cache, patches=tuple(args.patches), steps=args.steps,
+            tile=args.tile,
             randomisation_cells=args.randomisation_cells, progress=bar,
             on_stage=lambda name: print(f"report: {name}", file=sys.stderr))
         text = report.dataset_report_html(study, summary)

@@ -30,8 +30,8 @@ def attribution(method: str, maps: np.ndarray, baseline: np.ndarray) -> np.ndarr
     """Signed attribution ``(N, H, W)`` float32 from an explanation's raw maps.
 
     >>> a = attribution("occlusion", np.array([[[0.2, 0.9]]]), np.array([0.8]))
-    >>> np.round(a, 3).tolist()
-    [[[0.6, -0.1]]]
+    >>> [round(float(v), 3) for v in a.ravel()]
+    [0.6, -0.1]
     """
     maps = np.asarray(maps, np.float32)
     if method == "occlusion":

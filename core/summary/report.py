@@ -164,7 +164,7 @@ def randomisation_sample(study, count: int) -> list:
 
 
 def summarise_dataset(study, *, methods=IMAGE_METHODS, target: str = "label", params=None, cache=None,
-                      patches=STUDY_PATCHES, steps: int = 20, randomisation_cells: int = 12,
+                      patches=STUDY_PATCHES, steps: int = 20, tile: int = 1, randomisation_cells: int = 12,
                       projection: bool = True, progress=None, on_stage=None) -> DatasetSummary:
     """Compute every table of the dataset summary.
 
@@ -182,6 +182,8 @@ def summarise_dataset(study, *, methods=IMAGE_METHODS, target: str = "label", pa
         Patch sizes of the occlusion summary (empty = skip).
     steps : int
         Deletion / insertion steps (0 = skip).
+    tile : int
+        Deletion / insertion unit: 1 = single pixels, larger = squares removed whole.
     randomisation_cells : int
         Cells for the randomisation check (it recomputes every map; 0 = skip).
     projection : bool
@@ -210,6 +212,7 @@ def summarise_dataset(study, *, methods=IMAGE_METHODS, target: str = "label", pa
                   "model_hash": study.loaded.description.content_hash[:12], "threshold": study.threshold,
                   "interpolation": study.interpolation, "methods": ", ".join(methods), "target": target,
                   "occlusion patches": ", ".join(str(p) for p in patches), "deletion steps": steps,
+                  "deletion unit": "pixel" if tile <= 1 else f"{tile} x {tile} px square",
                   "randomisation cells": len(sample),
                   "randomised layers": ", ".join(ff.randomisable_layers(study.loaded)),
                   "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")},
@@ -239,7 +242,7 @@ def summarise_dataset(study, *, methods=IMAGE_METHODS, target: str = "label", pa
             summary.localisation_truth = loc.localisation_table(study, maps, source="truth")
             summary.localisation_truth_summary = loc.localisation_summary(summary.localisation_truth)
         if steps:
-            summary.curves = ff.faithfulness_curves(study, maps, steps=steps,
+            summary.curves = ff.faithfulness_curves(study, maps, steps=steps, tile=tile,
                                                     progress=stages.stage("deletion/insertion"))
             summary.faithfulness = ff.faithfulness_table(summary.curves)
             summary.faithfulness_summary = ff.faithfulness_summary(summary.faithfulness)
