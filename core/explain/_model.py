@@ -1,18 +1,16 @@
 """The model as the explanation methods see it: compiled heads built once per model.
 
 Accepts a :class:`core.model_io.LoadedModel` or a plain Keras functional model (wrapped with
-``model_io.from_keras``). Traced ``tf.function``s are cached per Keras model so that a
-second explanation does not trace again.
+``model_io.from_keras``). Traced ``tf.function``s are cached per model so that a second
+explanation does not trace again.
 """
 from __future__ import annotations
-
-import weakref
 
 import numpy as np
 
 from core.errors import DisplasiaError
 
-_HANDLES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_ATTRIBUTE = "_displasia_explain_handle"
 
 
 class ModelHandle:
@@ -252,18 +250,19 @@ class ModelHandle:
 
 
 def handle_for(model) -> ModelHandle:
-    """The (cached) handle of a LoadedModel or a Keras functional model."""
+    """The (cached) handle of a LoadedModel or a Keras functional model.
+
+    The handle is kept on the object itself (not in a global table), so it goes away with
+    the model: a dashboard that loads many user models does not accumulate them.
+    """
     from core import model_io
 
     if isinstance(model, ModelHandle):
         return model
-    if isinstance(model, model_io.LoadedModel):
-        keras_model, loaded = model.model, model
-    else:
-        keras_model, loaded = model, None
-    handle = _HANDLES.get(keras_model)
-    if handle is None or (loaded is not None and handle.loaded is not loaded
-                          and handle.description != loaded.description):
-        handle = ModelHandle(loaded if loaded is not None else model_io.from_keras(keras_model))
-        _HANDLES[keras_model] = handle
+    owner = model
+    handle = owner.__dict__.get(_ATTRIBUTE)
+    if handle is None:
+        loaded = model if isinstance(model, model_io.LoadedModel) else model_io.from_keras(model)
+        handle = ModelHandle(loaded)
+        owner.__dict__[_ATTRIBUTE] = handle  # bypasses Keras attribute tracking
     return handle
