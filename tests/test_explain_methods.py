@@ -351,3 +351,20 @@ def test_smoothgrad_on_the_used_pixels_equals_the_full_gradient():
     full = np.abs(handle.logit_gradients(image[0][None] + noise, -1.0)[0]).sum(axis=0)
     np.testing.assert_allclose(fast, full, rtol=1e-4, atol=1e-6)
     assert np.all(full[286:] == 0) and np.all(full[:, 286:] == 0)
+
+
+def test_projection_of_too_few_cells_falls_back_to_pca(cnn, cells):
+    one = compute("features", cnn, cells[:1], "normal")
+    assert one.extras["tsne"].shape == (1, 2) and np.all(one.extras["tsne"] == 0)
+    three = compute("features", cnn, cells, "normal")
+    np.testing.assert_array_equal(three.extras["tsne"], three.extras["pca"])
+    assert three.extras["perplexity_used"] == 0.0
+
+
+def test_background_mask_is_resized_from_the_original_image_size(cnn, cells):
+    """Annotations are in original pixels (e.g. 360 x 363); the mask follows the image resize."""
+    big = np.zeros((32, 30), bool)
+    big[8:24, 6:24] = True
+    exp = compute("background", cnn, cells[:1], "normal", cell_mask=big)
+    assert exp.maps.shape == (1, 16, 16)
+    np.testing.assert_array_equal(exp.maps[0].astype(bool), big[1::2, np.minimum((np.arange(16) + 0.5) * 30 / 16, 29).astype(int)])
