@@ -5,6 +5,8 @@ Group colours are fixed so that a group looks the same in every figure.
 """
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import pandas as pd
 
@@ -18,6 +20,11 @@ GROUP_COLOURS = {
 REGION_COLOURS = {"nucleus": "#5b2c6f", "cytoplasm": "#e59866", "background": "#bfc9ca", "granules": "#a04000"}
 SCORE_TITLES = {"total": "pathologist total score S_t", "cytoplasm": "cytoplasm score S_g",
                 "nucleus": "nucleus score S_c + S_l"}
+
+
+def _names(values) -> list:
+    """Cell names as plotly text: escaped, because plotly renders a subset of HTML in labels."""
+    return [html.escape(str(v)) for v in values]
 
 
 def _go():
@@ -43,7 +50,7 @@ def score_scatter(scatter: pd.DataFrame, kind: str = "total", *, threshold: floa
         jitter = np.random.default_rng(0).uniform(-0.12, 0.12, len(part))
         fig.add_trace(go.Scatter(x=part["score"], y=part["value"] + jitter, mode="markers", name=group,
                                  marker=dict(color=colour, size=9, line=dict(width=0.5, color="#333")),
-                                 text=part["name"], customdata=part["value"],
+                                 text=_names(part["name"]), customdata=part["value"],
                                  hovertemplate="%{text}<br>score %{x:.4f}<br>value %{customdata}<extra></extra>"))
     if threshold is not None:
         fig.add_vline(x=threshold, line_dash="dash", line_color="#555",
@@ -67,7 +74,7 @@ def projection_figure(points: pd.DataFrame):
         labels = [("" if pd.isna(t) else str(int(t))) for t in part["total"]]
         fig.add_trace(go.Scatter(x=part["x"], y=part["y"], mode="markers+text", name=group, text=labels,
                                  textposition="top center", marker=dict(color=colour, size=10),
-                                 customdata=part["name"], hovertemplate="%{customdata}<br>total %{text}<extra></extra>"))
+                                 customdata=_names(part["name"]), hovertemplate="%{customdata}<br>total %{text}<extra></extra>"))
     fig.update_layout(xaxis_title="t-SNE 1", yaxis_title="t-SNE 2", template="plotly_white", height=420,
                       margin=dict(l=50, r=20, t=30, b=40), legend_title="group")
     return fig
@@ -98,7 +105,7 @@ def background_figure(table: pd.DataFrame, *, threshold: float | None = None):
         if part.empty:
             continue
         fig.add_trace(go.Scatter(x=part["original"], y=part["masked"], mode="markers", name=group,
-                                 marker=dict(color=colour, size=9), text=part["name"],
+                                 marker=dict(color=colour, size=9), text=_names(part["name"]),
                                  hovertemplate="%{text}<br>original %{x:.4f}<br>masked %{y:.4f}<extra></extra>"))
     fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dot", color="#999"),
                              name="no change", hoverinfo="skip"))
@@ -123,7 +130,7 @@ def localisation_figure(summary: pd.DataFrame, *, by: str = "label"):
     for region in ("nucleus", "cytoplasm", "background"):
         fig.add_trace(go.Bar(x=x, y=data[f"share_{region}"], name=region, marker_color=REGION_COLOURS[region],
                              hovertemplate=f"{region}: %{{y:.1%}}<extra></extra>"))
-    fig.add_trace(go.Scatter(x=x, y=data["area_nucleus"], mode="markers", name="nucleus area",
+    fig.add_trace(go.Scatter(x=x, y=data["area_nucleus"], mode="markers", name="nucleus area (white tick)",
                              marker=dict(symbol="line-ew-open", size=18, color="#fff", line=dict(width=2)),
                              hovertemplate="nucleus area %{y:.1%}<extra></extra>"))
     fig.update_layout(barmode="stack", yaxis_title="share of positive attribution", yaxis_tickformat=".0%",
@@ -154,7 +161,7 @@ def randomisation_figure(table: pd.DataFrame):
     fig = go.Figure()
     for method in dict.fromkeys(table["method"]):
         part = table[table["method"] == method]
-        fig.add_trace(go.Box(y=part["spearman"], name=method, boxpoints="all", text=part["name"],
+        fig.add_trace(go.Box(y=part["spearman"], name=method, boxpoints="all", text=_names(part["name"]),
                              hovertemplate="%{text}: %{y:.3f}<extra></extra>"))
     fig.update_layout(yaxis_title="Spearman rho, trained vs randomised", yaxis_range=[-1, 1],
                       template="plotly_white", height=360, showlegend=False, margin=dict(l=50, r=20, t=30, b=40))

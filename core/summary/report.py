@@ -52,6 +52,7 @@ table.data{border-collapse:collapse;font-size:0.82em;margin:8px 0}table.data td,
 table.data th{background:#eaf2f8}table.data td:first-child{text-align:left}
 .note{color:#566573;font-size:0.9em;max-width:900px}.maps{display:flex;flex-wrap:wrap;gap:10px}
 figure{margin:0;text-align:center;font-size:0.8em}figure img{display:block;border:1px solid #ccc}
+.maps.small{gap:6px;margin-bottom:8px}.maps.small figure{max-width:128px;overflow-wrap:anywhere}
 .scroll{max-height:520px;overflow:auto}.kv td{padding:2px 10px;text-align:left}
 """
 
@@ -428,12 +429,12 @@ def _gallery(study, summary: DatasetSummary, count: int) -> str:
     rows = []
     for i in picks:
         cell = study.cells[i]
-        items = [f'<figure><img src="{png_data_uri(study.rgbs[i], max_side=150)}" alt="cell">'
+        items = [f'<figure><img src="{png_data_uri(study.rgbs[i], max_side=124)}" alt="cell">'
                  f'{_e(cell.name)}<br>{_e(study.groups[i])}, score {study.scores[i]:.4f}</figure>']
         for method, mm in summary.maps.items():
-            uri = png_data_uri(_map_overlay(study.rgbs[i], mm.evidence[i]), max_side=150)
+            uri = png_data_uri(_map_overlay(study.rgbs[i], mm.evidence[i]), max_side=124)
             items.append(f'<figure><img src="{uri}" alt="{_e(method)}">{_e(method)}</figure>')
-        rows.append(f'<div class="maps">{"".join(items)}</div>')
+        rows.append(f'<div class="maps small">{"".join(items)}</div>')
     return ('<p class="note">Positive evidence for the explained class, min-max normalised per map.</p>'
             + "".join(rows))
 
