@@ -123,3 +123,22 @@ def test_square_ranks_remove_whole_squares():
     assert batch[1, 3:, :3].max() == 0.0 and batch[1].mean() == pytest.approx(0.75)
     edge = pixel_ranks(np.random.default_rng(0).random((7, 7)), tile=3)  # partial squares at the edges
     assert edge.max() == 8
+
+
+def test_curves_are_cached_under_their_own_key(linear, tmp_path):
+    from core.cache import ExplanationCache
+    from core.explain.testing import random_cells
+
+    loaded, weights = linear
+    image = random_cells(1, 16, seed=9)[0]
+    values = np.random.default_rng(2).random((16, 16))
+    cache = ExplanationCache(tmp_path)
+    first = curves_for(loaded, image, values, "normal", steps=5, cache=cache)
+    again = curves_for(loaded, image, values, "normal", steps=5, cache=cache)
+    assert cache.misses == 1 and cache.hits == 1
+    assert np.array_equal(first["deletion"], again["deletion"])
+    assert np.allclose(first["insertion"], curves_for(loaded, image, values, "normal", steps=5)["insertion"])
+    curves_for(loaded, image, values[::-1], "normal", steps=5, cache=cache)   # another map
+    curves_for(loaded, image, values, "dysplastic", steps=5, cache=cache)     # another class
+    curves_for(loaded, image, values, "normal", steps=5, tile=2, cache=cache)  # other squares
+    assert cache.misses == 4

@@ -86,22 +86,70 @@ def perturbed_batch(image, fill, ranks, steps: int, mode: str) -> np.ndarray:
     raise ValueError(f"unknown mode {mode!r}")
 
 
+#: Version of the curve computation; part of the cache key of cached curves.
+CURVES_VERSION = 1
+
+
 def curves_for(loaded, image, values, target: str, *, steps: int = DEFAULT_STEPS, sigma: float = BLUR_SIGMA,
-               seed: int = 0, fill=None, tile: int = 1) -> dict:
+               seed: int = 0, fill=None, tile: int = 1, cache=None) -> dict:
     """Deletion and insertion curves of one map: ``{"deletion": (K+1,), "insertion": (K+1,)}``.
 
-    Both curves are scored in one batch of ``2 (K + 1)`` images.
+    Both curves are scored in one batch of ``2 (K + 1)`` images. With an
+    ``ExplanationCache`` the curves are stored under a key made of the model's content hash,
+    the image, the map, the fill and the settings, so a second run only reads them.
     """
     from core.explain.base import target_probability
     from core.predict import predict_scores
 
     image = np.asarray(image, np.float32)
-    fill = blurred_copy(image, sigma) if fill is None else fill
-    ranks = pixel_ranks(values, seed=seed, tile=tile)
-    batch = np.concatenate([perturbed_batch(image, fill, ranks, steps, "deletion"),
-                            perturbed_batch(image, fill, ranks, steps, "insertion")])
-    p = target_probability(predict_scores(loaded, batch, batch_size=len(batch)), target)
-    return {"deletion": p[:steps + 1], "insertion": p[steps + 1:]}
+    fill = blurred_copy(image, sigma) if fill is None else np.asarray(fill, np.float32)
+
+    def run():
+        ranks = pixel_ranks(values, seed=seed, tile=tile)
+        batch = np.concatenate([perturbed_batch(image, fill, ranks, steps, "deletion"),
+                                perturbed_batch(image, fill, ranks, steps, "insertion")])
+        p = target_probability(predict_scores(loaded, batch, batch_size=len(batch)), target)
+        return p[:steps + 1], p[steps + 1:]
+
+    if cache is None:
+        deletion, insertion = run()
+        return {"deletion": deletion, "insertion": insertion}
+    exp = cache.get_or_compute(_curves_key(loaded, image, values, fill, target, steps, tile, seed),
+                               lambda: _as_explanation(target, steps, tile, seed, *run()))
+    return {"deletion": np.asarray(exp.extras["deletion"]), "insertion": np.asarray(exp.extras["insertion"])}
+
+
+def _digest(array) -> str:
+    import hashlib
+
+    array = np.ascontiguousarray(array, dtype=np.float32)
+    return hashlib.sha256(str(array.shape).encode() + array.tobytes()).hexdigest()
+
+
+def _curves_params(steps, tile, seed, values=None, fill=None):
+    from core.explain.base import Params
+
+    items = {"steps": int(steps), "tile": int(tile), "seed": int(seed)}
+    if values is not None:
+        items.update(map=_digest(values), fill=_digest(fill))
+    return Params(items)
+
+
+def _curves_key(loaded, image, values, fill, target, steps, tile, seed) -> str:
+    from core.cache import make_key
+
+    return make_key(loaded.description.content_hash, image[None], "deletion_insertion", CURVES_VERSION, target,
+                    _curves_params(steps, tile, seed, values, fill))
+
+
+def _as_explanation(target, steps, tile, seed, deletion, insertion):
+    """Curves packed as a cache entry (the cache stores Explanations; the map is a placeholder)."""
+    from core.explain.base import Explanation
+
+    return Explanation("deletion_insertion", target, np.zeros((1, 1, 1), np.float32), deletion[:1],
+                       _curves_params(steps, tile, seed), {}, {"deletion": np.asarray(deletion, np.float32),
+                                                               "insertion": np.asarray(insertion, np.float32)},
+                       CURVES_VERSION)
 
 
 def area_under(curve) -> float:
@@ -115,7 +163,8 @@ def area_under(curve) -> float:
 
 
 def faithfulness_curves(study, maps: dict, *, steps: int = DEFAULT_STEPS, sigma: float = BLUR_SIGMA,
-                        tile: int = 1, random_reference: bool = True, seed: int = 0, progress=None) -> pd.DataFrame:
+                        tile: int = 1, random_reference: bool = True, seed: int = 0, cache=None,
+                        progress=None) -> pd.DataFrame:
     """Deletion and insertion curves of every method and cell (and of a random order).
 
     Parameters
@@ -130,6 +179,8 @@ def faithfulness_curves(study, maps: dict, *, steps: int = DEFAULT_STEPS, sigma:
         1 (default): single pixels; larger: squares of ``tile`` pixels removed whole.
     random_reference : bool
         Add method "random": a random pixel order (seeded per cell).
+    cache : ExplanationCache, optional
+        Curves are cached (see :func:`curves_for`).
     progress : callable(done, total), optional
 
     Returns
@@ -161,7 +212,7 @@ def faithfulness_curves(study, maps: dict, *, steps: int = DEFAULT_STEPS, sigma:
         else:
             values, target = maps[method].attribution[i], maps[method].targets[i]
         curves = curves_for(study.loaded, study.images[i], values, target, steps=steps, seed=seed, fill=fills[i],
-                            tile=tile)
+                            tile=tile, cache=cache)
         cell = study.cells[i]
         for name, curve in curves.items():
             frames.append(pd.DataFrame({"name": cell.name, "group": groups[i], "label": cell.label, "target": target,

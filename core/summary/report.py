@@ -243,7 +243,7 @@ def summarise_dataset(study, *, methods=IMAGE_METHODS, target: str = "label", pa
             summary.localisation_truth = loc.localisation_table(study, maps, source="truth")
             summary.localisation_truth_summary = loc.localisation_summary(summary.localisation_truth)
         if steps:
-            summary.curves = ff.faithfulness_curves(study, maps, steps=steps, tile=tile,
+            summary.curves = ff.faithfulness_curves(study, maps, steps=steps, tile=tile, cache=cache,
                                                     progress=stages.stage("deletion/insertion"))
             summary.faithfulness = ff.faithfulness_table(summary.curves)
             summary.faithfulness_summary = ff.faithfulness_summary(summary.faithfulness)
@@ -493,7 +493,7 @@ def cell_report_html(study, index: int, *, methods=IMAGE_METHODS, target: str = 
                 row[f"{label}share {region}"] = share
             row[f"{label}pointing"] = pointing_hit(values, masks.cell)
         if steps:
-            curves = ff.curves_for(sub.loaded, sub.images[0], values, mm.targets[0], steps=steps)
+            curves = ff.curves_for(sub.loaded, sub.images[0], values, mm.targets[0], steps=steps, cache=cache)
             row["deletion AUC"] = ff.area_under(curves["deletion"])
             row["insertion AUC"] = ff.area_under(curves["insertion"])
         rows.append(row)
