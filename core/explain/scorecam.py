@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from core.explain.base import target_probability
-from core.explain.batching import run_batched
+from core.explain.batching import batch_size_for, run_batched
 from core.explain.cam import CAM, upsample
 
 VERSION = 1
@@ -41,12 +41,14 @@ class ScoreCAM(CAM):
     def channel_weights(self, activations, gradients, context):
         handle = context.handle
         n, channels = activations.shape[0], activations.shape[-1]
+        # masked images need no gradients: larger chunks than the gradient methods
+        batch = batch_size_for(handle.description, cap=16)
         scores = np.empty((n, channels), np.float32)
         for i in range(n):
             def chunk(a, b, i=i):
                 return handle.masked_p_normal(context.images[i], activations[i, ..., a:b])
 
-            p = np.concatenate(run_batched(chunk, channels, context.batch_size, cancel=context.cancel))
+            p = np.concatenate(run_batched(chunk, channels, batch, cancel=context.cancel))
             scores[i] = target_probability(p, context.target)
         shifted = scores - scores.max(axis=1, keepdims=True)
         return np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
