@@ -102,8 +102,6 @@ class _args:
 
 
 def run(args) -> int:
-    import keras
-
     from core.bench import bench_model
     from core.explain import lime as project_lime
     from core.explain import occlusion, scorecam, smoothgrad
@@ -221,5 +219,4 @@ def run(args) -> int:
     print("targets: " + "; ".join(met))
     print(f"load average at the end {os.getloadavg()[0]:.2f}; resource maxrss of this process "
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
-    del keras
     return 0
