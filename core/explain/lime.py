@@ -68,8 +68,15 @@ def surrogate(data, target_scores, *, kernel_width=0.25):
     the cosine distance to the first (all-ones) row, as ``pairwise_distances(metric=
     "cosine")`` does (a row of zeros is at distance 1).
     """
-    x = np.asarray(data, dtype=np.float64)
-    y = np.asarray(target_scores, dtype=np.float64)
+    from threadpoolctl import threadpool_limits
+
+    # a 700 x S problem: one BLAS thread avoids waking a pool that TensorFlow keeps busy
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _ridge(np.asarray(data, dtype=np.float64), np.asarray(target_scores, dtype=np.float64),
+                      kernel_width)
+
+
+def _ridge(x, y, kernel_width):
     reference = x[0]
     norms = np.linalg.norm(x, axis=1) * np.linalg.norm(reference)
     similarity = np.divide(x @ reference, norms, out=np.zeros(len(x)), where=norms > 0)
@@ -135,7 +142,11 @@ def explain(model, images, target="dysplastic", *, samples=700, ratio=0.5, kerne
         on = data.astype(np.float32)
         tp = time.perf_counter()
         report = None if progress is None else (lambda d, t, i=i: progress(i * samples + d, n * samples))
-        p = np.concatenate(run_batched(lambda a, b: handle.perturbed_p_normal(image, fudged, labels, on[a:b]),
+        import tensorflow as tf
+
+        # converted once: each of the ~90 batches would otherwise copy ~2.5 MB into TF again
+        constants = (tf.constant(image), tf.constant(fudged), tf.constant(labels))
+        p = np.concatenate(run_batched(lambda a, b: handle.perturbed_p_normal(*constants, on[a:b]),
                                        samples, batch_size, progress=report, cancel=cancel))
         scores = target_probability(p, target)
         tr = time.perf_counter()
