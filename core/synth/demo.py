@@ -88,26 +88,13 @@ def rate_cell(features: CellFeatures, rng: np.random.Generator) -> dict:
     }
 
 
-def mask_polygons(mask: np.ndarray, *, min_area: int = 12, tolerance: float = 1.0) -> list[list[list[float]]]:
-    """Outline each connected region of ``mask`` as a polygon of ``[x, y]`` pixel points."""
-    from skimage import measure
+def mask_polygons(mask: np.ndarray) -> list[list[list[float]]]:
+    """Outline each region of ``mask`` as ``[x, y]`` points, in the annotation convention
+    (pixel (r, c) has its centre at (c + 0.5, r + 0.5)), so the outlines rasterise back onto
+    the ground-truth masks. The same tracing as the automatic outline suggestion."""
+    from core.annotations.segment import mask_polygons as trace
 
-    labels = measure.label(mask, connectivity=2)
-    polygons = []
-    for region in measure.regionprops(labels):
-        if region.area < min_area:
-            continue
-        padded = np.pad(labels == region.label, 1)
-        contours = measure.find_contours(padded.astype(np.float32), 0.5)
-        contour = max(contours, key=len)
-        simple = measure.approximate_polygon(contour, tolerance=tolerance)
-        # Undo the padding; (row, col) -> (x, y).
-        points = [[round(float(c) - 1.0, 1), round(float(r) - 1.0, 1)] for r, c in simple]
-        if points[0] == points[-1]:
-            points = points[:-1]
-        if len(points) >= 3:
-            polygons.append(points)
-    return polygons
+    return [[[round(x, 1), round(y, 1)] for x, y in polygon] for polygon in trace(mask, min_area=12)]
 
 
 def demo_annotation(image_name: str, jpeg: bytes, masks: dict, features: CellFeatures,
