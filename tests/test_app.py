@@ -181,6 +181,7 @@ PARAMETER_WIDGETS = [
     ("pages/lime.py", "lime", "selectbox", "w:lime.fill", "grey"),
     ("pages/lime.py", "lime", "number_input", "w:lime.seed", 4),
     ("pages/cams.py", "gradcam", "selectbox", "w:cam.layer", "conv2d_1"),
+    ("pages/cams.py", "scorecam", "radio", "w:cam.evidence", "signed"),
     ("pages/projection.py", "features", "number_input", "w:features.perplexity", 2.0),
     ("pages/projection.py", "features", "number_input", "w:features.seed", 3),
 ]
@@ -214,3 +215,16 @@ def test_query_string_round_trip(tiny_env):
     assert at.session_state["cell"] == "WN_SNE_3.jpg" and at.session_state["target"] == "normal"
     for key, value in query.items():
         assert at.query_params[key] == value
+
+
+def test_blank_positive_cam_is_explained_not_silent(demo_env):
+    from core.config import DEMO_DIR
+
+    normal = sorted(p.name for p in DEMO_DIR.glob("TN_*.jpg"))[0]
+    at = run_page("pages/cams.py", state={"cell": normal, "target": "dysplastic"})
+    assert not at.exception
+    blank = [i.value for i in at.info if "Nothing in this cell supports 'dysplastic'" in i.value]
+    signed = run_page("pages/cams.py", state={"cell": normal, "target": "dysplastic", "cam.evidence": "signed"})
+    assert not signed.exception
+    assert not [i.value for i in signed.info if "Nothing in this cell" in i.value]
+    assert blank, "a clearly normal cell should have no positive Grad-CAM evidence for dysplastic"
