@@ -99,12 +99,18 @@ def cell_score(model_hash: str, path: str, interpolation: str, _loaded) -> float
     return float(predict_files(_loaded, [path], interpolation=interpolation)[0])
 
 
-@st.cache_resource
 def explanation_cache():
-    """The on-disk explanation cache shared by every session of this server."""
+    """The on-disk explanation cache of the configured folder, shared by every session."""
+    from core.config import cache_dir
+
+    return _explanation_cache(str(cache_dir()))
+
+
+@st.cache_resource
+def _explanation_cache(folder: str):
     from core.cache import ExplanationCache
 
-    return ExplanationCache()
+    return ExplanationCache(folder)
 
 
 @st.cache_data(show_spinner="Segmenting into superpixels…", max_entries=64)
@@ -140,13 +146,20 @@ def channel_means(model_hash: str, paths: tuple, interpolation: str, _loaded) ->
     return out
 
 
-@st.cache_resource
 def annotation_store():
-    """The annotation database, seeded once with the bundled demo annotations."""
+    """The annotation database of the configured URL (``DISPLASIA_DB``)."""
+    from core.config import database_url
+
+    return _annotation_store(database_url())
+
+
+@st.cache_resource
+def _annotation_store(url: str):
+    """One store per database URL, seeded once with the bundled demo annotations."""
     from core.annotations.store import AnnotationStore
     from core.config import DEMO_ANNOTATIONS_DIR
 
-    store = AnnotationStore()
+    store = AnnotationStore(url)
     if DEMO_ANNOTATIONS_DIR.is_dir():
         store.seed_from_dir(DEMO_ANNOTATIONS_DIR)
     return store
