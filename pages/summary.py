@@ -23,7 +23,9 @@ with tab_pathologist:
     ui.table_block("Spearman correlation of the model score with each pathologist score",
                    tables.score_correlations(per_image), "correlations")
     ui.table_block("Pathologist condition vs model prediction vs dataset label", tables.agreement_table(per_image), "agreement")
-    ui.table_block("Cells where they disagree (select one in the sidebar to open it)", tables.disagreements(per_image), "disagreements")
+    disagreeing = tables.disagreements(per_image)
+    ui.table_block("Cells where they disagree", disagreeing, "disagreements")
+    ui.open_cell(disagreeing["name"] if "name" in disagreeing else [], key="disagreements")
 with tab_evidence:
     with st.form("evidence"):
         methods = st.multiselect("Methods", IMAGE_METHODS, default=list(IMAGE_METHODS))
@@ -43,8 +45,14 @@ with tab_evidence:
         ui.table_block("Deletion / insertion AUC", result.faithfulness_summary, "faithfulness")
         ui.figure_block(figures.faithfulness_figure(result.curves) if result.curves is not None else None, "deletion_curves")
         ui.table_block("Model randomisation (Spearman: low = the method depends on the weights)", result.randomisation_summary, "randomisation")
+        ui.figure_block(figures.randomisation_figure(result.randomisation) if result.randomisation is not None else None, "randomisation")
         ui.table_block("Occlusion summary (%)", result.occlusion_summary, "occlusion_summary")
+        ui.figure_block(figures.occlusion_figure(result.occlusion_summary) if result.occlusion_summary is not None else None, "occlusion")
+        ui.figure_block(figures.projection_figure(result.projection) if result.projection is not None else None, "tsne")
         ui.table_block("Background test per group", result.background_summary, "background_summary")
+        ui.figure_block(figures.background_figure(result.background, threshold=threshold), "background")
         ui.table_block("Background test per image", result.background, "background")
         st.download_button("Download the HTML report", dataset_report_html(stud, result), "displasia_report.html", "text/html",
                            key="sum_report")
+    st.divider()
+    ui.cell_report(stud, state.selection().cell)

@@ -161,6 +161,9 @@ def test_summary_computes_evidence_and_report(tiny_env):
     titles = " ".join(m.value for m in at.markdown)
     assert "Relevance mass per method" in titles and "Deletion / insertion AUC" in titles
     assert any(b.label == "Download the HTML report" for b in at.get("download_button"))
+    at.button(key="build_cell_report").click().run()
+    assert not at.exception, at.exception
+    assert any(b.label.startswith("Download the report of") for b in at.get("download_button"))
 
 
 # (page, method whose cache key is logged, widget kind, widget key, new value)

@@ -57,3 +57,27 @@ def compute_evidence(stud, methods, patches, steps: int, randomisation_cells: in
         stud, methods=methods, patches=patches, steps=steps, randomisation_cells=randomisation_cells,
         cache=resources.explanation_cache(), progress=progress, on_stage=on_stage)
     bar.empty()
+
+
+def open_cell(names, *, key: str) -> None:
+    """Pick one of ``names``, make it the current cell and go to the Compare page."""
+    if not len(names):
+        return
+    cols = st.columns([3, 1])
+    name = cols[0].selectbox("Open a cell", list(names), key=f"open_{key}", label_visibility="collapsed")
+    if cols[1].button("Open in Compare", key=f"go_{key}"):
+        st.session_state[state.CELL] = name
+        st.switch_page("pages/compare.py")
+
+
+def cell_report(stud, name: str) -> None:
+    """Build the one-cell HTML report on request, then offer it for download."""
+    from core.summary.report import cell_report_html
+
+    key = f"cell_report:{name}"
+    if st.button(f"Build the report of {name}", key="build_cell_report"):
+        with st.spinner("Computing every method for this cell…"):
+            st.session_state[key] = cell_report_html(stud, stud.index(name), cache=resources.explanation_cache())
+    if key in st.session_state:
+        st.download_button(f"Download the report of {name}", st.session_state[key], f"{name}_report.html", "text/html",
+                           key="dl_cell_report")
