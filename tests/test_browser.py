@@ -22,6 +22,7 @@ PAGES = [
     ("cams", "cams", "Score-CAM"),
     ("background", "background", "Score change"),
     ("projection", "projection", "pathologist's signed total"),
+    ("summary", "summary", "Scores per class"),
 ]
 
 
@@ -53,7 +54,7 @@ def test_page_shows_result(server, page, path, name, proof):
     page.get_by_text(proof, exact=False).first.wait_for(state="visible", timeout=240_000)
     wait_until_idle(page)
     assert not page.locator("[data-testid='stException']").count()
-    if path not in ("home", "model", "projection"):
+    if path not in ("home", "model", "projection", "summary"):
         assert "score P(normal)" in page.inner_text("[data-testid='stMain']")
         if path == "background":
             assert page.locator(".js-plotly-plot").count() >= 2, "original and masked cell not drawn"
