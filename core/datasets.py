@@ -91,20 +91,27 @@ def scan_dataset(folder, labels_csv=None) -> Dataset:
     cells = []
     for path, folder_class in found:
         name = path.relative_to(root).as_posix()
-        match = _PREFIX.match(path.name)
-        study_group = match.group("group").upper() if match else None
         if name in csv_labels or path.name in csv_labels:
-            label, source = csv_labels.get(name, csv_labels.get(path.name)), "csv"
+            label = csv_labels.get(name, csv_labels.get(path.name))
+            cells.append(cell_for_file(path, name=name, label=label, source="csv" if label else None))
         elif folder_class:
-            label, source = folder_class, "folder"
-        elif study_group:
-            label, source = ("normal" if study_group[1] == "N" else "dysplastic"), "prefix"
+            cells.append(cell_for_file(path, name=name, label=folder_class, source="folder"))
         else:
-            label, source = None, None
-        cells.append(Cell(path, name, label, source if label else None, study_group))
+            cells.append(cell_for_file(path, name=name))
     if not cells:
         raise DisplasiaError(f"No images ({', '.join(IMAGE_SUFFIXES)}) in {root}.")
     return Dataset(root=root, cells=tuple(cells))
+
+
+def cell_for_file(path: Path, *, name: str | None = None, label=..., source: str | None = None) -> Cell:
+    """A cell for one image file; without an explicit ``label`` the study prefix gives it."""
+    path = Path(path)
+    match = _PREFIX.match(path.name)
+    study_group = match.group("group").upper() if match else None
+    if label is ...:
+        label = None if study_group is None else ("normal" if study_group[1] == "N" else "dysplastic")
+        source = "prefix" if label else None
+    return Cell(path, name or path.name, label, source, study_group)
 
 
 def _images_in(folder: Path) -> list[Path]:

@@ -43,7 +43,7 @@ def load_model_from_args(args):
 
 def collect_cells(inputs) -> list:
     """Cells from image files and folders, each with the class its folder or name gives."""
-    from core.datasets import Cell, scan_dataset, _PREFIX
+    from core.datasets import cell_for_file, scan_dataset
 
     cells = []
     for item in inputs:
@@ -53,10 +53,7 @@ def collect_cells(inputs) -> list:
         elif path.is_file():
             if path.suffix.lower() not in IMAGE_SUFFIXES:
                 raise DisplasiaError(f"{path.name} is not an image file ({', '.join(IMAGE_SUFFIXES)}).")
-            match = _PREFIX.match(path.name)
-            group = match.group("group").upper() if match else None
-            label = None if group is None else ("normal" if group[1] == "N" else "dysplastic")
-            cells.append(Cell(path, path.name, label, "prefix" if label else None, group))
+            cells.append(cell_for_file(path))
         else:
             raise DisplasiaError(f"Input not found: {path}")
     return cells

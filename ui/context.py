@@ -74,10 +74,9 @@ def current_cell() -> CellContext:
     from core.preprocess import to_model_input
 
     sel = state.selection()
-    ds, loaded = dataset(), model()
+    cell, rgb = current_record()
+    loaded = model()
     with state.user_errors():
-        cell = ds.cell(sel.cell) if sel.cell in ds.names() else ds.cells[0]
-        rgb = resources.original(str(cell.path))
         image = to_model_input(rgb, loaded.description.image_size, sel.interpolation)
         score = float(resources.cell_score(loaded.description.content_hash, str(cell.path), sel.interpolation, loaded))
     return CellContext(loaded, cell, rgb, image, score, label_of(score, sel.threshold), sel.target, sel.threshold)
