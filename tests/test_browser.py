@@ -14,7 +14,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 PAGES = [
     ("home", "home", "Predicted dysplastic"),
     ("model", "model", "Parameters"),
-    ("compare", "compare", "Compare methods"),
+    ("compare", "compare", "Open Score-CAM"),
     ("feature-maps", "feature_maps", "Enlarge channel"),
     ("saliency", "saliency", "SmoothGrad"),
     ("occlusion", "occlusion", "largest reduction"),
@@ -59,6 +59,8 @@ def test_page_shows_result(server, page, path, name, proof):
         if path == "background":
             assert page.locator(".js-plotly-plot").count() >= 2, "original and masked cell not drawn"
         else:
+            # plotly draws after the element arrives: give it time before judging
+            page.locator(".js-plotly-plot g.hm image").first.wait_for(state="attached", timeout=60_000)
             assert heatmap_images(page), "no heatmap drawn"
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=False)
@@ -71,11 +73,8 @@ def test_parameter_change_gives_a_new_map(server, page):
     before = heatmap_images(page)
     page.get_by_role("combobox", name="Fill", exact=True).click()
     page.get_by_role("option", name="grey").click()
-    wait_until_idle(page)
-    page.get_by_text("largest reduction").first.wait_for(state="visible", timeout=240_000)
-    wait_until_idle(page)
-    after = heatmap_images(page)
-    assert after and after != before
+    after = poll(lambda: (lambda now: now if now and now != before else None)(heatmap_images(page)), timeout=240)
+    assert after and after != before, "the map did not change with the fill"
     assert "occlusion.fill=grey" in page.url
 
 
