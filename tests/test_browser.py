@@ -164,8 +164,9 @@ def test_annotation_survives_reload(annotate_server, page):
     assert main.get_by_role("radiogroup", name="Cytoplasm").get_by_label("transparent").is_checked()
     assert main.get_by_role("radiogroup", name="Cell condition").get_by_label("dysplastic").is_checked()
     box = page.locator("canvas.lower-canvas").first.bounding_box()
-    pixels = canvas_pixels(page, box["width"] / 2 + box["width"] * 0.2, box["height"] / 2)
     # the stroke is drawn in the transparent-cytoplasm colour #cb4335 (203, 67, 53)
-    assert any(r > g + 60 and r > b + 60 for r, g, b, _ in pixels), "the stroke is not on the reloaded canvas"
+    reddish = poll(lambda: any(r > g + 60 and r > b + 60 for r, g, b, _ in
+                               canvas_pixels(page, box["width"] / 2 + box["width"] * 0.2, box["height"] / 2)), timeout=30)
+    assert reddish, "the stroke is not on the reloaded canvas"
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "annotate.png"))
