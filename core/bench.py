@@ -33,16 +33,14 @@ def _dispatch(args) -> int:
     return getattr(importlib.import_module(module), function)(args)
 
 
-def bench_model(args=None):
+def bench_model(args):
     """The model to benchmark: ``--model``, else the demo model, else untrained DisplasiaNet."""
     from core.config import demo_model_path
-    from core.model_io import from_keras, load_model
+    from core.model_io import from_keras
+    from core.predict_cli import load_model_from_args
 
-    if args is not None and getattr(args, "model", None):
-        return load_model(args.model, getattr(args, "weights", None))
-    json_path, weights = demo_model_path()
-    if json_path.is_file():
-        return load_model(json_path, weights)
+    if args.model or demo_model_path()[0].is_file():
+        return load_model_from_args(args)
     from core.architecture import displasianet
 
     return from_keras(displasianet(seed=0), source="untrained DisplasiaNet")

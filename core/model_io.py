@@ -329,7 +329,7 @@ def _check_keras3_config(node):
             raise DisplasiaError(f"The model refers to code outside Keras ('{module}'), which is refused.")
         if node.get("registered_name") not in (None, node.get("class_name")) and "class_name" in node:
             raise DisplasiaError(f"The model uses a custom object '{node['registered_name']}', which is refused.")
-        if node.get("class_name") == "Lambda" or "function" in node and node.get("class_name") in ("Lambda",):
+        if node.get("class_name") == "Lambda":
             raise DisplasiaError("A Lambda layer is refused: it would run code stored in the file.")
         for value in node.values():
             _check_keras3_config(value)
@@ -341,7 +341,7 @@ def _check_keras3_config(node):
 def _check_layers_of(model):
     for layer in model.layers:
         cls = type(layer).__name__
-        if cls in ("Sequential", "Functional") :
+        if cls in ("Sequential", "Functional"):
             raise DisplasiaError(f"Nested model '{layer.name}' is not supported; flatten it first.")
         if cls not in ALLOWED_LAYERS:
             raise DisplasiaError(f"Layer '{layer.name}' of type {cls} is refused.")

@@ -78,8 +78,14 @@ def current_cell() -> CellContext:
     loaded = model()
     with state.user_errors():
         image = to_model_input(rgb, loaded.description.image_size, sel.interpolation)
-        score = float(resources.cell_score(loaded.description.content_hash, str(cell.path), sel.interpolation, loaded))
+        score = _score(loaded, cell)
     return CellContext(loaded, cell, rgb, image, score, label_of(score, sel.threshold), sel.target, sel.threshold)
+
+
+def _score(loaded, cell) -> float:
+    """P(normal) of one cell under the current interpolation (cached per model and file)."""
+    interpolation = state.selection().interpolation
+    return float(resources.cell_score(loaded.description.content_hash, str(cell.path), interpolation, loaded))
 
 
 def current_record():
@@ -97,8 +103,7 @@ def score_line(cell) -> str:
 
     sel = state.selection()
     try:
-        loaded = resources.load_model(sel.model, sel.model.stamp())
-        score = float(resources.cell_score(loaded.description.content_hash, str(cell.path), sel.interpolation, loaded))
+        score = _score(resources.load_model(sel.model, sel.model.stamp()), cell)
     except DisplasiaError as exc:
         return f"no model score ({exc})"
     return f"model score {score:.4f} → {label_of(score, sel.threshold)}"
