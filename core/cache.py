@@ -24,7 +24,7 @@ import numpy as np
 from core.explain.base import Explanation, Params
 
 FORMAT = 1
-#: Default size limit (env ``DISPLASIA_CACHE_MAX_MB``).
+#: Default size limit in MiB (the setting ``cache.max_mb`` and env ``DISPLASIA_CACHE_MAX_MB`` change it).
 DEFAULT_MAX_MB = 2048
 _SUFFIX = ".npz"
 
@@ -87,17 +87,17 @@ class ExplanationCache:
     Parameters
     ----------
     folder : str or Path, optional
-        Default ``core.config.cache_dir()`` (env ``DISPLASIA_CACHE_DIR``).
+        Default ``core.config.cache_dir()`` (setting ``cache.dir``, env ``DISPLASIA_CACHE_DIR``).
     max_bytes : int, optional
-        Default env ``DISPLASIA_CACHE_MAX_MB`` (MiB) or 2 GiB.
+        Default setting ``cache.max_mb`` (env ``DISPLASIA_CACHE_MAX_MB``, MiB) or 2 GiB.
     """
 
     def __init__(self, folder=None, *, max_bytes: int | None = None):
-        from core.config import cache_dir
+        from core.config import cache_dir, cache_max_bytes
 
         self.folder = Path(folder) if folder is not None else cache_dir()
         if max_bytes is None:
-            max_bytes = int(float(os.environ.get("DISPLASIA_CACHE_MAX_MB", DEFAULT_MAX_MB)) * 2**20)
+            max_bytes = cache_max_bytes()
         self.max_bytes = int(max_bytes)
         self.hits = 0
         self.misses = 0

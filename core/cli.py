@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "core.annotations.cli",
     "core.train_demo",
     "core.summary.cli",
+    "core.settings",
 )
 
 
@@ -42,3 +43,13 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except RecursionError:
+        print("error: input is nested too deeply", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("error: not enough memory for this input", file=sys.stderr)
+        return 2
+    except Exception as exc:  # last resort: one line, never a traceback
+        detail = " ".join(str(exc).split())[:200]
+        print(f"error: internal error ({type(exc).__name__}{': ' + detail if detail else ''})", file=sys.stderr)
+        return 1

@@ -1,11 +1,11 @@
 """Paths and settings shared by the dashboard and the command line.
 
-Settings that a deployment may change come from environment variables so that one
-installation can serve several users without code changes.
+Settings that a deployment may change live in ``core.settings`` (a TOML file named by
+``DISPLASIA_SETTINGS`` plus ``DISPLASIA_*`` environment overrides); the functions below are
+the short names the rest of the code uses.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -29,38 +29,48 @@ INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
 
 
+def _settings():
+    from core.settings import load_settings
+
+    return load_settings()
+
+
 def cache_dir() -> Path:
-    """Folder of the on-disk explanation cache (env ``DISPLASIA_CACHE_DIR``)."""
-    return Path(os.environ.get("DISPLASIA_CACHE_DIR", REPO_ROOT / ".cache" / "displasia"))
+    """Folder of the on-disk explanation cache (setting ``cache.dir``, env ``DISPLASIA_CACHE_DIR``)."""
+    return _settings().cache.dir
+
+
+def cache_max_bytes() -> int:
+    """Size limit of the explanation cache (setting ``cache.max_mb``, env ``DISPLASIA_CACHE_MAX_MB``)."""
+    return int(_settings().cache.max_mb * 2**20)
 
 
 def database_url() -> str:
-    """SQLAlchemy URL of the annotation store (env ``DISPLASIA_DB``), SQLite by default."""
-    return os.environ.get("DISPLASIA_DB", f"sqlite:///{REPO_ROOT / 'var' / 'annotations.sqlite'}")
+    """SQLAlchemy URL of the annotation store (setting ``database.url``, env ``DISPLASIA_DB``), SQLite by default."""
+    return _settings().database.url
 
 
 def demo_model_path() -> tuple[Path, Path | None]:
     """The default model as (architecture, weights): the bundled demo (Keras-2 JSON + H5).
 
-    A deployment may point it elsewhere with ``DISPLASIA_MODEL`` (and ``DISPLASIA_WEIGHTS``).
+    A deployment may point it elsewhere with the setting ``models.path`` (env ``DISPLASIA_MODEL``)
+    and ``models.weights`` (``DISPLASIA_WEIGHTS``).
     """
-    if os.environ.get("DISPLASIA_MODEL"):
-        weights = os.environ.get("DISPLASIA_WEIGHTS")
-        return Path(os.environ["DISPLASIA_MODEL"]), Path(weights) if weights else None
+    models = _settings().models
+    if models.path is not None:
+        return models.path, models.weights
     return DEMO_MODEL_JSON, DEMO_MODEL_WEIGHTS
 
 
 def default_dataset() -> Path:
-    """The dataset opened first: the bundled demo cells, or ``DISPLASIA_DATASET``."""
-    return Path(os.environ.get("DISPLASIA_DATASET", DEMO_DIR))
+    """The dataset opened first: the bundled demo cells, or setting ``data.dataset`` (``DISPLASIA_DATASET``)."""
+    return _settings().data.dataset
 
 
 def data_roots() -> list[Path]:
-    """Folders the dashboard may read datasets and models from (``DISPLASIA_DATA_ROOTS``).
+    """Folders the dashboard may read datasets and models from (``data.roots``, ``DISPLASIA_DATA_ROOTS``).
 
     On a shared server a user must not be able to browse the whole disk: folder choices in
     the dashboard are only accepted below one of these roots (default: the data folder).
     """
-    raw = os.environ.get("DISPLASIA_DATA_ROOTS")
-    roots = [Path(p) for p in raw.split(os.pathsep) if p] if raw else [DATA_DIR]
-    return [r.resolve() for r in roots]
+    return [r.resolve() for r in _settings().data.roots]
