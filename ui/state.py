@@ -29,7 +29,17 @@ def default_model() -> ModelChoice:
 
 
 def init() -> None:
-    """Fill defaults once per session, taking the URL's values where present."""
+    """Fill defaults once per session, taking the URL's values where present.
+
+    Invalid server settings (``core.settings``) stop every page with their one-line message.
+    """
+    from core.settings import load_settings
+
+    try:
+        load_settings()
+    except DisplasiaError as exc:
+        st.error(f"The server's settings are invalid, so the dashboard cannot start: {exc}")
+        st.stop()
     ss, qp = st.session_state, st.query_params
     ss.setdefault(MODEL, default_model())
     ss.setdefault(DATASET, qp.get("dataset") if _allowed_dataset(qp.get("dataset")) else str(default_dataset()))
