@@ -10,6 +10,12 @@ locked" is retried with back-off.
 The database schema is versioned: ``schema_version`` holds the applied migration numbers
 and :data:`MIGRATIONS` lists the migrations in order. Opening a store applies the missing
 ones in one transaction.
+
+PostgreSQL (``postgresql+psycopg://...``; a plain ``postgresql://`` URL uses psycopg too) gets
+the same guarantees: each write transaction first takes one transaction-scoped advisory lock,
+so writers queue exactly as ``BEGIN IMMEDIATE`` makes them queue on SQLite, and version
+numbers never collide. A database that cannot be reached raises
+:class:`DatabaseUnavailable` (a one-line :class:`DisplasiaError`) instead of a driver error.
 """
 from __future__ import annotations
 
@@ -17,14 +23,28 @@ import hashlib
 import json
 import random
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence, TypeVar
+from typing import TypeVar
 
-from sqlalchemy import (Column, ForeignKey, Index, Integer, MetaData, String, Table, Text,
-                        UniqueConstraint, create_engine, event, func, select)
+from sqlalchemy import (
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    func,
+    select,
+)
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
+from sqlalchemy.exc import ArgumentError, IntegrityError, InterfaceError, NoSuchModuleError, OperationalError
 from sqlalchemy.pool import StaticPool
 
 from core.errors import DisplasiaError
@@ -32,6 +52,9 @@ from core.errors import DisplasiaError
 from .schema import Annotation, now_iso
 
 T = TypeVar("T")
+
+#: Key of the PostgreSQL advisory lock every write transaction takes (any constant works).
+_PG_WRITE_LOCK = 0x0D15_A5_1A
 
 #: Largest project JSON file :meth:`AnnotationStore.seed_from_dir` reads.
 MAX_JSON_BYTES = 5 * 1024 * 1024
@@ -101,6 +124,10 @@ def default_url() -> str:
     return database_url()
 
 
+class DatabaseUnavailable(DisplasiaError):
+    """The annotation database cannot be reached (server down, network, permissions)."""
+
+
 @dataclass(frozen=True)
 class VersionInfo:
     """One saved version of one annotator's reading of one image."""
@@ -156,12 +183,16 @@ class AnnotationStore:
         self.url = url or default_url()
         self._attempts = max(1, attempts)
         self.engine = _make_engine(self.url, busy_timeout_s)
-        self.schema_version = migrate(self.engine, migrations, self._write)
+        try:
+            self.schema_version = migrate(self.engine, migrations, self._write)
+        except BaseException:
+            self.engine.dispose()
+            raise
 
     def close(self) -> None:
         self.engine.dispose()
 
-    def __enter__(self) -> "AnnotationStore":
+    def __enter__(self) -> AnnotationStore:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -336,7 +367,7 @@ class AnnotationStore:
         return sorted(out, key=lambda r: r.annotator) if latest_only else out
 
     def _read(self):
-        return _ReadTx(self.engine)
+        return _ReadTx(self.engine, self.url)
 
     def _write(self, work: Callable[[Connection], T]) -> T:
         delay = 0.02
@@ -346,12 +377,12 @@ class AnnotationStore:
                     conn.execution_options(displasia_write=True)
                     with conn.begin():
                         return work(conn)
-            except OperationalError as exc:
-                if not _is_busy(exc) or attempt == self._attempts:
-                    if _is_busy(exc):
-                        raise DisplasiaError("the annotation database stayed busy; "
-                                             "your change was not saved, please try again") from exc
-                    raise
+            except (OperationalError, InterfaceError) as exc:
+                if not _is_busy(exc):
+                    raise _unavailable(exc, self.url) from exc
+                if attempt == self._attempts:
+                    raise DisplasiaError("the annotation database stayed busy; "
+                                         "your change was not saved, please try again") from exc
             except IntegrityError:
                 # Another writer took the same version number (databases without
                 # BEGIN IMMEDIATE semantics): read again and retry.
@@ -365,19 +396,39 @@ class AnnotationStore:
 class _ReadTx:
     """Context manager: a connection inside a (deferred, read-only use) transaction."""
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, url: str = ""):
         self.engine = engine
+        self.url = url
 
     def __enter__(self) -> Connection:
-        self.conn = self.engine.connect()
-        self.tx = self.conn.begin()
+        try:
+            self.conn = self.engine.connect()
+            self.tx = self.conn.begin()
+        except (OperationalError, InterfaceError) as exc:
+            raise _unavailable(exc, self.url) from exc
         return self.conn
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, exc, tb) -> bool:
         try:
             self.tx.rollback()
+        except (OperationalError, InterfaceError):
+            pass                 # the connection died mid-read: the error below says so
         finally:
             self.conn.close()
+        if isinstance(exc, (OperationalError, InterfaceError)):
+            raise _unavailable(exc, self.url) from exc
+        return False
+
+
+def _unavailable(exc: Exception, url: str) -> DatabaseUnavailable:
+    """One line for a database that cannot be reached; the URL without its password."""
+    try:
+        where = make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        where = "the configured URL"
+    first = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    reason = first[0][:200] if first else type(exc).__name__
+    return DatabaseUnavailable(f"the annotation database ({where}) is not reachable: {reason}")
 
 
 def _latest_query(sha: str | None, annotator: str | None):
@@ -426,18 +477,26 @@ def _annotator_id(conn: Connection, name: str, now: str) -> int:
     return conn.execute(annotators.insert().values(name=name, created_at=now)).inserted_primary_key[0]
 
 
-def _is_busy(exc: OperationalError) -> bool:
-    text = str(exc.orig if exc.orig is not None else exc).lower()
-    return "locked" in text or "busy" in text
+def _is_busy(exc: Exception) -> bool:
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).lower()
+    return any(m in text for m in ("database is locked", "database is busy", "database table is locked",
+                                   "lock timeout"))
 
 
 def _make_engine(url: str, busy_timeout_s: float) -> Engine:
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         raise DisplasiaError(f"not a database URL: {url!r}") from None
-    if parsed.get_backend_name() != "sqlite":
-        return create_engine(parsed, pool_pre_ping=True)
+    backend = parsed.get_backend_name()
+    if backend == "postgresql":
+        return _postgres_engine(parsed, busy_timeout_s)
+    if backend != "sqlite":
+        try:
+            return create_engine(parsed, pool_pre_ping=True)
+        except (ImportError, NoSuchModuleError) as exc:
+            raise DisplasiaError(f"no database driver for {parsed.drivername!r} URLs is installed ({exc})") from None
     database = parsed.database or ""
     in_memory = database in ("", ":memory:") or database.startswith("file::memory:")
     if in_memory:
@@ -466,6 +525,27 @@ def _make_engine(url: str, busy_timeout_s: float) -> Engine:
     def _on_begin(conn):
         write = conn.get_execution_options().get("displasia_write", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine
+
+
+def _postgres_engine(parsed, busy_timeout_s: float) -> Engine:
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")   # psycopg 3 is the pinned driver
+    try:
+        engine = create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=10,
+                               connect_args={"connect_timeout": max(1, int(min(busy_timeout_s, 10)))})
+    except (ImportError, NoSuchModuleError) as exc:
+        raise DisplasiaError(f"no PostgreSQL driver for {parsed.drivername!r} is installed ({exc})") from None
+    lock_ms = int(busy_timeout_s * 1000)
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        if conn.get_execution_options().get("displasia_write", False):
+            # Writers queue on one advisory lock (released at commit/rollback), as SQLite's
+            # BEGIN IMMEDIATE makes them queue: version numbers never race.
+            conn.exec_driver_sql(f"SET LOCAL lock_timeout = {lock_ms}")
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_WRITE_LOCK})")
 
     return engine
 
