@@ -1,4 +1,5 @@
-"""``python -m core synth``: write generated cells and their ground truth to a folder."""
+"""``python -m core synth``: write generated cells and their ground truth to a folder;
+``python -m core synth realism REAL_DIR``: how far generated cells are from real ones."""
 from __future__ import annotations
 
 import argparse
@@ -28,15 +29,33 @@ def add_parsers(subparsers) -> None:
                     "(cell, nucleus, cytoplasm and granule masks as PNG; latent features as JSON). "
                     "The same seed gives the same bytes.",
     )
-    p.add_argument("--out", required=True, type=Path, help="output folder (created if missing)")
+    p.add_argument("--out", type=Path, help="output folder (created if missing; required)")
     p.add_argument("--n", type=int, default=20, help="number of cells (default 20)")
     p.add_argument("--seed", type=int, default=0, help="seed of the set (default 0)")
     p.add_argument("--kind", choices=("normal", "dysplastic", "mixed"), default="mixed",
                    help="class of the cells; mixed draws each 50/50 (default)")
     p.set_defaults(func=run_synth)
+    sub = p.add_subparsers(dest="synth_command", metavar="SUBCOMMAND")
+    r = sub.add_parser(
+        "realism",
+        help="two-sample test and per-part distances, real vs synthetic normal cells",
+        description="Train a small classifier to tell real from synthetic NORMAL neutrophils on colour and "
+                    "texture features and report its accuracy on held-out cells (every fourth real cell by "
+                    "sorted name is held out; 0.5 = indistinguishable), plus per-part Lab colour and texture "
+                    "of background, red cells, cytoplasm and nucleus.",
+    )
+    r.add_argument("real_dir", type=Path, help="folder of real normal neutrophil images")
+    src = r.add_mutually_exclusive_group()
+    src.add_argument("--synthetic", type=Path, help="folder of synthetic normal cells (default: generate them)")
+    src.add_argument("--n", type=int, default=200, help="synthetic cells to generate (default 200)")
+    r.add_argument("--seed", type=int, default=None, help="seed of the generated cells (default 777)")
+    r.add_argument("--classifier", choices=("logistic", "boosting"), default="logistic")
+    r.set_defaults(func=run_realism)
 
 
 def run_synth(args: argparse.Namespace) -> int:
+    if args.out is None:
+        raise DisplasiaError("--out is required (or use `synth realism REAL_DIR`).")
     if args.n < 1:
         raise DisplasiaError("--n must be at least 1.")
     if args.seed < 0:
@@ -52,4 +71,25 @@ def run_synth(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - start
     print(f"wrote {args.n} cells ({counts['normal']} normal, {counts['dysplastic']} dysplastic) to "
           f"{args.out} in {elapsed:.1f} s; generator {GENERATOR_VERSION}, seed {args.seed}")
+    return 0
+
+
+def run_realism(args: argparse.Namespace) -> int:
+    from .realism import REALISM_SEED, image_paths, load_capture, realism_report, synthetic_images
+
+    start = time.perf_counter()
+    real = [load_capture(p) for p in image_paths(args.real_dir)]
+    if args.synthetic is not None:
+        synth = [load_capture(p) for p in image_paths(args.synthetic)]
+        source = str(args.synthetic)
+    else:
+        if args.n < 8:
+            raise DisplasiaError("--n must be at least 8.")
+        seed = REALISM_SEED if args.seed is None else args.seed
+        synth = synthetic_images(args.n, seed)
+        source = f"generator {GENERATOR_VERSION}, seed {seed}"
+    report = realism_report(real, synth, classifier=args.classifier, source=source)
+    for line in report.lines():
+        print(line)
+    print(f"({time.perf_counter() - start:.0f} s)")
     return 0

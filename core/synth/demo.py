@@ -130,8 +130,8 @@ def _is_hard(f: CellFeatures) -> bool:
 
 
 def _score_cells(loaded, cells) -> np.ndarray:
-    from core.preprocess import to_model_input
     from core.predict import predict_scores
+    from core.preprocess import to_model_input
 
     h, w = loaded.description.input_shape[:2]
     batch = np.stack([to_model_input(c.rgb, size=(h, w), interpolation="nearest") for c in cells])

@@ -96,7 +96,7 @@ class CellFeatures:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "CellFeatures":
+    def from_dict(cls, d: dict) -> CellFeatures:
         names = {f.name for f in dataclasses.fields(cls)}
         kw = {k: v for k, v in d.items() if k in names}
         kw["abnormal_features"] = tuple(kw.get("abnormal_features", ()))

@@ -1,0 +1,356 @@
+"""How far the generated neutrophils are from real CellaVision captures.
+
+Two measures, both on NORMAL cells (the only real cells there are):
+
+* a **classifier two-sample test** (Lopez-Paz & Oquab, "Revisiting classifier two-sample
+  tests", ICLR 2017): a small classifier learns to tell real from synthetic cells on
+  hand-made colour and texture features; its accuracy on cells it never saw is the
+  measure. 0.5 means the classifier cannot tell them apart; 1.0 means every cell gives
+  itself away.
+* **per-part distances**: mean colour (CIE Lab, Delta E 1976) and fine-scale texture of
+  background, red cells, neutrophil cytoplasm and nucleus, each segmented with the same
+  simple colour thresholds on real and synthetic images, so a segmentation error hits
+  both sides alike.
+
+The real cells are split once, by sorted file name: every fourth cell (index 3, 7, ...)
+is *held out*. Tuning the generator may look at the other cells only; the reported
+two-sample accuracy trains on the tuning cells and tests on the held-out ones.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage as ndi
+
+from core.errors import DisplasiaError
+
+from .render import IMAGE_SHAPE
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+PARTS = ("background", "red_cells", "cytoplasm", "nucleus")
+#: Every ``HOLD_OUT_EVERY``-th cell by sorted name (starting at index ``HOLD_OUT_EVERY - 1``)
+#: is held out.
+HOLD_OUT_EVERY = 4
+#: Seed of the synthetic normal cells the realism command generates.
+REALISM_SEED = 777
+#: Difference-of-Gaussian scales (pixels) of the texture bands: fine granule scale,
+#: chromatin clumps, coarse shading.
+_BANDS = ((0.6, 1.2), (1.2, 2.4), (2.4, 4.8))
+_MAX_RIM = 45.0
+
+
+def is_held_out(index: int) -> bool:
+    """True for the cells (by position in sorted-name order) that tuning must not see."""
+    return index % HOLD_OUT_EVERY == HOLD_OUT_EVERY - 1
+
+
+def image_paths(folder) -> list[Path]:
+    """Image files of ``folder`` in sorted-name order."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DisplasiaError(f"folder not found: {folder}")
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not paths:
+        raise DisplasiaError(f"no images in {folder}")
+    return paths
+
+
+def load_capture(path) -> np.ndarray:
+    """An image as ``(363, 360, 3) uint8``: larger captures (366 x 369) are centre-cropped,
+    smaller ones padded by edge replication, so image size gives nothing away."""
+    try:
+        with Image.open(path) as im:
+            rgb = np.asarray(im.convert("RGB"))
+    except OSError as exc:
+        raise DisplasiaError(f"cannot read image {Path(path).name}: {exc}") from None
+    return fit_shape(rgb)
+
+
+def fit_shape(rgb: np.ndarray, shape=IMAGE_SHAPE) -> np.ndarray:
+    h, w = shape
+    H, W = rgb.shape[:2]
+    if H < h or W < w:
+        rgb = np.pad(rgb, ((0, max(h - H, 0)), (0, max(w - W, 0)), (0, 0)), mode="edge")
+        H, W = rgb.shape[:2]
+    y0, x0 = (H - h) // 2, (W - w) // 2
+    return rgb[y0:y0 + h, x0:x0 + w]
+
+
+# --------------------------------------------------------------------------- segmentation
+
+def part_masks(rgb: np.ndarray, lab: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Background, red-cell, cytoplasm and nucleus masks from colour thresholds.
+
+    Thresholds are relative to the image's own background lightness, so a brighter or
+    darker capture keeps its parts. Nucleus: dark and blue (Lab b* below the background's
+    by 20). Cell: the not-background region around the nucleus that is not red-cell
+    coloured, opened to cut it from touching red cells. Red cells: the rest of the
+    not-background region, away from the neutrophil.
+
+    >>> rgb = np.full((60, 60, 3), (250, 225, 205), np.uint8)
+    >>> rgb[20:40, 20:40] = (200, 190, 210); rgb[26:34, 26:34] = (90, 60, 150)
+    >>> m = part_masks(rgb)
+    >>> bool(m["nucleus"][30, 30]), bool(m["cytoplasm"][22, 22]), bool(m["background"][5, 5])
+    (True, True, True)
+    """
+    from skimage.color import rgb2lab
+
+    lab = rgb2lab(rgb) if lab is None else lab
+    L, b = lab[..., 0], lab[..., 2]
+    bg_L = float(np.percentile(L, 90))
+    bg_b = float(np.median(b[L >= bg_L - 3]))
+    not_bg = ndi.gaussian_filter(L, 1.5) < bg_L - 5.0
+    nucleus = (ndi.gaussian_filter(L, 1.0) < bg_L - 28.0) & (ndi.gaussian_filter(b, 1.0) < bg_b - 20.0)
+    nucleus = ndi.binary_opening(nucleus, iterations=1)
+    nucleus = _central_components(nucleus, min_area=150)
+    # Red cells are redder (a*) and warmer (b*) than neutrophil cytoplasm, which is lilac.
+    red_like = ndi.gaussian_filter(b, 2.0) > bg_b - 10.0
+    cell_candidate = not_bg & ~(red_like & ~ndi.binary_dilation(nucleus, iterations=6))
+    cell = ndi.binary_opening(cell_candidate, iterations=4) | nucleus
+    cell = _component_touching(cell, nucleus)
+    # Cytoplasm is a rim around the nucleus, never wider than about a red-cell diameter:
+    # this stops a leak into a bluish neighbour.
+    cell &= ndi.distance_transform_edt(~nucleus) < _MAX_RIM
+    cell = ndi.binary_fill_holes(ndi.binary_closing(cell, iterations=3))
+    cell_zone = ndi.binary_dilation(cell, iterations=4)
+    red = not_bg & ~cell_zone
+    background = ~ndi.binary_dilation(not_bg, iterations=2) & ~cell_zone
+    return {"background": background, "red_cells": red, "cytoplasm": cell & ~nucleus, "nucleus": nucleus}
+
+
+def _central_components(mask: np.ndarray, *, min_area: int) -> np.ndarray:
+    """Components of at least ``min_area`` pixels within a third of the image of its centre."""
+    labels, n = ndi.label(mask)
+    if n == 0:
+        return mask
+    h, w = mask.shape
+    sizes = ndi.sum(mask, labels, index=np.arange(1, n + 1))
+    centres = ndi.center_of_mass(mask, labels, index=np.arange(1, n + 1))
+    keep = [i + 1 for i, (s, (cy, cx)) in enumerate(zip(sizes, centres))
+            if s >= min_area and math.hypot(cy - h / 2, cx - w / 2) < min(h, w) / 3]
+    if not keep:
+        keep = [int(np.argmax(sizes)) + 1]
+    return np.isin(labels, keep)
+
+
+def _component_touching(mask: np.ndarray, seed: np.ndarray) -> np.ndarray:
+    labels, n = ndi.label(mask)
+    ids = np.unique(labels[seed & mask])
+    ids = ids[ids > 0]
+    return np.isin(labels, ids) if len(ids) else seed
+
+
+# --------------------------------------------------------------------------- features
+
+def _lbp_histogram(L: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    from skimage.feature import local_binary_pattern
+
+    # On 8-bit lightness: LBP compares neighbours, and float noise would flip ties.
+    codes = local_binary_pattern(np.clip(L * 2.55, 0, 255).astype(np.uint8), 8, 1, method="uniform")
+    if mask.sum() < 20:
+        return np.zeros(10)
+    return np.bincount(codes[mask].astype(int), minlength=10)[:10] / float(mask.sum())
+
+
+@dataclass(frozen=True)
+class CellMeasures:
+    """Per-image measurements: the classifier's feature vector and per-part summaries."""
+
+    features: np.ndarray          # (F,) float
+    part_lab: dict                # part -> (3,) mean Lab, or None if the part is empty
+    part_texture: dict            # part -> fine-band standard deviation of L, or None
+    areas: dict                   # part -> fraction of the image
+
+
+def measure_cell(rgb: np.ndarray) -> CellMeasures:
+    """Colour and texture features of one ``(363, 360, 3) uint8`` image."""
+    from skimage.color import rgb2lab
+
+    rgb = fit_shape(np.asarray(rgb))
+    lab = rgb2lab(rgb)
+    masks = part_masks(rgb, lab)
+    L = lab[..., 0]
+    blurred = {s: ndi.gaussian_filter(L, s) for s in sorted({s for band in _BANDS for s in band})}
+    bands = [blurred[s0] - blurred[s1] for s0, s1 in _BANDS]
+    feats: list[float] = []
+    part_lab, part_tex, areas = {}, {}, {}
+    for part in PARTS:
+        m = masks[part]
+        areas[part] = float(m.mean())
+        if m.sum() >= 30:
+            px = lab[m]
+            mean, sd = px.mean(0), px.std(0)
+            energies = [float(band[m].std()) for band in bands]
+            part_lab[part], part_tex[part] = mean, energies[0]
+        else:
+            mean, sd = np.full(3, np.nan), np.full(3, np.nan)
+            energies = [np.nan] * len(bands)
+            part_lab[part], part_tex[part] = None, None
+        feats += [*mean, *sd, *np.log(np.asarray(energies) + 1e-3), areas[part]]
+    for channel, (lo, hi) in zip(range(3), ((20, 100), (-10, 40), (-50, 30))):
+        hist, _ = np.histogram(lab[..., channel], bins=8, range=(lo, hi))
+        feats += list(hist / hist.sum())
+    cell = masks["cytoplasm"] | masks["nucleus"]
+    feats += list(_lbp_histogram(L, masks["cytoplasm"]))
+    feats += list(_lbp_histogram(L, masks["background"] | masks["red_cells"]))
+    feats.append(float(cell.mean()))
+    return CellMeasures(np.asarray(feats, dtype=np.float64), part_lab, part_tex, areas)
+
+
+# --------------------------------------------------------------------------- the test
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95 % Wilson score interval of a proportion.
+
+    >>> lo, hi = wilson_interval(50, 100)
+    >>> round(lo, 3), round(hi, 3)
+    (0.404, 0.596)
+    """
+    if n == 0:
+        return float("nan"), float("nan")
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return centre - half, centre + half
+
+
+def _classifier(kind: str):
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if kind == "logistic":
+        from sklearn.linear_model import LogisticRegression
+
+        model = LogisticRegression(C=0.1, max_iter=5000)
+    elif kind == "boosting":
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        model = HistGradientBoostingClassifier(max_iter=150, max_depth=3, learning_rate=0.1, random_state=0)
+    else:
+        raise DisplasiaError(f"unknown classifier {kind!r}: choose logistic or boosting")
+    return make_pipeline(SimpleImputer(strategy="median"), StandardScaler(), model)
+
+
+@dataclass(frozen=True)
+class TwoSampleResult:
+    classifier: str
+    accuracy: float
+    ci: tuple[float, float]
+    n_test_real: int
+    n_test_synthetic: int
+    n_train_real: int
+    n_train_synthetic: int
+    real_called_real: float          # share of held-out real cells the classifier calls real
+    synthetic_called_synthetic: float
+
+
+def two_sample_test(real_train, synth_train, real_test, synth_test, *, classifier="logistic") -> TwoSampleResult:
+    """Train on (real_train, synth_train) feature rows, report accuracy on the test rows."""
+    x = np.vstack([real_train, synth_train])
+    y = np.r_[np.ones(len(real_train)), np.zeros(len(synth_train))]
+    model = _classifier(classifier).fit(x, y)
+    pred_real = model.predict(np.asarray(real_test)) == 1
+    pred_synth = model.predict(np.asarray(synth_test)) == 0
+    correct = int(pred_real.sum() + pred_synth.sum())
+    n = len(pred_real) + len(pred_synth)
+    return TwoSampleResult(classifier, correct / n, wilson_interval(correct, n), len(real_test), len(synth_test),
+                           len(real_train), len(synth_train), float(pred_real.mean()), float(pred_synth.mean()))
+
+
+def cross_validated_accuracy(real, synth, *, classifier="logistic", folds=5) -> float:
+    """Stratified k-fold accuracy: the number to tune on (tuning cells only)."""
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+
+    x = np.vstack([real, synth])
+    y = np.r_[np.ones(len(real)), np.zeros(len(synth))]
+    cv = StratifiedKFold(folds, shuffle=True, random_state=0)
+    return float(cross_val_score(_classifier(classifier), x, y, cv=cv).mean())
+
+
+@dataclass(frozen=True)
+class PartDistance:
+    part: str
+    real_lab: tuple[float, float, float]
+    synthetic_lab: tuple[float, float, float]
+    delta_e: float
+    real_texture: float
+    synthetic_texture: float
+    real_area: float
+    synthetic_area: float
+
+
+def part_distances(real: list[CellMeasures], synth: list[CellMeasures]) -> list[PartDistance]:
+    """Mean Lab colour, Delta E 1976, fine-band texture and area of each part."""
+    out = []
+    def mean_lab(ms, part):
+        v = [m.part_lab[part] for m in ms if m.part_lab[part] is not None]
+        return np.mean(v, axis=0) if v else np.full(3, np.nan)
+
+    def median_texture(ms, part):
+        v = [m.part_texture[part] for m in ms if m.part_texture[part] is not None]
+        return float(np.median(v)) if v else float("nan")
+
+    for part in PARTS:
+        r, s = mean_lab(real, part), mean_lab(synth, part)
+        out.append(PartDistance(part, tuple(np.round(r, 1)), tuple(np.round(s, 1)), float(np.linalg.norm(r - s)),
+                                median_texture(real, part), median_texture(synth, part),
+                                float(np.mean([m.areas[part] for m in real])),
+                                float(np.mean([m.areas[part] for m in synth]))))
+    return out
+
+
+@dataclass(frozen=True)
+class RealismReport:
+    two_sample: TwoSampleResult
+    tuning_cv_accuracy: float
+    parts: list
+    n_real: int
+    n_synthetic: int
+    source: str
+
+    def lines(self) -> list[str]:
+        t = self.two_sample
+        out = [
+            f"real: {self.n_real} cells ({t.n_train_real} tuning, {t.n_test_real} held out); "
+            f"synthetic: {self.n_synthetic} normal cells ({self.source})",
+            f"two-sample test ({t.classifier} on colour + texture features), held-out accuracy "
+            f"{t.accuracy:.3f} (95% CI {t.ci[0]:.3f}-{t.ci[1]:.3f}; 0.5 = indistinguishable) "
+            f"on {t.n_test_real} real + {t.n_test_synthetic} synthetic",
+            f"  held-out real called real {t.real_called_real:.2f}, synthetic called synthetic "
+            f"{t.synthetic_called_synthetic:.2f}; 5-fold CV accuracy on tuning cells {self.tuning_cv_accuracy:.3f}",
+            "part        real Lab              synthetic Lab         dE76   texture real/synth   area real/synth",
+        ]
+        for p in self.parts:
+            rl = " ".join(f"{v:5.1f}" for v in p.real_lab)
+            sl = " ".join(f"{v:5.1f}" for v in p.synthetic_lab)
+            out.append(f"{p.part:<11} {rl:<21} {sl:<21} {p.delta_e:5.1f}   {p.real_texture:5.2f} / "
+                       f"{p.synthetic_texture:5.2f}        {p.real_area:.3f} / {p.synthetic_area:.3f}")
+        return out
+
+
+def synthetic_images(n: int, seed: int = REALISM_SEED):
+    """``n`` generated normal cells (decoded JPEG pixels) of set ``seed``."""
+    from . import generate_cell
+
+    return [generate_cell(seed, i, "normal").rgb for i in range(n)]
+
+
+def realism_report(real_images, synth_images, *, classifier="logistic", source="generated") -> RealismReport:
+    """Split both sides by position (every fourth held out), test, and measure parts."""
+    if len(real_images) < 2 * HOLD_OUT_EVERY or len(synth_images) < 2 * HOLD_OUT_EVERY:
+        raise DisplasiaError(f"need at least {2 * HOLD_OUT_EVERY} real and synthetic images for the realism test")
+    real = [measure_cell(x) for x in real_images]
+    synth = [measure_cell(x) for x in synth_images]
+    feats = lambda ms, held: np.array([m.features for i, m in enumerate(ms) if is_held_out(i) == held])  # noqa: E731
+    result = two_sample_test(feats(real, False), feats(synth, False), feats(real, True), feats(synth, True),
+                             classifier=classifier)
+    cv = cross_validated_accuracy(feats(real, False), feats(synth, False), classifier=classifier)
+    held_real = [m for i, m in enumerate(real) if is_held_out(i)]
+    held_synth = [m for i, m in enumerate(synth) if is_held_out(i)]
+    return RealismReport(result, cv, part_distances(held_real, held_synth), len(real), len(synth), source)
