@@ -1,11 +1,12 @@
 """Class activation maps: Grad-CAM, Grad-CAM++ and Score-CAM on one layer."""
 import streamlit as st
 
-from core.explain import get_method
-from ui import context, display, explain_view as ev
+from core.explain import get_method, method_names
+from ui import context, display
+from ui import explain_view as ev
 from ui.widgets import persistent
 
-CAMS = ("gradcam", "gradcam_pp", "scorecam")
+CAMS = method_names(family="cam")
 
 st.title("Class activation maps")
 ctx = context.current_cell()
@@ -24,15 +25,15 @@ params = {"layer": layer, "evidence": evidence}
 for method in CAMS:  # what the Compare page reuses
     st.session_state[f"{method}.layer"], st.session_state[f"{method}.evidence"] = layer, evidence
 options = display.options_widget()
-for column, method in zip(st.columns(3), CAMS):
-    with column:
-        st.subheader(get_method(method).title)
-        exp = ev.explanation(method, ctx.loaded, ctx.image, ctx.target, params)
-        if exp:
-            if evidence == "positive" and not exp.maps[0].any():
-                st.info(f"Nothing in this cell supports '{ctx.target}' at {layer}: the map is empty. "
-                        "Choose 'signed' to see the evidence against it.")
-            ev.show_map(exp, ctx.rgb, options, height=360, key=f"{method}_map")
-            ev.cache_note(method)
-            ev.downloads(exp, ctx.rgb, options, ctx.cell.path.stem)
-st.caption(get_method("gradcam_pp").load().__doc__.strip().splitlines()[0])
+for row in range(0, len(CAMS), 3):
+    for column, method in zip(st.columns(3), CAMS[row:row + 3]):
+        with column:
+            spec = get_method(method)
+            st.subheader(spec.title)
+            exp = ev.explanation(method, ctx.loaded, ctx.image, ctx.target, params)
+            if exp:
+                ev.empty_map_note(exp, ctx.target)
+                ev.show_map(exp, ctx.rgb, options, height=360, key=f"{method}_map")
+                ev.cache_note(method)
+                ev.downloads(exp, ctx.rgb, options, ctx.cell.path.stem)
+st.caption(" · ".join(f"{get_method(m).title}: {get_method(m).reference}" for m in CAMS))

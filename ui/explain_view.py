@@ -9,7 +9,7 @@ import numpy as np
 import streamlit as st
 
 from core.display import DisplayOptions, overlay, png_bytes
-from core.explain import cache_key, compute, get_method
+from core.explain import cache_key, compute, get_method, method_names
 from core.explain.base import Cancelled
 from ui import resources
 from ui.display import map_figure
@@ -88,6 +88,14 @@ def explanation(method: str, loaded, images: np.ndarray, target: str, params: di
     return exp
 
 
+def empty_map_note(exp, target: str) -> None:
+    """Say why a positive-only map is empty where that is a real answer (CAMs)."""
+    spec = get_method(exp.method)
+    if spec.empty_positive_ok and exp.params.get("evidence", "positive") == "positive" and not exp.maps[0].any():
+        st.info(f"Nothing in this cell supports '{target}' at this layer: the {spec.title} map is empty. "
+                "Choose 'signed' evidence to see the evidence against it.")
+
+
 def cache_note(method: str) -> None:
     entry = st.session_state.get(LOG, {}).get(method)
     if entry:
@@ -123,10 +131,8 @@ def downloads(exp, rgb: np.ndarray, options: DisplayOptions, stem: str, *, index
                             key=f"dl_json:{name}:{id(values)}")
 
 
-#: Image methods shown on the Compare page, with the page that explores each.
-COMPARE = (("saliency", "pages/saliency.py"), ("smoothgrad", "pages/saliency.py"), ("occlusion", "pages/occlusion.py"),
-           ("lime", "pages/lime.py"), ("gradcam", "pages/cams.py"), ("gradcam_pp", "pages/cams.py"),
-           ("scorecam", "pages/cams.py"))
+#: Image methods shown on the Compare page (registry flag ``compare``), with the page that explores each.
+COMPARE = tuple((name, get_method(name).page) for name in method_names(compare=True))
 
 
 def current_params(method: str) -> dict:

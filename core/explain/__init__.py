@@ -80,5 +80,5 @@ def compute(method: str, model, images, target: str = "dysplastic", *, params=No
         return run()
     from core.cache import make_key
 
-    key = make_key(handle.content_hash, images, spec.name, int(module.VERSION), target, values, cell_mask=cell_mask)
+    key = make_key(handle.content_hash, images, spec.name, spec.version, target, values, cell_mask=cell_mask)
     return cache.get_or_compute(key, run)

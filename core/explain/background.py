@@ -23,8 +23,6 @@ from core.errors import DisplasiaError
 from core.explain._model import handle_for
 from core.explain.base import Explanation, Params, check_images, target_probability
 
-VERSION = 1
-
 
 def resize_mask(mask, height: int, width: int) -> np.ndarray:
     """Nearest-neighbour resize of a boolean ``(h, w)`` mask to ``(height, width)``."""
@@ -88,4 +86,4 @@ def explain(model, images, target="dysplastic", *, cell_mask=None, colour="media
               "original_score": original, "masked_score": after, "difference": (after - original).astype(np.float32),
               "masked_baseline": target_probability(after, target)}
     return Explanation("background", target, masks.astype(np.float32), target_probability(original, target),
-                       Params({"colour": colour}), {"total": time.perf_counter() - t0}, extras, VERSION)
+                       Params({"colour": colour}), {"total": time.perf_counter() - t0}, extras)

@@ -87,7 +87,8 @@ class Explanation:
         Method-specific results (documented in each method's module). Flat keys; arrays
         only of numeric, bool or unicode dtype so that they can be cached without pickle.
     version : int
-        Version of the method's algorithm; part of the cache key.
+        Version of the method's algorithm (its registry entry's ``version``, filled in when
+        not given); part of the cache key.
     """
 
     method: str
@@ -97,7 +98,7 @@ class Explanation:
     params: Params
     timings: Mapping = field(default_factory=dict)
     extras: Mapping = field(default_factory=dict)
-    version: int = 1
+    version: int | None = None
 
     def __post_init__(self):
         maps = np.asarray(self.maps, dtype=np.float32)
@@ -110,6 +111,11 @@ class Explanation:
         object.__setattr__(self, "baseline", baseline)
         object.__setattr__(self, "timings", dict(self.timings))
         object.__setattr__(self, "extras", dict(self.extras))
+        if self.version is None:
+            from core.explain.registry import METHODS
+
+            spec = METHODS.get(self.method)
+            object.__setattr__(self, "version", spec.version if spec is not None else 0)
 
 
 def target_sign(target: str) -> float:

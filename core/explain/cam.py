@@ -1,11 +1,17 @@
 """Class activation maps: the shared template of Grad-CAM, Grad-CAM++ and Score-CAM.
 
 As in pytorch-grad-cam, the base class gets a layer's activations ``A`` (and, when a
-variant needs them, the gradients ``G`` of the signed logit w.r.t. ``A``), asks the variant
-for one weight per channel, and forms ``ReLU(sum_k w_k A_k)`` (``evidence="signed"``: no
-ReLU), upsampled bilinearly to the input size on the grid of
-``scipy.ndimage.zoom(order=1)``, as tf-keras-vis does. Adding a variant means writing
-``channel_weights``.
+variant needs them, the gradients ``G`` of the signed logit w.r.t. ``A``) and offers two
+hooks:
+
+- ``channel_weights(A, G, context) -> (N, C)``: one weight per channel, combined as
+  ``sum_k w_k A_k`` (Grad-CAM, Grad-CAM++, XGrad-CAM, Score-CAM);
+- ``element_weights(A, G, context) -> (N, h, w, C)``: one weight per activation, combined
+  as ``sum_k (W_k * A_k)`` (LayerCAM). Its default broadcasts ``channel_weights``.
+
+The map is ``ReLU`` of that sum (``evidence="signed"``: no ReLU), upsampled bilinearly to
+the input size on the grid of ``scipy.ndimage.zoom(order=1)``, as tf-keras-vis does.
+Adding a variant means writing one of the two hooks.
 
 The default layer is the post-ReLU output of the last conv block (``activation_3`` for
 DisplasiaNet): searching for "the last Conv2D" lands on the linear ``conv2d_3``.
@@ -61,15 +67,30 @@ def upsample(maps, height: int, width: int) -> np.ndarray:
 
 
 class CAM:
-    """Template: subclasses set ``name``, ``version`` and override ``channel_weights``."""
+    """Template: subclasses set ``name`` and override ``channel_weights`` or ``element_weights``."""
 
     name = "cam"
-    version = 1
     needs_gradients = True
 
     def channel_weights(self, activations, gradients, context) -> np.ndarray:
         """``(N, C)`` weights from ``activations``/``gradients`` ``(N, h, w, C)``."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} overrides neither channel_weights nor element_weights")
+
+    def element_weights(self, activations, gradients, context) -> np.ndarray:
+        """``(N, h, w, C)`` weights (or anything that broadcasts to it); default: per channel."""
+        return np.asarray(self.channel_weights(activations, gradients, context), np.float32)[:, None, None, :]
+
+    def combine(self, activations, gradients, context):
+        """``(cam (N, h, w), channel_weights (N, C))``: the weighted sum over channels.
+
+        The reported channel weight of an element-wise variant is its spatial mean.
+        """
+        weights = np.asarray(self.element_weights(activations, gradients, context), np.float32)
+        if weights.ndim == 4 and weights.shape[1:3] == (1, 1):
+            flat = weights[:, 0, 0, :]
+            return np.einsum("nhwc,nc->nhw", activations, flat), flat
+        weights = np.broadcast_to(weights, activations.shape)
+        return (weights * activations).sum(axis=-1), weights.mean(axis=(1, 2))
 
     def explain(self, model, images, target="dysplastic", *, layer=None, evidence="positive",
                 progress=None, cancel=None, batch_size=None) -> Explanation:
@@ -106,11 +127,10 @@ class CAM:
                 acts, grads, _ = handle.layer_gradients(images[a:b], name, sign)
             else:
                 acts, grads = handle.layer_outputs(images[a:b], (name,))[0], None
-            weights = np.asarray(self.channel_weights(acts, grads, context.slice(a, b)), np.float32)
-            cam = np.einsum("nhwc,nc->nhw", acts, weights)
+            cam, weights = self.combine(acts, grads, context.slice(a, b))
             if evidence == "positive":
                 cam = np.maximum(cam, 0)
-            return cam.astype(np.float32), weights
+            return cam.astype(np.float32), weights.astype(np.float32)
 
         parts = run_batched(chunk, len(images), batch_size, progress=progress, cancel=cancel)
         cam = np.concatenate([p[0] for p in parts])
@@ -118,8 +138,7 @@ class CAM:
         maps = upsample(cam, *handle.input_shape[:2])
         baseline = target_probability(handle.p_normal(images), target)
         return Explanation(self.name, target, maps, baseline, Params({"layer": layer, "evidence": evidence}),
-                           {"total": time.perf_counter() - t0}, {"cam": cam, "channel_weights": weights},
-                           self.version)
+                           {"total": time.perf_counter() - t0}, {"cam": cam, "channel_weights": weights})
 
 
 class _Context:

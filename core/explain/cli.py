@@ -14,13 +14,12 @@ import numpy as np
 
 from core.errors import DisplasiaError
 from core.explain.base import TARGETS
-from core.explain.registry import METHODS, get_method
+from core.explain.registry import METHODS, get_method, method_names
 
-#: Methods precompute runs per cell by default. The background test needs outlines; the
-#: projection is computed once for the whole folder; feature maps take one forward pass
-#: (instant) but ~14 MB per cell, so they are left to on-demand use.
-PRECOMPUTE_DEFAULT = ("saliency", "smoothgrad", "occlusion", "lime", "gradcam", "gradcam_pp", "scorecam",
-                      "features")
+#: Methods precompute runs by default: the registry's ``precompute`` flag. (The background
+#: test needs outlines; feature maps take one forward pass but ~14 MB per cell, so they are
+#: left to on-demand use.)
+PRECOMPUTE_DEFAULT = method_names(precompute=True)
 
 
 def add_parsers(subparsers) -> None:
@@ -41,6 +40,7 @@ def add_parsers(subparsers) -> None:
     p.set_defaults(func=run_explain)
 
     p = subparsers.add_parser("methods", help="list explanation methods and their parameters")
+    p.add_argument("--markdown", action="store_true", help="the README's method table")
     p.set_defaults(func=run_methods)
 
     p = subparsers.add_parser("precompute", help="fill the explanation cache for a folder of cells",
@@ -65,7 +65,23 @@ def parse_settings(settings) -> dict:
     return values
 
 
+def methods_markdown() -> str:
+    """The README's method table, built from the registry (a test keeps the README in step)."""
+    rows = ["| method | registry name | page | map values | on Compare | precompute | summary | reference |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    meaning = {"supports": "signed: + supports the class", "magnitude": "magnitude (no direction)",
+               "score": "class score with the place hidden"}
+    for spec in METHODS.values():
+        flags = ["yes" if flag else "" for flag in (spec.compare, spec.precompute, spec.localisation)]
+        rows.append(f"| {spec.title} | `{spec.name}` | `{spec.page}` | {meaning[spec.sign]} | "
+                    + " | ".join(flags) + f" | {spec.reference} |")
+    return "\n".join(rows)
+
+
 def run_methods(args) -> int:
+    if getattr(args, "markdown", False):
+        print(methods_markdown())
+        return 0
     for spec in METHODS.values():
         print(f"{spec.name:13s} {spec.title}: {spec.summary}")
         for p in spec.params:

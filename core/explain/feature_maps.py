@@ -21,8 +21,6 @@ from core.explain.base import Explanation, Params, check_images, target_probabil
 from core.explain.batching import batch_size_for, concat, run_batched
 from core.explain.cam import upsample
 
-VERSION = 1
-
 
 def explain(model, images, target="dysplastic", *, layer=None, progress=None, cancel=None,
             batch_size=None) -> Explanation:
@@ -58,4 +56,4 @@ def explain(model, images, target="dysplastic", *, layer=None, progress=None, ca
     maps = upsample(extras[f"activation:{chosen}"].mean(axis=-1), *handle.input_shape[:2])
     baseline = target_probability(handle.p_normal(images), target)
     return Explanation("feature_maps", target, maps, baseline, Params({"layer": layer}),
-                       {"total": time.perf_counter() - t0}, extras, VERSION)
+                       {"total": time.perf_counter() - t0}, extras)

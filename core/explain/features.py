@@ -21,15 +21,23 @@ from core.explain.base import Explanation, Params, check_images, target_probabil
 from core.explain.batching import batch_size_for, concat, run_batched
 from core.explain.cam import upsample
 
-VERSION = 1
-
 
 def project(features, *, perplexity=30.0, seed=0):
-    """``(tsne, pca, pca_variance_ratio, perplexity_used)`` of ``(N, F)`` features."""
+    """``(tsne, pca, pca_variance_ratio, perplexity_used)`` of ``(N, F)`` features.
+
+    t-SNE runs guarded and in a child process (``core.explain._tsne``): identical rows no
+    longer segfault the server. If it still fails, ``tsne`` is the PCA map and
+    ``perplexity_used`` is 0.0, as for sets too small for t-SNE. Non-finite features raise
+    DisplasiaError.
+    """
     from sklearn.decomposition import PCA
-    from sklearn.manifold import TSNE
+
+    from core.errors import DisplasiaError
+    from core.explain._tsne import tsne_2d
 
     features = np.asarray(features, dtype=np.float64)
+    if not np.isfinite(features).all():
+        raise DisplasiaError("The model's features contain NaN or infinite values, so they cannot be projected.")
     n = len(features)
     pca = np.zeros((n, 2))
     ratio = np.zeros(2)
@@ -41,7 +49,10 @@ def project(features, *, perplexity=30.0, seed=0):
     if n < 4:
         return pca.astype(np.float32), pca.astype(np.float32), ratio.astype(np.float32), 0.0
     used = float(min(perplexity, n - 1))
-    tsne = TSNE(n_components=2, perplexity=used, init="pca", random_state=int(seed)).fit_transform(features)
+    try:
+        tsne, _ = tsne_2d(features, perplexity=used, seed=int(seed))
+    except DisplasiaError:
+        return pca.astype(np.float32), pca.astype(np.float32), ratio.astype(np.float32), 0.0
     return tsne.astype(np.float32), pca.astype(np.float32), ratio.astype(np.float32), used
 
 
@@ -80,4 +91,4 @@ def explain(model, images, target="dysplastic", *, perplexity=30.0, seed=0, prog
     return Explanation("features", target, maps, baseline,
                        Params({"perplexity": float(perplexity), "seed": int(seed)}),
                        {"features": t1 - t0, "projection": time.perf_counter() - t1,
-                        "total": time.perf_counter() - t0}, extras, VERSION)
+                        "total": time.perf_counter() - t0}, extras)

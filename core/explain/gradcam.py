@@ -7,12 +7,9 @@ from __future__ import annotations
 
 from core.explain.cam import CAM
 
-VERSION = 1
-
 
 class GradCAM(CAM):
     name = "gradcam"
-    version = VERSION
 
     def channel_weights(self, activations, gradients, context):
         return gradients.mean(axis=(1, 2))

@@ -21,12 +21,9 @@ import numpy as np
 
 from core.explain.cam import CAM
 
-VERSION = 1
-
 
 class GradCAMPlusPlus(CAM):
     name = "gradcam_pp"
-    version = VERSION
 
     def channel_weights(self, activations, gradients, context):
         g = gradients.astype(np.float64)

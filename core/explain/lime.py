@@ -29,8 +29,6 @@ from core.explain._model import handle_for
 from core.explain.base import Explanation, Params, check_images, target_probability
 from core.explain.batching import batch_size_for, run_batched
 
-VERSION = 1
-
 
 def superpixels(image, *, ratio=0.5, kernel_size=2.0, max_dist=150.0, sigma=0.0, seed=0) -> np.ndarray:
     """Quickshift labels ``(H, W)`` int32, renumbered 0..S-1."""
@@ -179,4 +177,4 @@ def explain(model, images, target="dysplastic", *, samples=700, ratio=0.5, kerne
                      "max_dist": float(max_dist), "sigma": float(sigma), "kernel_width": float(kernel_width),
                      "top_k": top_k, "fill": fill, "seed": int(seed)})
     timings["total"] = time.perf_counter() - t0
-    return Explanation("lime", target, maps, baseline, params, timings, extras, VERSION)
+    return Explanation("lime", target, maps, baseline, params, timings, extras)

@@ -32,7 +32,6 @@ from core.explain.batching import MEMORY_BUDGET, batch_size_for, run_batched
 #: Crops are small: larger batches amortise the per-call cost.
 CROP_BATCH = 64
 
-VERSION = 1
 
 
 def window_grid(height: int, width: int, patch: int, stride: int):
@@ -159,4 +158,4 @@ def explain(model, images, target="dysplastic", *, patch=20, stride=None, fill="
     }
     params = Params({"patch": patch, "stride": None if stride == patch else stride, "fill": fill})
     return Explanation("occlusion", target, maps, baseline, params,
-                       {"total": time.perf_counter() - t0}, extras, VERSION)
+                       {"total": time.perf_counter() - t0}, extras)

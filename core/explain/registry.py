@@ -64,17 +64,74 @@ class Param:
         return value
 
 
+#: What a map's values mean (``MethodSpec.sign``).
+#: "supports": positive supports the explained class, negative opposes it (zero: no effect).
+#: "magnitude": non-negative importance without a direction (e.g. |gradient|): the same for
+#: both classes.
+#: "score": the explained class's score with the place hidden (occlusion's raw map);
+#: evidence is the baseline minus the map.
+SIGNS = ("supports", "magnitude", "score")
+
+
 @dataclass(frozen=True)
 class MethodSpec:
-    """A registered method: its module (with ``explain`` and ``VERSION``) and parameters."""
+    """A registered method: everything a consumer (page, CLI, summary, cache, tests) needs.
+
+    Attributes
+    ----------
+    name, title, module, params, summary
+        Registry name, display title, module with ``explain(model, images, target, **params)``,
+        its :class:`Param` s and a one-line description.
+    version : int
+        The method's algorithm version; the one number in its cache keys and results.
+    kind : {"image", "dataset"}
+        "image": one map per cell; "dataset": needs many images (projection).
+    needs_mask : bool
+        Needs ``cell_mask=`` (background test).
+    page : str or None
+        Script of the dashboard page that explores it (``pages/x.py``).
+    compare : bool
+        Shown on the Compare page.
+    precompute : bool
+        Run by ``python -m core precompute`` when no ``--methods`` are given.
+    localisation : bool
+        In the summary's evidence tables (localisation, deletion/insertion, randomisation).
+    sign : str
+        What the map's values mean, one of :data:`SIGNS`.
+    empty_positive_ok : bool
+        An all-zero positive map is a real answer (nothing supports the class), not a failure.
+    display_signed : bool
+        Default display: both signs (True) or the positive part only.
+    family : str
+        Methods of one family share a colour scale on the Compare page ("gradient", "cam",
+        "perturbation", "activation").
+    reference : str
+        The paper, for the README's method table.
+    """
 
     name: str
     title: str
     module: str
     params: tuple
     summary: str
-    kind: str = "image"  # "image": maps per cell; "dataset": needs many images (projection)
-    needs_mask: bool = False  # the background test needs ``cell_mask=``
+    version: int = 1
+    kind: str = "image"
+    needs_mask: bool = False
+    page: str | None = None
+    compare: bool = False
+    precompute: bool = False
+    localisation: bool = False
+    sign: str = "supports"
+    empty_positive_ok: bool = False
+    display_signed: bool = True
+    family: str = ""
+    reference: str = ""
+
+    def __post_init__(self):
+        if self.kind not in ("image", "dataset"):
+            raise ValueError(f"{self.name}: kind must be 'image' or 'dataset'")
+        if self.sign not in SIGNS:
+            raise ValueError(f"{self.name}: sign must be one of {SIGNS}")
 
     def param(self, name: str) -> Param:
         for p in self.params:
@@ -98,8 +155,9 @@ class MethodSpec:
         return importlib.import_module(self.module)
 
     @property
-    def version(self) -> int:
-        return int(self.load().VERSION)
+    def per_cell(self) -> bool:
+        """One map per cell from the image alone (no outline, no whole dataset)."""
+        return self.kind == "image" and not self.needs_mask
 
 
 _LAYER = Param("layer", "layer", None, "Layer to explain; empty = post-ReLU output of the last conv block.",
@@ -109,29 +167,41 @@ _EVIDENCE = Param("evidence", "choice", "positive",
                   "signed: keep negative values (evidence against the class).", choices=("positive", "signed"))
 _SEED = Param("seed", "int", 0, "Random seed (same seed, same result).", 0, 2**31 - 1)
 
+_CAM = dict(kind="image", page="pages/cams.py", compare=True, precompute=True, localisation=True,
+            empty_positive_ok=True, display_signed=False, family="cam")
+
 METHODS = {spec.name: spec for spec in (
     MethodSpec("feature_maps", "Feature maps", "core.explain.feature_maps", (
         Param("layer", "layer", None, "Layer whose channel mean is the summary map; empty = CAM layer.",
               optional=True),
-    ), "Activations of every conv/activation/pool layer, and each channel's mean."),
+    ), "Activations of every conv/activation/pool layer, and each channel's mean.",
+        page="pages/feature_maps.py", sign="magnitude", display_signed=False, family="activation"),
     MethodSpec("features", "Deep-feature projection", "core.explain.features", (
         Param("perplexity", "float", 30.0, "t-SNE perplexity (capped below the number of images).", 2, 100),
         _SEED,
-    ), "Last pooling output of every image, projected to 2-D with t-SNE and PCA.", kind="dataset"),
+    ), "Last pooling output of every image, projected to 2-D with t-SNE and PCA.", kind="dataset",
+        page="pages/projection.py", precompute=True, sign="magnitude", family="activation",
+        reference="van der Maaten & Hinton (2008), t-SNE"),
     MethodSpec("saliency", "Vanilla saliency", "core.explain.saliency", (),
-               "|gradient| of the target logit w.r.t. the pixels, max over colour channels."),
+               "|gradient| of the target logit w.r.t. the pixels, max over colour channels.",
+               page="pages/saliency.py", compare=True, precompute=True, localisation=True, sign="magnitude",
+               display_signed=False, family="gradient", reference="Simonyan et al. (2014)"),
     MethodSpec("smoothgrad", "SmoothGrad", "core.explain.smoothgrad", (
         Param("samples", "int", 40, "Number of noisy copies (above 50 gains nothing).", 1, 500),
         Param("noise", "float", 0.15, "Noise sigma as a fraction of the image's value range.", 0.0, 1.0),
         _SEED,
-    ), "Saliency averaged over noisy copies of the image."),
+    ), "Saliency averaged over noisy copies of the image.", page="pages/saliency.py", compare=True,
+        precompute=True, localisation=True, sign="magnitude", display_signed=False, family="gradient",
+        reference="Smilkov et al. (2017)"),
     MethodSpec("occlusion", "Occlusion sensitivity", "core.explain.occlusion", (
         Param("patch", "int", 20, "Side of the square patch, pixels.", 1, 299),
         Param("stride", "int", None, "Step between patches; empty = patch size (no overlap).", 1, 299,
               optional=True),
         Param("fill", "choice", "mean", "Patch content: its own mean colour, grey (0.5) or blurred.",
               choices=("mean", "grey", "blur")),
-    ), "Target probability with a patch hidden at each place."),
+    ), "Target probability with a patch hidden at each place.", page="pages/occlusion.py", compare=True,
+        precompute=True, localisation=True, sign="score", family="perturbation",
+        reference="Zeiler & Fergus (2014)"),
     MethodSpec("lime", "LIME", "core.explain.lime", (
         Param("samples", "int", 700, "Number of random perturbations.", 10, 10000),
         Param("ratio", "float", 0.5, "Quickshift colour/space balance.", 0.0, 1.0),
@@ -143,22 +213,32 @@ METHODS = {spec.name: spec for spec in (
         Param("fill", "choice", "mean", "Hidden superpixels: their mean colour, or grey (0.5).",
               choices=("mean", "grey")),
         _SEED,
-    ), "Linear surrogate over superpixels switched on and off."),
+    ), "Linear surrogate over superpixels switched on and off.", page="pages/lime.py", compare=True,
+        precompute=True, localisation=True, family="perturbation", reference="Ribeiro et al. (2016)"),
     MethodSpec("gradcam", "Grad-CAM", "core.explain.gradcam", (_LAYER, _EVIDENCE),
-               "Channels weighted by their mean gradient."),
+               "Channels weighted by their mean gradient.", reference="Selvaraju et al. (2017)", **_CAM),
     MethodSpec("gradcam_pp", "Grad-CAM++", "core.explain.gradcam_pp", (_LAYER, _EVIDENCE),
-               "Channels weighted by alpha-weighted positive gradients."),
+               "Channels weighted by alpha-weighted positive gradients.",
+               reference="Chattopadhay et al. (2018)", **_CAM),
     MethodSpec("scorecam", "Score-CAM", "core.explain.scorecam", (_LAYER, _EVIDENCE),
-               "Channels weighted by the target probability of the image masked by each channel."),
+               "Channels weighted by the target probability of the image masked by each channel.",
+               reference="Wang et al. (2020)", **_CAM),
     MethodSpec("background", "Background test", "core.explain.background", (
         Param("colour", "choice", "median", "Uniform background: median or mean of the pixels outside the cell.",
               choices=("median", "mean")),
-    ), "Score with everything outside the cell replaced by one uniform colour.", needs_mask=True),
+    ), "Score with everything outside the cell replaced by one uniform colour.", needs_mask=True,
+        page="pages/background.py", sign="magnitude", display_signed=False, family="perturbation"),
 )}
 
 
-def method_names() -> tuple:
-    return tuple(METHODS)
+def method_names(**where) -> tuple:
+    """Registry names in order, optionally only those whose attributes equal ``where``.
+
+    >>> method_names(family="cam")
+    ('gradcam', 'gradcam_pp', 'scorecam')
+    """
+    return tuple(name for name, spec in METHODS.items()
+                 if all(getattr(spec, attr) == value for attr, value in where.items()))
 
 
 def get_method(name: str) -> MethodSpec:

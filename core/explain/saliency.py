@@ -16,8 +16,6 @@ from core.explain._model import handle_for
 from core.explain.base import Explanation, Params, check_images, target_probability, target_sign
 from core.explain.batching import batch_size_for, concat, run_batched
 
-VERSION = 1
-
 
 def attribution(handle, images, target, *, progress=None, cancel=None, batch_size=None) -> np.ndarray:
     """Per-channel |gradient| ``(N, H, W, 3)`` of the signed logit (the base of SmoothGrad)."""
@@ -54,4 +52,4 @@ def explain(model, images, target="dysplastic", *, progress=None, cancel=None, b
     t1 = time.perf_counter()
     baseline = target_probability(handle.p_normal(images), target)
     return Explanation("saliency", target, to_map(attr), baseline, Params(),
-                       {"gradients": t1 - t0, "total": time.perf_counter() - t0}, {}, VERSION)
+                       {"gradients": t1 - t0, "total": time.perf_counter() - t0}, {})

@@ -19,8 +19,6 @@ from core.explain.base import target_probability
 from core.explain.batching import batch_size_for, run_batched
 from core.explain.cam import CAM, upsample
 
-VERSION = 1
-
 
 def channel_masks(activations, height, width) -> np.ndarray:
     """``(N, H, W, C)`` masks: each channel upsampled and min-max scaled to [0, 1].
@@ -35,7 +33,6 @@ def channel_masks(activations, height, width) -> np.ndarray:
 
 class ScoreCAM(CAM):
     name = "scorecam"
-    version = VERSION
     needs_gradients = False
 
     def channel_weights(self, activations, gradients, context):

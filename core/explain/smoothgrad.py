@@ -19,8 +19,6 @@ from core.explain._model import handle_for
 from core.explain.base import Explanation, Params, check_images, target_probability, target_sign
 from core.explain.batching import batch_size_for, run_batched
 
-VERSION = 1
-
 
 def noise_draws(image, samples: int, noise: float, seed: int) -> np.ndarray:
     """Gaussian noise ``(samples, H, W, 3)`` for one image.
@@ -94,4 +92,4 @@ def explain(model, images, target="dysplastic", *, samples=40, noise=0.15, seed=
     baseline = target_probability(handle.p_normal(images), target)
     params = Params({"samples": int(samples), "noise": float(noise), "seed": int(seed)})
     return Explanation("smoothgrad", target, saliency.to_map(attr), baseline, params,
-                       {"gradients": t1 - t0, "total": time.perf_counter() - t0}, {}, VERSION)
+                       {"gradients": t1 - t0, "total": time.perf_counter() - t0}, {})

@@ -66,7 +66,9 @@ def run_report(args) -> int:
     check_threshold(args.threshold)
     if args.tables and not Path(args.tables).is_dir():
         raise DisplasiaError(f"Tables folder does not exist: {args.tables}")
-    methods = _check_methods(args.methods)
+    from core.summary.maps import check_methods
+
+    methods = check_methods(args.methods)
     store = _store(args.db)
     from core.predict_cli import load_model_from_args
 
@@ -97,17 +99,6 @@ def run_report(args) -> int:
     print(f"wrote {out} ({len(text) / 1e6:.1f} MB, {len(study)} cell{'s' if len(study) != 1 else ''})",
           file=sys.stderr)
     return 0
-
-
-def _check_methods(names) -> tuple:
-    from core.explain import get_method
-    from core.summary.maps import IMAGE_METHODS
-
-    for name in names:
-        get_method(name)
-        if name not in IMAGE_METHODS:
-            raise DisplasiaError(f"'{name}' does not give one map per cell; choose among {', '.join(IMAGE_METHODS)}.")
-    return tuple(dict.fromkeys(names))
 
 
 def _store(url):

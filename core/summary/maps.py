@@ -6,13 +6,14 @@ map computed anywhere is reused everywhere. The methods batch internally (occlus
 windows, LIME perturbations, SmoothGrad samples, Score-CAM channels), which is where the
 work is.
 
-How a raw map becomes *attribution* (larger = more evidence for the target class):
+How a raw map becomes *attribution* (larger = more evidence for the target class) follows
+the method's registered ``sign``:
 
-- saliency, SmoothGrad, Grad-CAM, Grad-CAM++, Score-CAM: the map as is (>= 0);
-- occlusion: the drop of the target probability when the patch hides the pixel,
-  ``baseline - map`` (= ``-difference``), so a patch that lowers the target counts as
-  evidence and one that raises it counts against;
-- LIME: the surrogate weight of the pixel's superpixel (signed).
+- "supports" and "magnitude": the map as is (LIME's signed superpixel weights, CAMs,
+  |gradient| maps);
+- "score" (occlusion's raw map, the target probability with the patch in place): the drop
+  ``baseline - map``, so a patch that lowers the target counts as evidence and one that
+  raises it counts against.
 
 *Evidence* is the positive part of attribution; shares of relevance mass use it.
 """
@@ -22,8 +23,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: Methods that give one map per cell, in the order tables list them.
-IMAGE_METHODS = ("saliency", "smoothgrad", "occlusion", "lime", "gradcam", "gradcam_pp", "scorecam")
+from core.explain.registry import get_method, method_names
+
+#: Methods in the summary's evidence tables (registry flag ``localisation``), in registry order.
+IMAGE_METHODS = method_names(localisation=True)
 
 
 def attribution(method: str, maps: np.ndarray, baseline: np.ndarray) -> np.ndarray:
@@ -34,7 +37,7 @@ def attribution(method: str, maps: np.ndarray, baseline: np.ndarray) -> np.ndarr
     [0.6, -0.1]
     """
     maps = np.asarray(maps, np.float32)
-    if method == "occlusion":
+    if get_method(method).sign == "score":
         return (np.asarray(baseline, np.float32).reshape(-1, 1, 1) - maps).astype(np.float32)
     return maps
 
@@ -84,7 +87,7 @@ def explain_cells(loaded, images, method: str, targets, *, params=None, cache=No
     progress : callable(done, total), optional
         Called after each image.
     """
-    from core.explain import compute, get_method
+    from core.explain import compute
 
     spec = get_method(method)
     n = len(images)
@@ -117,12 +120,7 @@ def dataset_maps(study, methods=IMAGE_METHODS, *, target: str = "label", params=
     progress : callable(done, total), optional
         Counts cells x methods.
     """
-    from core.explain import get_method
-
-    methods = tuple(methods)
-    for name in methods:
-        if get_method(name).kind != "image" or get_method(name).needs_mask:
-            raise_not_image(name)
+    methods = check_methods(methods)
     targets = study.targets(target)
     n = len(study)
     out = {}
@@ -133,7 +131,12 @@ def dataset_maps(study, methods=IMAGE_METHODS, *, target: str = "label", params=
     return out
 
 
-def raise_not_image(name: str):
+def check_methods(names) -> tuple:
+    """Registry names that give one map per cell, deduplicated; DisplasiaError otherwise."""
     from core.errors import DisplasiaError
 
-    raise DisplasiaError(f"'{name}' does not give one map per cell; choose among {', '.join(IMAGE_METHODS)}.")
+    for name in names:
+        if not get_method(name).per_cell:
+            choices = ", ".join(method_names(kind="image", needs_mask=False))
+            raise DisplasiaError(f"'{name}' does not give one map per cell; choose among {choices}.")
+    return tuple(dict.fromkeys(names))
