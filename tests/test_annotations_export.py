@@ -47,7 +47,8 @@ def test_csv_has_exact_columns_and_signed_scores(tmp_path):
         header = next(reader)
         row = dict(zip(header, next(reader)))
     assert header == ["image", "annotator", "cytoplasm_state", "cytoplasm_score", "chromatin_state",
-                      "chromatin_score", "lobes_state", "lobes_score", "total", "condition", "updated"]
+                      "chromatin_score", "lobes_state", "lobes_score", "total", "condition", "updated",
+                      "annotator_verified"]
     assert tuple(header) == CSV_COLUMNS
     assert row["cytoplasm_score"] == "-2" and row["chromatin_score"] == "3"
     assert row["lobes_score"] == "1" and row["total"] == "2"

@@ -6,6 +6,7 @@ import json
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
+from core.annotations import store as _store_module
 from core.annotations.schema import Graded
 from core.annotations.store import MIGRATIONS, AnnotationStore, migrate
 from core.errors import DisplasiaError
@@ -22,17 +23,17 @@ def store(tmp_path):
 def test_migration_from_an_empty_database(tmp_path):
     url = f"sqlite:///{tmp_path / 'sub' / 'new.sqlite'}"
     store = AnnotationStore(url)
-    assert store.schema_version == len(MIGRATIONS) == 1
+    assert store.schema_version == len(MIGRATIONS) == 2
     names = set(inspect(store.engine).get_table_names())
     assert {"schema_version", "images", "image_paths", "annotators", "annotation_versions"} <= names
     with store.engine.connect() as conn:
-        assert conn.execute(text("select version from schema_version")).scalars().all() == [1]
+        assert conn.execute(text("select version from schema_version")).scalars().all() == [1, 2]
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     store.close()
     # Opening again applies nothing twice.
     again = AnnotationStore(url)
     with again.engine.connect() as conn:
-        assert conn.execute(text("select count(*) from schema_version")).scalar() == 1
+        assert conn.execute(text("select count(*) from schema_version")).scalar() == 2
     again.close()
 
 
@@ -150,3 +151,48 @@ def test_annotated_shas_finds_the_next_unread_cell(store):
     assert store.annotated_shas() == {SHA, "cd" * 32}
     queue = ["cd" * 32, SHA, "ef" * 32]
     assert next(s for s in queue if s not in store.annotated_shas("ana")) == "cd" * 32
+
+
+def test_a_version_1_database_gains_the_identity_column_and_keeps_its_rows(tmp_path):
+    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    engine = create_engine(url)
+    with engine.begin() as conn:            # the schema as migration 1 created it before migration 2
+        conn.exec_driver_sql("create table schema_version (version integer primary key, applied_at varchar(40) not null)")
+        conn.exec_driver_sql("insert into schema_version values (1, '2026-11-01')")
+        for table in ("images", "image_paths", "annotators"):
+            getattr(_store_module, table).create(conn)
+        conn.exec_driver_sql(
+            "create table annotation_versions (id integer primary key, image_id integer not null, "
+            "annotator_id integer not null, version integer not null, image_name varchar(255) not null, "
+            "saved_at varchar(40) not null, updated varchar(40) not null, total integer not null, "
+            "condition varchar(16) not null, content_sha256 varchar(64) not null, document text not null)")
+    engine.dispose()
+    store = AnnotationStore(url)
+    assert store.schema_version == 2
+    assert "identity" in {c["name"] for c in inspect(store.engine).get_columns("annotation_versions")}
+    assert store.save(make_annotation(), identity="oidc") == 1
+    assert store.latest_identities() == {(SHA, "demo-rater"): "oidc"}
+    store.close()
+
+
+def test_identity_of_the_latest_version_is_kept_per_annotator(store):
+    store.save(make_annotation(annotator="ana"), identity="self-declared")
+    store.save(make_annotation(annotator="ana", note="logged in now"), identity="password")
+    store.import_annotation(make_annotation(annotator="ben"))
+    assert store.latest_identities() == {(SHA, "ana"): "password", (SHA, "ben"): None}
+    with pytest.raises(DisplasiaError, match="identity"):
+        store.save(make_annotation(), identity="x" * 40)
+
+
+def test_export_marks_self_declared_annotators_unverified(store, tmp_path):
+    import csv
+
+    from core.annotations.export import export_store
+
+    store.save(make_annotation(annotator="ana"), identity="oidc")
+    store.save(make_annotation(annotator="bob"), identity="self-declared")
+    store.import_annotation(make_annotation(annotator="demo-rater"))
+    export_store(store, csv_path=tmp_path / "out.csv")
+    with open(tmp_path / "out.csv", newline="") as fh:
+        verified = {row["annotator"]: row["annotator_verified"] for row in csv.DictReader(fh)}
+    assert verified == {"ana": "yes", "bob": "no", "demo-rater": "no"}

@@ -20,6 +20,7 @@ from tests.test_annotations_store import (  # noqa: F401  (collected again with 
     test_annotated_images_lists_paths_annotators_and_versions,
     test_annotated_shas_finds_the_next_unread_cell,
     test_each_save_is_a_new_version_and_latest_wins,
+    test_identity_of_the_latest_version_is_kept_per_annotator,
     test_import_does_not_resurrect_an_older_reading,
     test_only_if_changed_skips_identical_autosaves,
     test_same_hash_with_other_size_is_refused,

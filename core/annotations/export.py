@@ -9,9 +9,9 @@ from __future__ import annotations
 import csv
 import hashlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -22,20 +22,30 @@ from .masks import cell_masks, mask_png_bytes
 from .schema import Annotation
 
 CSV_COLUMNS = ("image", "annotator", "cytoplasm_state", "cytoplasm_score", "chromatin_state",
-               "chromatin_score", "lobes_state", "lobes_score", "total", "condition", "updated")
+               "chromatin_score", "lobes_state", "lobes_score", "total", "condition", "updated",
+               "annotator_verified")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-def score_rows(annotations: Iterable[Annotation]) -> list[dict]:
-    """One dict per annotation with :data:`CSV_COLUMNS` (signed scores), for tables."""
+def score_rows(annotations: Iterable[Annotation], identities: dict | None = None) -> list[dict]:
+    """One dict per annotation with :data:`CSV_COLUMNS` (signed scores), for tables.
+
+    ``identities`` (``store.latest_identities()``) fills ``annotator_verified``: "yes" when
+    the annotator was logged in, "no" for a self-declared name or an import, "" if unknown.
+    """
+    from .store import VERIFIED_IDENTITIES
+
     rows = []
     for a in annotations:
+        verified = "" if identities is None else \
+            ("yes" if identities.get((a.image_sha256, a.annotator)) in VERIFIED_IDENTITIES else "no")
         s = a.scores
         rows.append({"image": a.image, "annotator": a.annotator,
                      "cytoplasm_state": a.cytoplasm.state.value, "cytoplasm_score": s.cytoplasm,
                      "chromatin_state": a.chromatin.state.value, "chromatin_score": s.chromatin,
                      "lobes_state": a.lobes.value, "lobes_score": s.lobes, "total": s.total,
-                     "condition": a.condition.value, "updated": a.updated or ""})
+                     "condition": a.condition.value, "updated": a.updated or "",
+                     "annotator_verified": verified})
     return rows
 
 
@@ -46,9 +56,9 @@ def _csv_safe(value):
     return value
 
 
-def write_csv(annotations: Iterable[Annotation], out: str | Path) -> int:
+def write_csv(annotations: Iterable[Annotation], out: str | Path, identities: dict | None = None) -> int:
     """Write the score table; return the number of rows."""
-    rows = score_rows(annotations)
+    rows = score_rows(annotations, identities)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", newline="", encoding="utf-8") as fh:
@@ -222,7 +232,7 @@ def export_store(store, *, csv_path=None, json_dir=None, masks_dir=None, overlay
     if overlays_dir is not None and images_dir is None:
         raise DisplasiaError("overlays need the folder of the images (--images)")
     annotations = store.all_latest()
-    rows = write_csv(annotations, csv_path) if csv_path is not None else 0
+    rows = write_csv(annotations, csv_path, store.latest_identities()) if csv_path is not None else 0
     n_json = len(write_json_files(annotations, json_dir)) if json_dir is not None else 0
     n_masks = len(write_mask_files(annotations, masks_dir)) if masks_dir is not None else 0
     overlays, problems = ([], [])

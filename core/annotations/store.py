@@ -41,6 +41,7 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    inspect,
     select,
 )
 from sqlalchemy.engine import Connection, Engine, make_url
@@ -101,6 +102,10 @@ annotation_versions = Table(
     Column("condition", String(16), nullable=False),
     Column("content_sha256", String(64), nullable=False),
     Column("document", Text, nullable=False),
+    # How the annotator's name was established when this version was saved: "password" or
+    # "oidc" (a logged-in identity), "self-declared" (free text, login off), NULL (imports
+    # and versions saved before migration 2).
+    Column("identity", String(16), nullable=True),
     UniqueConstraint("image_id", "annotator_id", "version", name="uq_image_annotator_version"),
 )
 Index("ix_versions_content", annotation_versions.c.image_id, annotation_versions.c.annotator_id,
@@ -113,9 +118,20 @@ def _migration_1_initial(conn: Connection) -> None:
         table.create(conn)
 
 
+def _migration_2_identity(conn: Connection) -> None:
+    """How each version's annotator was identified (login or self-declared)."""
+    # Migration 1 builds tables from the current metadata, so a new database has the
+    # column already; only databases created before this migration need it added.
+    if "identity" not in {c["name"] for c in inspect(conn).get_columns("annotation_versions")}:
+        conn.exec_driver_sql("ALTER TABLE annotation_versions ADD COLUMN identity VARCHAR(16)")
+
+
 #: Ordered migrations; migration i (1-based) brings the schema from version i-1 to i.
 #: Never edit an applied migration: append a new function instead.
-MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_migration_1_initial,)
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_migration_1_initial, _migration_2_identity)
+
+#: ``identity`` values that mean the annotator logged in.
+VERIFIED_IDENTITIES = ("password", "oidc")
 
 
 def default_url() -> str:
@@ -200,15 +216,18 @@ class AnnotationStore:
 
     # ------------------------------------------------------------------ writes
     def save(self, annotation: Annotation, *, path: str | None = None,
-             only_if_changed: bool = False) -> int:
+             only_if_changed: bool = False, identity: str | None = None) -> int:
         """Append ``annotation`` as a new version; return its version number (1, 2, ...).
 
         ``path`` records where the image file lives (default: the annotation's image
         name). With ``only_if_changed`` a reading equal to the latest version (ignoring
         ``updated``) is not stored again and the latest version number is returned: use it
-        for autosave on every rerun.
+        for autosave on every rerun. ``identity`` records how the annotator's name was
+        established: ``"password"``/``"oidc"`` (logged in) or ``"self-declared"``.
         """
-        return self._store(annotation, path, "unchanged" if only_if_changed else None)
+        if identity is not None and (not isinstance(identity, str) or len(identity) > 16):
+            raise DisplasiaError("identity must be a short text such as 'oidc' or 'self-declared'")
+        return self._store(annotation, path, "unchanged" if only_if_changed else None, identity)
 
     def import_annotation(self, annotation: Annotation, *, path: str | None = None) -> int | None:
         """Save ``annotation`` unless this exact reading was ever stored for its image and
@@ -216,7 +235,8 @@ class AnnotationStore:
         without resurrecting a reading the annotator has since changed."""
         return self._store(annotation, path, "known")
 
-    def _store(self, annotation: Annotation, path: str | None, skip: str | None) -> int | None:
+    def _store(self, annotation: Annotation, path: str | None, skip: str | None,
+               identity: str | None = None) -> int | None:
         if not isinstance(annotation, Annotation):
             raise TypeError(f"expected an Annotation, got {type(annotation).__name__}")
         if annotation.updated is None:
@@ -250,7 +270,7 @@ class AnnotationStore:
                 image_id=image_id, annotator_id=annotator_id, version=version,
                 image_name=annotation.image, saved_at=now, updated=annotation.updated,
                 total=annotation.total, condition=annotation.condition.value,
-                content_sha256=content, document=document))
+                content_sha256=content, document=document, identity=identity))
             return version
 
         return self._write(work)
@@ -301,6 +321,18 @@ class AnnotationStore:
             rows = conn.execute(_latest_query(None, None)).all()
         found = [_row_annotation(r.document) for r in rows]
         return sorted(found, key=lambda a: (a.image, a.image_sha256, a.annotator))
+
+    def latest_identities(self) -> dict[tuple[str, str], str | None]:
+        """``{(image_sha256, annotator): identity}`` of every latest version (see :meth:`save`)."""
+        v, a = annotation_versions.c, annotators.c
+        newest = (select(v.image_id, v.annotator_id, func.max(v.version).label("top"))
+                  .group_by(v.image_id, v.annotator_id).subquery())
+        q = (select(images.c.sha256, a.name, v.identity)
+             .select_from(annotation_versions.join(images).join(annotators)
+                          .join(newest, (newest.c.image_id == v.image_id)
+                                & (newest.c.annotator_id == v.annotator_id) & (newest.c.top == v.version))))
+        with self._read() as conn:
+            return {(r.sha256, r.name): r.identity for r in conn.execute(q)}
 
     def annotated_shas(self, annotator: str | None = None) -> set[str]:
         """Content hashes of the images with a saved reading (by ``annotator``, or anyone);
