@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 #: target -> "module:function" taking the parsed args and returning an exit code.
-TARGETS = {
+BENCHMARKS = {
     "predict": "core.bench:bench_predict",
     "explain": "core.explain.bench:run",
 }
@@ -20,7 +20,7 @@ TARGETS = {
 
 def add_parsers(subparsers) -> None:
     p = subparsers.add_parser("bench", help="benchmarks (speed ratios against reference implementations)")
-    p.add_argument("target", choices=sorted(TARGETS))
+    p.add_argument("target", choices=sorted(BENCHMARKS))
     p.add_argument("--images", type=int, default=256, help="images for the predict benchmark")
     p.add_argument("--repeats", type=int, default=3, help="best of this many runs")
     p.add_argument("--model", metavar="PATH", help="model (default: the bundled demo, else an untrained DisplasiaNet)")
@@ -29,7 +29,7 @@ def add_parsers(subparsers) -> None:
 
 
 def _dispatch(args) -> int:
-    module, function = TARGETS[args.target].split(":")
+    module, function = BENCHMARKS[args.target].split(":")
     return getattr(importlib.import_module(module), function)(args)
 
 

@@ -36,11 +36,11 @@ def truth_masks(image_path) -> Regions | None:
 def annotation_masks(annotations: dict) -> Regions | None:
     """Masks of the most recently updated annotation among ``{annotator: Annotation}``."""
     from core.annotations.masks import cell_masks
+    from core.annotations.schema import latest_reading
 
-    usable = [a for a in annotations.values() if a.shapes]
-    if not usable:
+    latest = latest_reading(annotations, with_outlines=True)
+    if latest is None:
         return None
-    latest = max(usable, key=lambda a: a.updated or "")
     masks = cell_masks(latest)
     if not masks.cell.any():
         return None
@@ -57,9 +57,3 @@ def automatic_masks(rgb: np.ndarray) -> Regions:
 def cell_regions(image_path, rgb: np.ndarray, annotations: dict | None = None) -> Regions:
     """The best available masks for one image (see the module docstring for the order)."""
     return (annotation_masks(annotations or {}) or truth_masks(image_path) or automatic_masks(rgb))
-
-
-def to_model_resolution(mask: np.ndarray, size) -> np.ndarray:
-    """Resize a mask with the image's NEAREST geometry; ``size`` = (height, width)."""
-    image = Image.fromarray(np.asarray(mask, dtype=np.uint8) * 255)
-    return np.asarray(image.resize((int(size[1]), int(size[0])), Image.Resampling.NEAREST)) > 127

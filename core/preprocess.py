@@ -92,6 +92,25 @@ def to_model_input(rgb: np.ndarray, size=(299, 299), interpolation: str = DEFAUL
     return np.asarray(image, dtype=np.float32) / np.float32(255.0)
 
 
+def resize_mask(mask, size) -> np.ndarray:
+    """Resize a boolean ``(H, W)`` mask to ``size`` = (height, width) with NEAREST.
+
+    The same geometry as :func:`to_model_input` gives the image, so a mask drawn on the
+    original cell lands on the same model-input pixels as the cell itself. (The one mask
+    resizer of the project: annotations, regions and the background test use it.)
+
+    >>> m = np.zeros((4, 6), bool); m[:2, :3] = True
+    >>> resize_mask(m, (2, 3)).astype(int).tolist()
+    [[1, 0, 0], [0, 0, 0]]
+    """
+    mask = np.asarray(mask).astype(bool)
+    height, width = int(size[0]), int(size[1])
+    if mask.shape == (height, width):
+        return mask.copy()
+    image = Image.fromarray(mask.astype(np.uint8) * 255)
+    return np.asarray(image.resize((width, height), Image.Resampling.NEAREST)) > 127
+
+
 def load_input(source, size=(299, 299), interpolation: str = DEFAULT_INTERPOLATION) -> np.ndarray:
     """Decode and preprocess one image: ``to_model_input(load_rgb(source))``."""
     return to_model_input(load_rgb(source), size, interpolation)

@@ -1,15 +1,16 @@
 """Background test: does the score change when everything outside the cell is one colour?"""
 import streamlit as st
 
-from core.cell_regions import to_model_resolution
-from ui import background, context, display, explain_view as ev, resources, state
+from core.preprocess import resize_mask
+from ui import background, context, display, resources, state
+from ui import explain_view as ev
 
 st.title("Background test")
 ctx = context.current_cell()
 context.cell_header(ctx)
 regions = resources.regions(str(ctx.cell.path), ctx.rgb)
 st.caption(f"Cell outline from: **{regions.source}**. Scores are P(normal).")
-mask = to_model_resolution(regions.cell, ctx.loaded.description.image_size)
+mask = resize_mask(regions.cell, ctx.loaded.description.image_size)
 exp = ev.explanation("background", ctx.loaded, ctx.image, ctx.target, {}, cell_mask=mask)
 if exp:
     original, masked = float(exp.extras["original_score"][0]), float(exp.extras["masked_score"][0])

@@ -15,11 +15,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.browser_support import browser_page, streamlit_server, wait_until_idle  # noqa: E402
+from ui import page_list  # noqa: E402
 
-# (sidebar link, text that proves the page's result is on screen)
-PAGES = [("Compare", "Open Score-CAM"), ("Saliency", "Raw map .npy"), ("Occlusion", "largest reduction"),
-         ("LIME", "Surrogate fit"), ("CAMs", "Grad-CAM++"), ("Feature maps", "Enlarge channel"),
-         ("Background test", "Score change"), ("Projection", "signed total")]
+# (sidebar link, text that proves the page's result is on screen), from the one page list
+PAGES = [(p.title, p.proof) for p in page_list.PAGES if p.section == "Explain"]
 
 
 def visit(page, link: str, proof: str) -> float:

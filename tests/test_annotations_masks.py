@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.annotations.masks import cell_masks, mask_iou, polygon_mask, resize_mask
+from core.annotations.masks import cell_masks, mask_iou, polygon_mask
+from core.preprocess import resize_mask
 from core.annotations.schema import Shape
 from tests.test_annotations_schema import make_annotation
 

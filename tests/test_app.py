@@ -7,11 +7,10 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from core.config import REPO_ROOT
+from ui import page_list
 
 APP = str(REPO_ROOT / "app.py")
-PAGES = ["pages/home.py", "pages/model.py", "pages/compare.py", "pages/feature_maps.py", "pages/saliency.py",
-         "pages/occlusion.py", "pages/lime.py", "pages/cams.py", "pages/background.py", "pages/projection.py", "pages/annotate.py",
-         "pages/summary.py"]
+PAGES = [p.script for p in page_list.PAGES]
 
 
 @pytest.fixture

@@ -7,23 +7,12 @@ import pytest
 
 from core.config import DEMO_DIR, DEMO_MODEL_JSON
 from tests.browser_support import SCREENSHOTS, browser_page, streamlit_server, wait_until_idle
+from ui import page_list
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-# (url path, file name, text that proves the page rendered its result)
-PAGES = [
-    ("home", "home", "Predicted dysplastic"),
-    ("model", "model", "Parameters"),
-    ("compare", "compare", "Open Score-CAM"),
-    ("feature-maps", "feature_maps", "Enlarge channel"),
-    ("saliency", "saliency", "SmoothGrad"),
-    ("occlusion", "occlusion", "largest reduction"),
-    ("lime", "lime", "Surrogate fit"),
-    ("cams", "cams", "Score-CAM"),
-    ("background", "background", "Score change"),
-    ("projection", "projection", "pathologist's signed total"),
-    ("summary", "summary", "Scores per class"),
-]
+# (url path, file name, text that proves the page rendered its result), from the one page list
+PAGES = [(p.url_path, p.slug, p.proof) for p in page_list.PAGES if p.url_path != "annotate" and p.section != "Admin"]
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +69,8 @@ def test_parameter_change_gives_a_new_map(server, page):
 
 @pytest.fixture(scope="module")
 def annotate_server(tmp_path_factory):
-    from PIL import Image
     import numpy as np
+    from PIL import Image
 
     folder = tmp_path_factory.mktemp("annotate")
     cells = folder / "cells"

@@ -73,7 +73,7 @@ def study(dataset, model_file):
 @pytest.fixture(scope="module")
 def summary(study, tmp_path_factory):
     from core.cache import ExplanationCache
-    from core.summary.report import summarise_dataset
+    from core.summary.engine import summarise_dataset
 
     calls = []
     result = summarise_dataset(study, params=CHEAP, cache=ExplanationCache(tmp_path_factory.mktemp("cache")),

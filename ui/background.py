@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import streamlit as st
 
-from core.cell_regions import to_model_resolution
-from ui import explain_view as ev, resources
+from core.preprocess import resize_mask
+from ui import explain_view as ev
+from ui import resources
 
 
 def dataset_table(view, target: str, interpolation: str) -> pd.DataFrame:
@@ -17,7 +17,7 @@ def dataset_table(view, target: str, interpolation: str) -> pd.DataFrame:
     masks, sources = [], []
     for path in paths:
         regions = resources.regions(path, resources.original(path))
-        masks.append(to_model_resolution(regions.cell, size))
+        masks.append(resize_mask(regions.cell, size))
         sources.append(regions.source)
     exp = ev.explanation("background", loaded, images, target, {}, cell_mask=np.stack(masks), label="Background test, all cells")
     if exp is None:

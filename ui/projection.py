@@ -4,8 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.express as px
 
-GROUP_COLOURS = {"normal": "#16a085", "dysplastic": "#8e44ad", "misclassified normal": "#f39c12",
-                 "misclassified dysplastic": "#c0392b", "unlabelled": "#7f8c8d"}
+from core.palette import GROUP_COLOURS
 
 
 def points(table: pd.DataFrame, coords, totals) -> pd.DataFrame:

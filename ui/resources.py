@@ -176,13 +176,13 @@ def regions(path: str, rgb: np.ndarray):
 
 def pathologist_totals(paths) -> list:
     """Signed total score of the latest annotation of each image (None when unannotated)."""
+    from core.annotations.schema import latest_reading
     from core.preprocess import image_hash
 
     store = annotation_store()
     totals = []
     for path in paths:
-        readings = store.latest_for_image(image_hash(Path(path)))
-        latest = max(readings.values(), key=lambda a: a.updated or "") if readings else None
+        latest = latest_reading(store.latest_for_image(image_hash(Path(path))))
         totals.append(None if latest is None else latest.total)
     return totals
 

@@ -12,6 +12,7 @@ import streamlit as st
 
 from core.config import DEFAULT_INTERPOLATION, DEFAULT_THRESHOLD, default_dataset, demo_model_path
 from core.errors import DisplasiaError
+from core.explain.base import TARGETS
 from ui.resources import ModelChoice
 
 MODEL = "model_choice"
@@ -20,7 +21,6 @@ CELL = "cell"
 TARGET = "target"
 THRESHOLD = "threshold"
 INTERPOLATION = "interpolation"
-TARGETS = ("dysplastic", "normal")
 
 
 def default_model() -> ModelChoice:

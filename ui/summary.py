@@ -42,7 +42,7 @@ def figure_block(fig, name: str) -> None:
 
 
 def compute_evidence(stud, methods, patches, steps: int, randomisation_cells: int) -> None:
-    from core.summary.report import summarise_dataset
+    from core.summary.engine import summarise_dataset
 
     bar = st.progress(0.0, text="Starting…")
     stage = {"name": ""}

@@ -8,10 +8,28 @@ from .canvas import annotation_to_canvas, canvas_to_shapes, display_size_for, sh
 from .export import export_store, overlay_image, score_rows
 from .legacy import LegacyImportReport, image_identity, import_legacy_dir, read_legacy_bytes
 from .masks import CellMasks, cell_masks, mask_iou, model_masks, polygon_mask
-from .schema import (COLOUR_STATES, SCHEMA_ID, STATE_COLOURS, Annotation, ChromatinState,
-                     Condition, CytoplasmState, Graded, LobeState, Scores, Shape, ShapeLabel,
-                     blank_annotation, chromatin_score, condition_from_total, cytoplasm_score,
-                     label_colour, lobes_score, score_disagrees, state_of_colour)
+from .schema import (
+                     COLOUR_STATES,
+                     SCHEMA_ID,
+                     STATE_COLOURS,
+                     Annotation,
+                     ChromatinState,
+                     Condition,
+                     CytoplasmState,
+                     Graded,
+                     LobeState,
+                     Scores,
+                     Shape,
+                     ShapeLabel,
+                     blank_annotation,
+                     chromatin_score,
+                     condition_from_total,
+                     cytoplasm_score,
+                     label_colour,
+                     lobes_score,
+                     score_disagrees,
+                     state_of_colour,
+)
 from .segment import OutlineSuggestion, SegmentationParams, evaluate_folder, suggest_outlines
 from .store import AnnotationStore, ImageEntry, SeedReport, VersionInfo, read_annotation_file
 

@@ -11,8 +11,8 @@ every cell the same single value.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from itertools import combinations
-from typing import Iterable, Sequence
 
 import numpy as np
 

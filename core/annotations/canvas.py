@@ -17,12 +17,21 @@ stroke width unless ``strokeUniform``.
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from core.errors import DisplasiaError
 
-from .schema import (MAX_POINTS_PER_SHAPE, Annotation, ChromatinState, CytoplasmState, Shape,
-                     ShapeLabel, label_colour, state_of_colour)
+from .schema import (
+    MAX_POINTS_PER_SHAPE,
+    Annotation,
+    ChromatinState,
+    CytoplasmState,
+    Shape,
+    ShapeLabel,
+    label_colour,
+    state_of_colour,
+)
 
 _ORIGIN = {"left": 0.0, "top": 0.0, "center": 0.5, "right": 1.0, "bottom": 1.0}
 _CURVE_STEPS = 8

@@ -17,17 +17,29 @@ import json
 import math
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
 from core.errors import DisplasiaError
 
-from .schema import (MAX_POINTS_PER_SHAPE, MAX_SHAPES, Annotation, ChromatinState, Condition,
-                     CytoplasmState, Graded, LobeState, Shape, ShapeLabel, state_of_colour)
+from .schema import (
+    MAX_POINTS_PER_SHAPE,
+    MAX_SHAPES,
+    Annotation,
+    ChromatinState,
+    Condition,
+    CytoplasmState,
+    Graded,
+    LobeState,
+    Shape,
+    ShapeLabel,
+    state_of_colour,
+)
 
 LEGACY_SUFFIX = "_json.txt"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
@@ -326,7 +338,7 @@ def import_legacy_dir(store, folder: str | Path, *, annotator: str = "legacy") -
             image_path = image_beside(file, listing)
             if image_path.stat().st_size > MAX_IMAGE_BYTES:
                 raise DisplasiaError(f"image {image_path.name} is larger than 50 MB")
-            updated = datetime.fromtimestamp(file.stat().st_mtime, timezone.utc).isoformat(
+            updated = datetime.fromtimestamp(file.stat().st_mtime, UTC).isoformat(
                 timespec="seconds")
             annotation, notes = read_legacy_bytes(file.read_bytes(), image_path.read_bytes(),
                                                   image_path.name, annotator=annotator,

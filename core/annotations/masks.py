@@ -11,12 +11,14 @@ nearest-neighbour sampling PIL uses to resize the image for the model, so mask p
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import numpy as np
 from PIL import Image
 from skimage.draw import polygon as draw_polygon
+
+from core.preprocess import resize_mask
 
 from .schema import Annotation, Shape, ShapeLabel
 
@@ -35,8 +37,8 @@ class CellMasks:
     nucleus: np.ndarray
     cytoplasm: np.ndarray
 
-    def resized(self, size: tuple[int, int] = MODEL_SIZE) -> "CellMasks":
-        """Masks resized to ``size`` = (width, height) with PIL NEAREST, like the image."""
+    def resized(self, size: tuple[int, int] = MODEL_SIZE) -> CellMasks:
+        """Masks resized to ``size`` = (height, width) with NEAREST, like the image."""
         return CellMasks(*(resize_mask(m, size) for m in (self.cell, self.nucleus, self.cytoplasm)))
 
 
@@ -76,7 +78,7 @@ def cell_masks(annotation: Annotation, *, size: tuple[int, int] | None = None) -
     Parameters
     ----------
     annotation : Annotation
-    size : (width, height), optional
+    size : (height, width), optional
         Output resolution. None gives image resolution; e.g. (299, 299) gives the
         model-input resolution (nearest-neighbour, same geometry as the resized image).
 
@@ -90,7 +92,7 @@ def cell_masks(annotation: Annotation, *, size: tuple[int, int] | None = None) -
     nucleus = shapes_mask(annotation.shapes, grid, ShapeLabel.NUCLEUS)
     cell = shapes_mask(annotation.shapes, grid, ShapeLabel.CYTOPLASM) | nucleus
     masks = CellMasks(cell=cell, nucleus=nucleus, cytoplasm=cell & ~nucleus)
-    if size is not None and tuple(size) != (width, height):
+    if size is not None and tuple(size) != (height, width):
         masks = masks.resized(tuple(size))
     return masks
 
@@ -98,12 +100,6 @@ def cell_masks(annotation: Annotation, *, size: tuple[int, int] | None = None) -
 def model_masks(annotation: Annotation, size: tuple[int, int] = MODEL_SIZE) -> CellMasks:
     """:func:`cell_masks` at model-input resolution (default 299 x 299)."""
     return cell_masks(annotation, size=size)
-
-
-def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize a (H, W) bool mask to ``size`` = (width, height) with PIL NEAREST."""
-    img = Image.fromarray(np.asarray(mask, dtype=np.uint8) * 255)
-    return np.asarray(img.resize(tuple(size), Image.Resampling.NEAREST)) > 127
 
 
 def mask_iou(a: np.ndarray, b: np.ndarray) -> float:

@@ -16,10 +16,11 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Mapping
+from typing import Any
 
 from core.errors import DisplasiaError
 
@@ -205,12 +206,12 @@ def _enum(kind, value, what):
 
 
 def _utc_iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat(timespec="seconds")
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
 
 
 def now_iso() -> str:
     """The current time as the ISO 8601 UTC string used in ``updated``."""
-    return _utc_iso(datetime.now(timezone.utc))
+    return _utc_iso(datetime.now(UTC))
 
 
 def check_image_name(name: Any) -> str:
@@ -322,7 +323,7 @@ class Annotation:
         state = self.cytoplasm.state if shape.label is ShapeLabel.CYTOPLASM else self.chromatin.state
         return STATE_COLOURS[state]
 
-    def with_updates(self, **changes: Any) -> "Annotation":
+    def with_updates(self, **changes: Any) -> Annotation:
         """A copy with some fields changed (validated again)."""
         return replace(self, **changes)
 
@@ -356,7 +357,7 @@ class Annotation:
         return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
     @classmethod
-    def from_json(cls, doc: Any) -> "Annotation":
+    def from_json(cls, doc: Any) -> Annotation:
         """Validate and build an annotation from a parsed JSON object.
 
         Raises :class:`DisplasiaError` with a one-line message on any deviation from the
@@ -499,3 +500,19 @@ def label_colour(label: ShapeLabel | str, state: CytoplasmState | ChromatinState
     label = _enum(ShapeLabel, label, "shape label")
     kind = CytoplasmState if label is ShapeLabel.CYTOPLASM else ChromatinState
     return STATE_COLOURS[_enum(kind, state, f"{label.value} state")]
+
+
+def latest_reading(readings, *, with_outlines: bool = False):
+    """The reading that counts for a cell: the most recently updated one, or None.
+
+    ``readings`` is ``{annotator: Annotation}`` (or any iterable of annotations). Ties on
+    the update time go to the alphabetically last annotator, so the rule never depends on
+    dictionary order. ``with_outlines`` keeps only readings that have shapes (the masks of
+    a cell must come from a reading that drew it). The one "latest annotation" rule of the
+    project: the summary, the regions and the pages use it.
+    """
+    values = readings.values() if hasattr(readings, "values") else readings
+    usable = [a for a in values if a is not None and (a.shapes or not with_outlines)]
+    if not usable:
+        return None
+    return max(usable, key=lambda a: (a.updated or "", a.annotator))

@@ -22,17 +22,7 @@ import numpy as np
 from core.errors import DisplasiaError
 from core.explain._model import handle_for
 from core.explain.base import Explanation, Params, check_images, target_probability
-
-
-def resize_mask(mask, height: int, width: int) -> np.ndarray:
-    """Nearest-neighbour resize of a boolean ``(h, w)`` mask to ``(height, width)``."""
-    mask = np.asarray(mask).astype(bool)
-    h, w = mask.shape
-    if (h, w) == (height, width):
-        return mask
-    rows = np.minimum((np.arange(height) + 0.5) * h / height, h - 1).astype(int)
-    cols = np.minimum((np.arange(width) + 0.5) * w / width, w - 1).astype(int)
-    return mask[rows][:, cols]
+from core.preprocess import resize_mask
 
 
 def uniform_background(image, cell_mask, colour: str = "median"):
@@ -73,7 +63,7 @@ def explain(model, images, target="dysplastic", *, cell_mask=None, colour="media
         raise DisplasiaError("Give one cell mask per image.")
     h, w = handle.input_shape[:2]
     t0 = time.perf_counter()
-    masks = np.stack([resize_mask(m, h, w) for m in masks])
+    masks = np.stack([resize_mask(m, (h, w)) for m in masks])
     if not masks.any(axis=(1, 2)).all():
         raise DisplasiaError("A cell outline is empty: draw the cell before running the background test.")
     pairs = [uniform_background(img, m, colour) for img, m in zip(images, masks)]

@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-TARGETS = {
+SPEED_GOALS = {
     "occlusion vs study loop": 20.0,  # at least this much faster
     "occlusion vs batched forwards": 1.5,  # at most this much slower
     "smoothgrad": 4.0,
@@ -212,7 +212,7 @@ def run(args) -> int:
               f"(after loading TF and the model: {memory['rss_before_mb']:.0f} MB); "
               f"Python/NumPy allocations peak {memory['python_peak_mb']:.1f} MB (tracemalloc)")
     met = []
-    for name, goal in TARGETS.items():
+    for name, goal in SPEED_GOALS.items():
         value = ratios[name]
         ok = value <= goal if name == "occlusion vs batched forwards" else value >= goal
         met.append(f"{name}: {'met' if ok else 'MISSED'}")

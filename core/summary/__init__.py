@@ -9,7 +9,8 @@
 - :mod:`~core.summary.localisation`: where each method looks (relevance mass, pointing game).
 - :mod:`~core.summary.faithfulness`: which method can be trusted (deletion / insertion,
   model randomisation).
-- :mod:`~core.summary.figures`: plotly figures; :mod:`~core.summary.report`: HTML report.
+- :mod:`~core.summary.engine`: every table of a dataset at once (:class:`DatasetSummary`).
+- :mod:`~core.summary.figures`: plotly figures; :mod:`~core.summary.report`: HTML rendering only.
 
 No streamlit; TensorFlow loads only when a model runs. Every table function returns a
 pandas DataFrame and long computations take ``progress=callable(done, total)``.

@@ -50,7 +50,7 @@ def run_report(args) -> int:
     from core.io_utils import atomic_write_bytes
     from core.predict import check_threshold
     from core.progress import ProgressBar
-    from core.summary import report
+    from core.summary import engine, report
     from core.summary.study import load_study
 
     out = Path(args.out)
@@ -85,14 +85,14 @@ def run_report(args) -> int:
                                        steps=args.steps, progress=ProgressBar("maps"))
     else:
         bar = ProgressBar("report")
-        summary = report.summarise_dataset(
+        summary = engine.summarise_dataset(
             study, methods=methods, target=args.target, cache=cache, patches=tuple(args.patches), steps=args.steps,
             tile=args.tile,
             randomisation_cells=args.randomisation_cells, progress=bar,
             on_stage=lambda name: print(f"report: {name}", file=sys.stderr))
         text = report.dataset_report_html(study, summary)
         if args.tables:
-            report.write_tables(summary, args.tables)
+            engine.write_tables(summary, args.tables)
         print("report: seconds per stage: " + ", ".join(f"{k} {v:g}" for k, v in summary.timings.items()),
               file=sys.stderr)
     atomic_write_bytes(out, text.encode("utf-8"))

@@ -10,14 +10,8 @@ import html
 import numpy as np
 import pandas as pd
 
-GROUP_COLOURS = {
-    "dysplastic": "#c0392b",
-    "normal": "#2471a3",
-    "misclassified dysplastic": "#f5b041",
-    "misclassified normal": "#76d7c4",
-    "unlabelled": "#7f8c8d",
-}
-REGION_COLOURS = {"nucleus": "#5b2c6f", "cytoplasm": "#e59866", "background": "#bfc9ca", "granules": "#a04000"}
+from core.palette import GROUP_COLOURS, REGION_COLOURS, group_colour
+
 SCORE_TITLES = {"total": "pathologist total score S_t", "cytoplasm": "cytoplasm score S_g",
                 "nucleus": "nucleus score S_c + S_l"}
 
@@ -86,7 +80,7 @@ def occlusion_figure(summary: pd.DataFrame, *, by: str = "label"):
     fig = go.Figure()
     for cls in dict.fromkeys(summary[by]):
         part = summary[summary[by] == cls]
-        colour = GROUP_COLOURS.get(cls, "#555")
+        colour = group_colour(cls)
         fig.add_trace(go.Bar(x=part["patch"].astype(str), y=part["mean_reduction_pct"], name=f"{cls}: reduction",
                              marker_color=colour, opacity=0.9))
         fig.add_trace(go.Bar(x=part["patch"].astype(str), y=part["mean_increase_pct"], name=f"{cls}: increase",

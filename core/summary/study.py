@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.annotations.schema import latest_reading
 from core.config import DEFAULT_INTERPOLATION, DEFAULT_THRESHOLD
 from core.errors import DisplasiaError
 
@@ -147,7 +148,7 @@ class Study:
             return [c.label or p for c, p in zip(self.cells, self.predictions)]
         raise DisplasiaError(f"Unknown target '{target}': choose label, prediction, dysplastic or normal.")
 
-    def subset(self, indices) -> "Study":
+    def subset(self, indices) -> Study:
         """A study of some of the cells (same model, same settings)."""
         idx = [int(i) for i in indices]
         pick = lambda seq: tuple(seq[i] for i in idx) if len(seq) else ()  # noqa: E731
@@ -174,7 +175,8 @@ def truth_regions(image_path, size) -> ModelRegions | None:
 
     from PIL import Image
 
-    from core.cell_regions import to_model_resolution, truth_masks
+    from core.cell_regions import truth_masks
+    from core.preprocess import resize_mask
 
     found = truth_masks(image_path)
     if found is None:
@@ -184,7 +186,7 @@ def truth_regions(image_path, size) -> ModelRegions | None:
     granules = None
     if granule_file.is_file():
         with Image.open(granule_file) as im:
-            granules = to_model_resolution(np.asarray(im.convert("L")) > 127, size)
+            granules = resize_mask(np.asarray(im.convert("L")) > 127, size)
     abnormal = None
     record = path.parent / "truth" / f"{path.stem}.json"
     if record.is_file():
@@ -194,25 +196,18 @@ def truth_regions(image_path, size) -> ModelRegions | None:
                 abnormal = tuple(str(f) for f in doc["abnormal_features"]) if doc["kind"] == "dysplastic" else ()
         except (OSError, ValueError, AttributeError):
             abnormal = None
-    cell = to_model_resolution(found.cell, size)
-    nucleus = to_model_resolution(found.nucleus, size)
+    cell = resize_mask(found.cell, size)
+    nucleus = resize_mask(found.nucleus, size)
     return ModelRegions(cell, nucleus, cell & ~nucleus, "ground truth", granules, abnormal)
 
 
 def model_regions(regions, size) -> ModelRegions:
     """A ``core.cell_regions.Regions`` (image resolution) at model resolution ``size`` (H, W)."""
-    from core.cell_regions import to_model_resolution
+    from core.preprocess import resize_mask
 
-    cell = to_model_resolution(regions.cell, size)
-    nucleus = to_model_resolution(regions.nucleus, size) & cell
+    cell = resize_mask(regions.cell, size)
+    nucleus = resize_mask(regions.nucleus, size) & cell
     return ModelRegions(cell, nucleus, cell & ~nucleus, regions.source)
-
-
-def latest_annotation(readings: dict):
-    """The most recently updated of ``{annotator: Annotation}``, or None."""
-    if not readings:
-        return None
-    return max(readings.values(), key=lambda a: (a.updated or "", a.annotator))
 
 
 def annotations_from_folder(folder):
@@ -276,7 +271,7 @@ def load_study(folder, loaded, *, store=None, threshold: float = DEFAULT_THRESHO
         rgbs.append(rgb)
         images[i] = to_model_input(rgb, size, interpolation)
         readings = store.latest_for_image(image_hash(cell.path)) if store is not None else {}
-        annotations.append(latest_annotation(readings))
+        annotations.append(latest_reading(readings))
         gt = truth_regions(cell.path, size)
         truth.append(gt)
         found = annotation_masks(readings or {})
