@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "core.train_demo",
     "core.summary.cli",
     "core.audit",
+    "core.auth",
     "core.settings",
 )
 
