@@ -40,7 +40,9 @@ def add_parsers(subparsers) -> None:
     p.set_defaults(func=run_explain)
 
     p = subparsers.add_parser("methods", help="list explanation methods and their parameters")
-    p.add_argument("--markdown", action="store_true", help="the README's method table")
+    p.add_argument("--markdown", action="store_true", help="print the README's method table")
+    p.add_argument("--update-readme", action="store_true",
+                   help="rewrite the generated method table of README.md from the registry")
     p.set_defaults(func=run_methods)
 
     p = subparsers.add_parser("precompute", help="fill the explanation cache for a folder of cells",
@@ -78,7 +80,30 @@ def methods_markdown() -> str:
     return "\n".join(rows)
 
 
+README_TABLE = ("<!-- methods-table -->\n", "\n<!-- /methods-table -->")
+
+
+def update_readme(path) -> bool:
+    """Replace the generated block of ``path`` with the registry's table; True if it changed."""
+    from core.io_utils import atomic_write_bytes
+
+    text = Path(path).read_text(encoding="utf-8")
+    start, end = text.find(README_TABLE[0]), text.find(README_TABLE[1])
+    if start < 0 or end < start:
+        raise DisplasiaError(f"{path} has no generated method table ({README_TABLE[0].strip()} ... ).")
+    new = text[:start + len(README_TABLE[0])] + methods_markdown() + text[end:]
+    if new != text:
+        atomic_write_bytes(Path(path), new.encode("utf-8"))
+    return new != text
+
+
 def run_methods(args) -> int:
+    if getattr(args, "update_readme", False):
+        from core.config import REPO_ROOT
+
+        changed = update_readme(REPO_ROOT / "README.md")
+        print("README.md method table " + ("updated" if changed else "already up to date"), file=sys.stderr)
+        return 0
     if getattr(args, "markdown", False):
         print(methods_markdown())
         return 0
