@@ -223,6 +223,10 @@ METHODS = {spec.name: spec for spec in (
     MethodSpec("scorecam", "Score-CAM", "core.explain.scorecam", (_LAYER, _EVIDENCE),
                "Channels weighted by the target probability of the image masked by each channel.",
                reference="Wang et al. (2020)", **_CAM),
+    MethodSpec("xgradcam", "XGrad-CAM", "core.explain.xgradcam", (_LAYER, _EVIDENCE),
+               "Channels weighted by the activation-weighted mean gradient.", reference="Fu et al. (2020)", **_CAM),
+    MethodSpec("layercam", "LayerCAM", "core.explain.layercam", (_LAYER, _EVIDENCE),
+               "Every activation weighted by its own positive gradient.", reference="Jiang et al. (2021)", **_CAM),
     MethodSpec("background", "Background test", "core.explain.background", (
         Param("colour", "choice", "median", "Uniform background: median or mean of the pixels outside the cell.",
               choices=("median", "mean")),
