@@ -6,6 +6,11 @@ Keras 2 JSON (its 'Sequential' class lookup fails), so the layers are rebuilt he
 config, using an allow-list of built-in layer types. Nothing from the file is ever
 executed: Lambda layers, custom classes and custom activations are refused. The result is
 always a Keras 3 *functional* model, because tf-keras-vis fails on a Keras 3 Sequential.
+
+Before anything is built, every file passes ``core.model_check`` against the ``[models]``
+settings: archive sizes, config size and JSON depth, the input size and the parameter count
+declared by the configuration, and the weight arrays' declared sizes. A hostile file costs
+a one-line DisplasiaError, not gigabytes of memory.
 """
 from __future__ import annotations
 
@@ -17,6 +22,15 @@ from functools import cached_property
 from pathlib import Path
 
 from core.errors import DisplasiaError
+from core.model_check import (
+    Limits,
+    check_archive,
+    check_config,
+    check_h5_attr,
+    check_h5_weights,
+    load_json,
+    read_member,
+)
 from core.runtime import import_tensorflow
 
 #: Built-in layers a model file may use. Anything else (Lambda, custom) is refused.
@@ -122,24 +136,32 @@ def load_model(path, weights=None, *, normal_unit: int | None = None) -> LoadedM
     path = Path(path)
     if not path.is_file():
         raise DisplasiaError(f"Model file not found: {path}")
-    import_tensorflow()
+    if normal_unit is not None and normal_unit not in (0, 1):
+        raise DisplasiaError("normal_unit must be 0 or 1.")
+    limits = Limits.from_settings()
     suffix = path.suffix.lower()
-    if suffix == ".json":
-        if weights is None:
-            raise DisplasiaError(f"{path.name} holds only the architecture; give its weights file (.h5) too.")
-        model = _model_from_json_file(path)
-        _load_h5_weights(model, Path(weights))
-    elif suffix in (".h5", ".hdf5"):
-        if weights is not None:
-            raise DisplasiaError("A full .h5 model carries its own weights; do not pass a weights file.")
-        model = _model_from_full_h5(path)
-    elif suffix == ".keras":
-        model = _model_from_keras_archive(path)
-        if weights is not None:
-            _load_h5_weights(model, Path(weights))
-    else:
+    if suffix not in (".json", ".h5", ".hdf5", ".keras"):
         raise DisplasiaError(f"Unsupported model file '{path.name}': use .json + .h5 weights, .h5 or .keras.")
-    description = describe(model, normal_unit=normal_unit)
+    if suffix == ".json" and weights is None:
+        raise DisplasiaError(f"{path.name} holds only the architecture; give its weights file (.h5) too.")
+    if suffix in (".h5", ".hdf5") and weights is not None:
+        raise DisplasiaError("A full .h5 model carries its own weights; do not pass a weights file.")
+    import_tensorflow()
+    if suffix == ".json":
+        model = _model_from_json_file(path, limits)
+        _load_h5_weights(model, Path(weights), limits)
+    elif suffix in (".h5", ".hdf5"):
+        model = _model_from_full_h5(path, limits)
+    else:
+        model = _model_from_keras_archive(path, limits)
+        if weights is not None:
+            _load_h5_weights(model, Path(weights), limits)
+    try:
+        description = describe(model, normal_unit=normal_unit)
+    except DisplasiaError:
+        raise
+    except (TypeError, ValueError, AttributeError, IndexError, KeyError) as exc:
+        raise DisplasiaError(f"{path.name} cannot be described: {_first_line(exc)}") from None
     source = str(path) if weights is None else f"{path} + {Path(weights).name}"
     return LoadedModel(model=model, description=description, source=source)
 
@@ -153,26 +175,46 @@ def from_keras(model, *, source: str = "in-memory", normal_unit: int | None = No
 
 # ---------------------------------------------------------------------------- JSON / H5 configs
 
-def _model_from_json_file(path: Path):
+def _first_line(exc) -> str:
+    text = " ".join(str(exc).split())[:200]
+    return text or exc.__class__.__name__
+
+
+def _read_bounded(path: Path, limits: Limits) -> bytes:
     try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DisplasiaError(f"{path.name} is not a valid JSON model architecture ({exc.__class__.__name__}).") from None
-    return model_from_config(config)
+        size = path.stat().st_size
+        if size > limits.max_config_bytes:
+            raise DisplasiaError(f"{path.name} is {size:,} bytes, more than the limit of {limits.max_config_bytes:,} "
+                                 "(setting models.max_config_bytes).")
+        return path.read_bytes()
+    except OSError as exc:
+        raise DisplasiaError(f"Cannot read {path.name}: {exc.strerror or exc}.") from None
 
 
-def model_from_config(config: dict):
-    """Rebuild a functional model from a Keras 2 or Keras 3 model config (JSON dict)."""
-    if not isinstance(config, dict) or "class_name" not in config:
-        raise DisplasiaError("The architecture file does not describe a Keras model.")
+def _model_from_json_file(path: Path, limits: Limits | None = None):
+    limits = limits or Limits.from_settings()
+    config = load_json(_read_bounded(path, limits), path.name, limits)
+    return model_from_config(config, limits)
+
+
+def model_from_config(config: dict, limits: Limits | None = None):
+    """Rebuild a functional model from a Keras 2 or Keras 3 model config (JSON dict).
+
+    The config is checked first (``core.model_check.check_config``): malformed structure,
+    input size and declared parameters are refused before any layer is built.
+    """
+    check_config(config, limits or Limits.from_settings())
     kind = config["class_name"]
     body = config.get("config", {})
-    if kind == "Sequential":
-        layers = body if isinstance(body, list) else body.get("layers", [])
-        return _build_sequential(layers)
-    if kind in ("Model", "Functional"):
+    try:
+        if kind == "Sequential":
+            layers = body if isinstance(body, list) else body.get("layers", [])
+            return _build_sequential(layers)
         return _build_functional(body)
-    raise DisplasiaError(f"Unsupported model type '{kind}' (expected Sequential or a functional Model).")
+    except DisplasiaError:
+        raise
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError, NotImplementedError) as exc:
+        raise DisplasiaError(f"The architecture cannot be built: {_first_line(exc)}") from None
 
 
 def _layer_spec(entry: dict) -> tuple[str, dict]:
@@ -274,50 +316,76 @@ def _io_list(value):
     return [value] if isinstance(value[0], str) else value
 
 
-def _model_from_full_h5(path: Path):
+def _model_from_full_h5(path: Path, limits: Limits | None = None):
     import h5py
 
+    limits = limits or Limits.from_settings()
     try:
         with h5py.File(path, "r") as f:
-            raw = f.attrs.get("model_config")
+            config = check_h5_attr(f, "model_config", path.name, limits)
+            if config is not None:
+                check_h5_weights(f, path.name, limits, group="model_weights" if "model_weights" in f else None)
     except OSError:
         raise DisplasiaError(f"{path.name} is not a readable HDF5 file.") from None
-    if raw is None:
+    if config is None:
         raise DisplasiaError(f"{path.name} holds only weights; give the architecture file (.json) too.")
-    config = json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
-    model = model_from_config(config)
-    _load_h5_weights(model, path)
+    model = model_from_config(config, limits)
+    _load_h5_weights(model, path, limits, checked=True)
     return model
 
 
-def _load_h5_weights(model, weights: Path):
+def _load_h5_weights(model, weights: Path, limits: Limits | None = None, *, checked: bool = False):
+    import h5py
+
     if not weights.is_file():
         raise DisplasiaError(f"Weights file not found: {weights}")
     if weights.suffix.lower() not in (".h5", ".hdf5"):
         raise DisplasiaError(f"Weights file '{weights.name}' must be an HDF5 file (.h5).")
+    if not checked:
+        try:
+            with h5py.File(weights, "r") as f:
+                check_h5_weights(f, weights.name, limits or Limits.from_settings())
+        except OSError:
+            raise DisplasiaError(f"{weights.name} is not a readable HDF5 weights file.") from None
     try:
         model.load_weights(str(weights))
     except OSError:
         raise DisplasiaError(f"{weights.name} is not a readable HDF5 weights file.") from None
-    except ValueError as exc:
-        raise DisplasiaError(f"The weights in {weights.name} do not fit this architecture: {str(exc).splitlines()[0]}") from None
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, RuntimeError) as exc:
+        raise DisplasiaError(f"The weights in {weights.name} do not fit this architecture: {_first_line(exc)}") from None
 
 
 # ----------------------------------------------------------------------------- .keras archives
 
-def _model_from_keras_archive(path: Path):
+def _model_from_keras_archive(path: Path, limits: Limits | None = None):
     import keras
 
+    from core.model_check import open_h5_bytes
+
+    limits = limits or Limits.from_settings()
     try:
         with zipfile.ZipFile(path) as archive:
-            config = json.loads(archive.read("config.json"))
-    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError):
+            check_archive(archive, path.name, limits)
+            config = load_json(read_member(archive, "config.json", path.name), f"The configuration in {path.name}", limits)
+            names = archive.namelist()
+            _check_keras3_config(config)
+            check_config(config, limits)
+            if "model.weights.h5" in names:
+                data = read_member(archive, "model.weights.h5", path.name)
+                try:
+                    with open_h5_bytes(data) as f:
+                        check_h5_weights(f, path.name, limits)
+                except OSError:
+                    raise DisplasiaError(f"The weights in {path.name} are not a readable HDF5 file.") from None
+                del data
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError):
         raise DisplasiaError(f"{path.name} is not a valid .keras model archive.") from None
-    _check_keras3_config(config)
     try:
         model = keras.saving.load_model(str(path), compile=False, safe_mode=True)
-    except (TypeError, ValueError) as exc:
-        raise DisplasiaError(f"{path.name} cannot be loaded: {str(exc).splitlines()[0]}") from None
+    except DisplasiaError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a hostile archive can fail anywhere in Keras; one line, never a traceback
+        raise DisplasiaError(f"{path.name} cannot be loaded: {_first_line(exc)}") from None
     return _as_functional(model)
 
 
