@@ -1,6 +1,21 @@
-"""Small file helpers shared by commands that write results."""
+"""Small file helpers shared by commands that write results.
+
+CSV files written anywhere in the project go through :func:`csv_safe` (or
+:func:`frame_csv_bytes` / :func:`csv_text`): a text cell that starts with ``= + - @``, a
+tab or a carriage return is what spreadsheet programs run as a formula (a cell image named
+``=cmd|' -C calc'!A0.jpg``), so it is written with a leading apostrophe, as OWASP advises.
+Numbers are written as numbers.
+
+>>> csv_safe("=cmd|' -C calc'!A0.jpg"), csv_safe("TN_1.jpg"), csv_safe(-0.5)
+("'=cmd|' -C calc'!A0.jpg", 'TN_1.jpg', -0.5)
+>>> print(csv_text([["image", "score"], ["@SUM(A1)", 0.25]]), end="")
+image,score
+'@SUM(A1),0.25
+"""
 from __future__ import annotations
 
+import csv
+import io
 import os
 import tempfile
 from pathlib import Path
@@ -21,3 +36,39 @@ def atomic_write_bytes(path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+#: First characters that make a spreadsheet treat a cell as a formula.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(value):
+    """``value`` with a leading apostrophe if it is text a spreadsheet would run as a formula."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def csv_text(rows) -> str:
+    """CSV text of an iterable of rows (the first is the header), every cell through ``csv_safe``."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    for row in rows:
+        writer.writerow([csv_safe(v) for v in row])
+    return buffer.getvalue()
+
+
+def safe_frame(frame):
+    """A copy of a pandas DataFrame whose text cells (and column names) went through ``csv_safe``."""
+    out = frame.copy()
+    for column in out.columns:
+        if out[column].dtype == object or str(out[column].dtype) in ("string", "str", "category"):
+            out[column] = out[column].map(csv_safe)
+    out.columns = [csv_safe(str(c)) if isinstance(c, str) else c for c in out.columns]
+    return out
+
+
+def frame_csv_bytes(frame, **kwargs) -> bytes:
+    """UTF-8 CSV of a DataFrame with formula-like text neutralised (``index=False`` by default)."""
+    kwargs.setdefault("index", False)
+    return safe_frame(frame).to_csv(**kwargs).encode("utf-8")

@@ -1,11 +1,9 @@
 """``python -m core predict``: score image files and folders into a CSV."""
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 
-from core.config import DEFAULT_THRESHOLD, INTERPOLATIONS, IMAGE_SUFFIXES
+from core.config import DEFAULT_THRESHOLD, IMAGE_SUFFIXES, INTERPOLATIONS
 from core.errors import DisplasiaError
 
 
@@ -60,7 +58,7 @@ def collect_cells(inputs) -> list:
 
 
 def run(args) -> int:
-    from core.io_utils import atomic_write_bytes
+    from core.io_utils import atomic_write_bytes, csv_text
     from core.predict import check_threshold, predict_cells
     from core.progress import ProgressBar
 
@@ -73,13 +71,11 @@ def run(args) -> int:
     progress = ProgressBar("predict") if len(cells) > args.batch_size else None
     predictions = predict_cells(loaded, cells, threshold=args.threshold, interpolation=args.interpolation,
                                 batch_size=args.batch_size, progress=progress)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["image", "score", "prediction", "label", "agrees", "path"])
+    rows = [["image", "score", "prediction", "label", "agrees", "path"]]
     for cell, p in zip(cells, predictions):
         agrees = "" if p.agrees is None else str(p.agrees).lower()
-        writer.writerow([cell.path.name, f"{p.score:.6f}", p.prediction, p.label or "", agrees, str(cell.path)])
-    atomic_write_bytes(out, buffer.getvalue().encode("utf-8"))
+        rows.append([cell.path.name, f"{p.score:.6f}", p.prediction, p.label or "", agrees, str(cell.path)])
+    atomic_write_bytes(out, csv_text(rows).encode("utf-8"))
     n_wrong = sum(p.agrees is False for p in predictions)
     print(f"{len(predictions)} images scored -> {out} ({n_wrong} disagree with their known class)")
     return 0

@@ -1,6 +1,7 @@
 """Background test: does the score change when everything outside the cell is one colour?"""
 import streamlit as st
 
+from core.io_utils import frame_csv_bytes
 from core.preprocess import resize_mask
 from ui import background, context, display, resources, state
 from ui import explain_view as ev
@@ -26,5 +27,5 @@ if st.toggle("Run the background test on every cell", key="bg_all"):
     if not table.empty:
         st.dataframe(background.group_summary(table), hide_index=True)
         st.dataframe(table, hide_index=True)
-        st.download_button("Background test CSV", table.to_csv(index=False).encode(), "background_test.csv", "text/csv",
+        st.download_button("Background test CSV", frame_csv_bytes(table), "background_test.csv", "text/csv",
                            key="bg_csv")

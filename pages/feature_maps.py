@@ -4,7 +4,9 @@ import pandas as pd
 import streamlit as st
 
 from core.feature_stats import class_contrast
-from ui import context, display, explain_view as ev, resources, state
+from core.io_utils import frame_csv_bytes
+from ui import context, display, resources, state
+from ui import explain_view as ev
 from ui.widgets import persistent
 
 st.title("Feature maps")
@@ -35,4 +37,4 @@ if st.toggle("Compare dysplastic and normal cells (one pass over the dataset)", 
     st.plotly_chart(display.channel_contrast_figure(contrast, layer), key="fm_contrast_fig")
     table = pd.DataFrame({"channel": np.arange(len(contrast["normal"])), **contrast}).sort_values("difference", key=abs, ascending=False)
     st.dataframe(table, hide_index=True)
-    st.download_button("Channel means CSV", table.to_csv(index=False).encode(), f"{layer}_channel_means.csv", "text/csv", key="fm_csv")
+    st.download_button("Channel means CSV", frame_csv_bytes(table), f"{layer}_channel_means.csv", "text/csv", key="fm_csv")

@@ -4,8 +4,10 @@ import pandas as pd
 import streamlit as st
 
 from core.display import superpixel_boundaries, superpixel_evidence
+from core.io_utils import frame_csv_bytes
 from core.preprocess import image_hash
-from ui import context, display, explain_view as ev, resources
+from ui import context, display, resources
+from ui import explain_view as ev
 
 st.title("LIME")
 ctx = context.current_cell()
@@ -35,7 +37,7 @@ if exp:
     table = table.reindex(table["weight"].abs().sort_values(ascending=False).index)
     with st.expander("Superpixel weights"):
         st.dataframe(table, hide_index=True)
-        st.download_button("Weights CSV", table.to_csv(index=False).encode(), f"{ctx.cell.path.stem}_lime_weights.csv",
+        st.download_button("Weights CSV", frame_csv_bytes(table), f"{ctx.cell.path.stem}_lime_weights.csv",
                            "text/csv", key="lime_csv")
     ev.show_map(exp, ctx.rgb, options, title="weight of each superpixel", key="lime_map")
     ev.downloads(exp, ctx.rgb, options, ctx.cell.path.stem)

@@ -1,7 +1,9 @@
 """Projection: t-SNE / PCA of the last pooling layer for the whole dataset; click a cell to open it."""
 import streamlit as st
 
-from ui import context, explain_view as ev, projection, resources, state
+from core.io_utils import frame_csv_bytes
+from ui import context, projection, resources, state
+from ui import explain_view as ev
 from ui.widgets import persistent
 
 st.title("Deep-feature projection")
@@ -33,4 +35,4 @@ if exp:
         row = frame[frame["name"] == sel.cell].iloc[0]
         st.image(resources.thumbnail(view.table.set_index("name").loc[sel.cell, "path"]),
                  caption=f"current: {sel.cell} · score {row['score']:.4f} · {row['group']}")
-    st.download_button("Coordinates CSV", frame.to_csv(index=False).encode(), "projection.csv", "text/csv", key="proj_csv")
+    st.download_button("Coordinates CSV", frame_csv_bytes(frame), "projection.csv", "text/csv", key="proj_csv")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from core.io_utils import frame_csv_bytes
 from ui import resources, state
 
 PAGE_SIZE = 24
@@ -76,5 +77,5 @@ def table(shown: pd.DataFrame) -> None:
         if name != st.session_state.get(state.CELL):
             st.session_state[state.CELL] = name
             st.rerun()
-    st.download_button("Download table (CSV)", shown.drop(columns=["path"]).to_csv(index=False).encode(),
+    st.download_button("Download table (CSV)", frame_csv_bytes(shown.drop(columns=["path"])),
                        "predictions.csv", "text/csv", key="gallery_csv")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from core.io_utils import frame_csv_bytes
 from ui import resources, state
 
 SUMMARY = "summary_result"
@@ -32,7 +33,7 @@ def table_block(title: str, frame: pd.DataFrame | None, name: str, *, caption: s
     if caption:
         st.caption(caption)
     st.dataframe(frame, hide_index=True)
-    st.download_button(f"{title} (CSV)", frame.to_csv(index=False).encode(), f"{name}.csv", "text/csv", key=f"csv_{name}")
+    st.download_button(f"{title} (CSV)", frame_csv_bytes(frame), f"{name}.csv", "text/csv", key=f"csv_{name}")
 
 
 def figure_block(fig, name: str) -> None:

@@ -116,9 +116,11 @@ def _print_table(rows: list[dict], csv_path: Path | None) -> None:
     if csv_path is not None:
         csv_path.parent.mkdir(parents=True, exist_ok=True)
         with csv_path.open("w", newline="", encoding="utf-8") as fh:
+            from core.io_utils import csv_safe
+
             w = csv.DictWriter(fh, fieldnames=cols)
             w.writeheader()
-            w.writerows(rows)
+            w.writerows({k: csv_safe(v) for k, v in r.items()} for r in rows)
 
 
 def _agreement(args) -> int:

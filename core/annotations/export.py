@@ -50,10 +50,10 @@ def score_rows(annotations: Iterable[Annotation], identities: dict | None = None
 
 
 def _csv_safe(value):
-    # A cell starting with = + - @ is run as a formula by spreadsheet programs.
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
+    # A cell starting with = + - @ (tab, CR) is run as a formula by spreadsheet programs.
+    from core.io_utils import csv_safe
+
+    return csv_safe(value)
 
 
 def write_csv(annotations: Iterable[Annotation], out: str | Path, identities: dict | None = None) -> int:

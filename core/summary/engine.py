@@ -55,7 +55,7 @@ def write_tables(summary: DatasetSummary, folder) -> list:
     from pathlib import Path
 
     from core.errors import DisplasiaError
-    from core.io_utils import atomic_write_bytes
+    from core.io_utils import atomic_write_bytes, frame_csv_bytes
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -63,7 +63,7 @@ def write_tables(summary: DatasetSummary, folder) -> list:
     paths = []
     for name, frame in summary.tables().items():
         path = folder / f"{name}.csv"
-        atomic_write_bytes(path, frame.to_csv(index=False).encode("utf-8"))
+        atomic_write_bytes(path, frame_csv_bytes(frame))
         paths.append(path)
     return paths
 
