@@ -93,16 +93,9 @@ def test_gradcam_on_a_hand_set_one_conv_net():
     weights are (0.5, -0.25) and the map is relu(0.5 R - 0.25 G) for "normal" and
     relu(-0.5 R + 0.25 G) for "dysplastic".
     """
-    import keras
+    from core.explain.testing import one_conv_net
 
-    inputs = keras.Input((4, 4, 3))
-    conv = keras.layers.Conv2D(2, 1, name="conv2d")
-    x = keras.layers.Activation("relu", name="activation")(conv(inputs))
-    dense = keras.layers.Dense(1, name="dense")
-    x = dense(keras.layers.Flatten(name="flatten")(x))
-    model = keras.Model(inputs, keras.layers.Activation("sigmoid", name="activation_1")(x))
-    conv.set_weights([np.array([[1, 0], [0, 1], [0, 0]], np.float32).reshape(1, 1, 3, 2), np.zeros(2, np.float32)])
-    dense.set_weights([np.tile(np.array([0.5, -0.25], np.float32), 16).reshape(32, 1), np.zeros(1, np.float32)])
+    model = one_conv_net()
     image = np.zeros((1, 4, 4, 3), np.float32)
     image[0, :, :, 0] = [[0.1, 0.2, 0.3, 0.4], [0.5, 0.6, 0.7, 0.8], [0.9, 1.0, 0.0, 0.1], [0.2, 0.3, 0.4, 0.5]]
     image[0, :, :, 1] = 0.8

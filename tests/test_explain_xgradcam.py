@@ -1,30 +1,12 @@
-"""XGrad-CAM against a hand-computed one-conv net."""
+"""XGrad-CAM against a hand-computed one-conv net (core.explain.testing.one_conv_net)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from core.explain import compute
-from core.explain.testing import random_cells, tiny_cnn
+from core.explain.testing import one_conv_net, random_cells, tiny_cnn
 from core.model_io import from_keras
-
-
-def one_conv_net():
-    """conv 1x1 copies R and G into two channels (ReLU), logit = sum(0.5 * A0) - sum(0.25 * A1).
-
-    dlogit/dA is 0.5 on channel 0 and -0.25 on channel 1 everywhere.
-    """
-    import keras
-
-    inputs = keras.Input((4, 4, 3))
-    conv = keras.layers.Conv2D(2, 1, name="conv2d")
-    x = keras.layers.Activation("relu", name="activation")(conv(inputs))
-    dense = keras.layers.Dense(1, name="dense")
-    x = dense(keras.layers.Flatten(name="flatten")(x))
-    model = keras.Model(inputs, keras.layers.Activation("sigmoid", name="activation_1")(x))
-    conv.set_weights([np.array([[1, 0], [0, 1], [0, 0]], np.float32).reshape(1, 1, 3, 2), np.zeros(2, np.float32)])
-    dense.set_weights([np.tile(np.array([0.5, -0.25], np.float32), 16).reshape(32, 1), np.zeros(1, np.float32)])
-    return from_keras(model)
 
 
 def test_xgradcam_weights_and_map_by_hand():
@@ -34,7 +16,7 @@ def test_xgradcam_weights_and_map_by_hand():
     image = np.zeros((1, 4, 4, 3), np.float32)
     image[0, :, :, 0] = np.linspace(0, 1, 16).reshape(4, 4)
     image[0, :, :, 1] = 0.8
-    exp = compute("xgradcam", one_conv_net(), image, "normal")
+    exp = compute("xgradcam", from_keras(one_conv_net()), image, "normal")
     assert exp.extras["channel_weights"][0] == pytest.approx([0.5, -0.25], abs=1e-6)
     np.testing.assert_allclose(exp.maps[0], np.maximum(0.5 * image[0, :, :, 0] - 0.2, 0), atol=1e-6)
 
@@ -42,7 +24,7 @@ def test_xgradcam_weights_and_map_by_hand():
 def test_xgradcam_gives_an_all_zero_channel_no_weight():
     image = np.zeros((1, 4, 4, 3), np.float32)
     image[0, :, :, 0] = 0.5  # channel 1 (G) is all zero after the ReLU
-    exp = compute("xgradcam", one_conv_net(), image, "normal", params={"evidence": "signed"})
+    exp = compute("xgradcam", from_keras(one_conv_net()), image, "normal", params={"evidence": "signed"})
     assert exp.extras["channel_weights"][0] == pytest.approx([0.5, 0.0], abs=1e-7)
     np.testing.assert_allclose(exp.maps[0], 0.25, atol=1e-6)
 

@@ -54,3 +54,23 @@ def random_cells(n: int = 2, size: int = 16, *, seed: int = 0) -> np.ndarray:
             acc += np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / r ** 2)[..., None] * rng.uniform(0, 1, 3)
         images[i] = acc / acc.max()
     return images
+
+
+def one_conv_net():
+    """A hand-set net with known CAM answers (returns a Keras model on (4, 4, 3) inputs).
+
+    A 1x1 conv copies R and G into two ReLU channels A0, A1 (B is not seen); the logit is
+    ``sum(0.5 * A0) - sum(0.25 * A1)``, so dlogit/dA is 0.5 on channel 0 and -0.25 on
+    channel 1 everywhere.
+    """
+    import keras
+
+    inputs = keras.Input((4, 4, 3))
+    conv = keras.layers.Conv2D(2, 1, name="conv2d")
+    x = keras.layers.Activation("relu", name="activation")(conv(inputs))
+    dense = keras.layers.Dense(1, name="dense")
+    x = dense(keras.layers.Flatten(name="flatten")(x))
+    model = keras.Model(inputs, keras.layers.Activation("sigmoid", name="activation_1")(x))
+    conv.set_weights([np.array([[1, 0], [0, 1], [0, 0]], np.float32).reshape(1, 1, 3, 2), np.zeros(2, np.float32)])
+    dense.set_weights([np.tile(np.array([0.5, -0.25], np.float32), 16).reshape(32, 1), np.zeros(1, np.float32)])
+    return model
