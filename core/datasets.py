@@ -8,11 +8,18 @@ Where the class comes from, first match wins:
    marks cells the published model got wrong.
 Cells with no class are kept as unlabelled. Only images in the folder itself and in class
 subfolders are read, so side folders (ground-truth masks, exports) are not taken for cells.
+
+Every image is checked when the folder is scanned: a file that cannot be decoded (corrupt,
+truncated, not an image, too many pixels, unreadable) or whose real path (after symbolic
+links) leaves the dataset folder and the configured data roots is skipped and listed in
+``Dataset.skipped`` with the reason, and the other cells stay usable.
 """
 from __future__ import annotations
 
 import csv
+import os
 import re
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +61,8 @@ class Cell:
 class Dataset:
     root: Path
     cells: tuple
+    #: ``(name, reason)`` of every image file that was skipped (unreadable, outside the roots).
+    skipped: tuple = ()
 
     def __len__(self) -> int:
         return len(self.cells)
@@ -68,7 +77,7 @@ class Dataset:
         raise DisplasiaError(f"No cell named '{name}' in {self.root.name}.")
 
 
-def scan_dataset(folder, labels_csv=None) -> Dataset:
+def scan_dataset(folder, labels_csv=None, *, roots=None, check_images: bool = True) -> Dataset:
     """List the cells of a folder with their known class.
 
     Parameters
@@ -76,21 +85,40 @@ def scan_dataset(folder, labels_csv=None) -> Dataset:
     folder : str or Path
     labels_csv : str or Path, optional
         Overrides ``folder/labels.csv``.
+    roots : list of Path, optional
+        Folders an image's real path may lie in besides the dataset folder itself
+        (default: the ``data.roots`` setting).
+    check_images : bool
+        Decode every image once and skip the ones that fail (default True).
     """
     root = Path(folder)
-    if not root.is_dir():
-        raise DisplasiaError(f"Image folder not found: {root}")
+    try:
+        if not root.is_dir():
+            raise DisplasiaError(f"Image folder not found: {root}")
+        real_root = root.resolve()
+    except (OSError, ValueError):
+        raise DisplasiaError(f"Image folder not readable: {root}") from None
+    if roots is None:
+        from core.config import data_roots
+
+        roots = data_roots()
+    allowed = [real_root] + [Path(r).resolve() for r in roots]
     csv_path = Path(labels_csv) if labels_csv else root / "labels.csv"
     csv_labels = read_labels_csv(csv_path) if (labels_csv or csv_path.is_file()) else {}
 
-    found: list[tuple[Path, str | None]] = [(p, None) for p in _images_in(root)]
-    for sub in sorted(p for p in root.iterdir() if p.is_dir()):
+    skipped: list[tuple[str, str]] = []
+    found: list[tuple[Path, str | None]] = [(p, None) for p in _images_in(root, root, skipped)]
+    for sub in _subfolders(root):
         cls = FOLDER_CLASSES.get(sub.name.lower())
         if cls:
-            found.extend((p, cls) for p in _images_in(sub))
+            found.extend((p, cls) for p in _images_in(sub, root, skipped))
     cells = []
     for path, folder_class in found:
         name = path.relative_to(root).as_posix()
+        reason = _confinement_problem(path, allowed) or (image_problem(path) if check_images else None)
+        if reason:
+            skipped.append((name, reason))
+            continue
         if name in csv_labels or path.name in csv_labels:
             label = csv_labels.get(name, csv_labels.get(path.name))
             cells.append(cell_for_file(path, name=name, label=label, source="csv" if label else None))
@@ -99,8 +127,11 @@ def scan_dataset(folder, labels_csv=None) -> Dataset:
         else:
             cells.append(cell_for_file(path, name=name))
     if not cells:
+        if skipped:
+            raise DisplasiaError(f"No readable images in {root}: {len(skipped)} skipped "
+                                 f"(first: {skipped[0][0]}: {skipped[0][1]}).")
         raise DisplasiaError(f"No images ({', '.join(IMAGE_SUFFIXES)}) in {root}.")
-    return Dataset(root=root, cells=tuple(cells))
+    return Dataset(root=root, cells=tuple(cells), skipped=tuple(sorted(skipped)))
 
 
 def cell_for_file(path: Path, *, name: str | None = None, label=..., source: str | None = None) -> Cell:
@@ -114,8 +145,75 @@ def cell_for_file(path: Path, *, name: str | None = None, label=..., source: str
     return Cell(path, name or path.name, label, source, study_group)
 
 
-def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+def _subfolders(root: Path) -> list[Path]:
+    try:
+        return sorted(p for p in root.iterdir() if _safe(p.is_dir))
+    except OSError as exc:
+        raise DisplasiaError(f"Image folder not readable: {root} ({exc.strerror or exc}).") from None
+
+
+def _safe(check) -> bool:
+    try:
+        return bool(check())
+    except (OSError, ValueError):
+        return False
+
+
+def _images_in(folder: Path, root: Path, skipped: list) -> list[Path]:
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError as exc:
+        skipped.append((folder.relative_to(root).as_posix() + "/", f"folder not readable ({exc.strerror or exc})"))
+        return []
+    out = []
+    for p in entries:
+        if p.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        if _safe(p.is_file):
+            out.append(p)
+        elif _safe(p.is_symlink) and not _safe(p.exists):
+            skipped.append((p.relative_to(root).as_posix(), "broken symbolic link"))
+    return out
+
+
+def _confinement_problem(path: Path, allowed: list[Path]) -> str | None:
+    """Why ``path`` may not be read (its real path leaves every allowed folder), or None."""
+    try:
+        real = path.resolve(strict=True)
+    except (OSError, RuntimeError, ValueError):
+        return "cannot be resolved (broken or looping link)"
+    if not any(real == root or root in real.parents for root in allowed):
+        return "refused: links outside the shared folders"
+    return None
+
+
+def image_problem(path, *, max_pixels: int | None = None) -> str | None:
+    """Why an image file cannot be used (one short phrase), or None when it decodes."""
+    from PIL import Image, UnidentifiedImageError
+
+    if max_pixels is None:
+        from core.settings import load_settings
+
+        max_pixels = load_settings().uploads.max_image_pixels
+    try:
+        if not os.access(path, os.R_OK):
+            return "not readable (permissions)"
+        with Image.open(path) as image:
+            if image.width * image.height > max_pixels:
+                return f"too large ({image.width}x{image.height} pixels)"
+            if image.width < 1 or image.height < 1:
+                return "empty image"
+            if image.format == "JPEG":
+                image.draft("RGB", (max(1, image.width // 8), max(1, image.height // 8)))
+            image.load()
+    except UnidentifiedImageError:
+        return "not an image"
+    except Image.DecompressionBombError:
+        return "too large (decompression bomb)"
+    except (OSError, SyntaxError, ValueError, EOFError, MemoryError, TypeError, IndexError,
+            KeyError, ZeroDivisionError, struct.error) as exc:
+        return f"not a readable image ({exc.__class__.__name__})"
+    return None
 
 
 def read_labels_csv(path) -> dict[str, str | None]:

@@ -2,6 +2,7 @@
 import streamlit as st
 
 from ui import annotate, annotate_tools, context
+from ui.widgets import plain
 
 st.title("Annotate")
 cell, rgb = context.current_record()
@@ -12,7 +13,7 @@ if not name:
 annotate.navigation(context.dataset().names(), cell.name, name)
 start, saved_before = annotate.starting_reading(cell, rgb, name)
 key = f"{start.image_sha256[:12]}:{name}"
-st.markdown(f"**{cell.name}** · {context.score_line(cell)} · dataset label: {cell.label or 'unlabelled'}")
+st.markdown(f"**{plain(cell.name)}** · {context.score_line(cell)} · dataset label: {cell.label or 'unlabelled'}")
 draw, read = st.columns([3, 2])
 with read:
     choices = annotate.reading_widgets(start, key)

@@ -6,6 +6,7 @@ import streamlit as st
 
 from core.config import DEMO_METRICS
 from ui import context
+from ui.widgets import plain
 
 st.title("Model")
 loaded = context.model()
@@ -15,8 +16,9 @@ cols[0].metric("Parameters", f"{desc.params:,}")
 cols[1].metric("GFLOP / image", f"{desc.flops / 1e9:.3f}")
 cols[2].metric("Input", "×".join(map(str, desc.input_shape)))
 cols[3].metric("Output", "sigmoid P(normal)" if desc.output_kind == "sigmoid" else f"softmax, unit {desc.normal_unit} = normal")
-st.markdown(f"Source: `{loaded.source}`  \nContent hash: `{desc.content_hash[:16]}…`  \n"
-            f"CAM layer: `{desc.cam_layer}` (after last conv `{desc.last_conv}`) · deep features: `{desc.features_layer}` · "
+st.markdown(f"Source: {plain(loaded.source)}  \nContent hash: `{desc.content_hash[:16]}…`  \n"
+            f"CAM layer: {plain(desc.cam_layer)} (after last conv {plain(desc.last_conv)}) · "
+            f"deep features: {plain(desc.features_layer)} · "
             f"{len(desc.feature_map_layers)} feature-map layers")
 st.dataframe(pd.DataFrame([{"layer": l.name, "type": l.kind, "output shape": str(l.output_shape),
                             "feature maps": l.name in desc.feature_map_layers} for l in desc.layers]), hide_index=True)

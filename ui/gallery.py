@@ -21,6 +21,15 @@ def summary(table: pd.DataFrame) -> None:
         cols[3].metric("Disagree", int((labelled["agrees"] == False).sum()))  # noqa: E712
 
 
+def skipped(dataset) -> None:
+    """List the files of the dataset that could not be used (the other cells still show)."""
+    items = getattr(dataset, "skipped", ())
+    if items:
+        with st.expander(f"{len(items)} file(s) skipped: unreadable or outside the shared folders",
+                         icon=":material/warning:"):
+            st.dataframe(pd.DataFrame(list(items), columns=["file", "reason"]), hide_index=True)
+
+
 def filters(table: pd.DataFrame) -> pd.DataFrame:
     left, mid, right = st.columns([3, 2, 2])
     groups = sorted(table["group"].unique())
@@ -40,9 +49,10 @@ def filters(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def _caption(row) -> str:
+    """Score, prediction and label under a thumbnail (the file name is shown apart, as plain text)."""
     mark = "" if row["agrees"] is None else (" ✓" if row["agrees"] else " ✗")
     label = row["label"] or "unlabelled"
-    return f"{row['name']}  \n**{row['score']:.3f}** → {row['prediction']}  \nlabel: {label}{mark}"
+    return f"**{row['score']:.3f}** → {row['prediction']}  \nlabel: {label}{mark}"
 
 
 def grid(shown: pd.DataFrame, current: str | None) -> None:
@@ -57,6 +67,7 @@ def grid(shown: pd.DataFrame, current: str | None) -> None:
         for col, (_, row) in zip(cols, chunk.iloc[start:start + COLUMNS].iterrows()):
             with col.container(border=True):
                 st.image(resources.thumbnail(row["path"]), width="stretch")
+                st.text(row["name"])  # never Markdown: a file name can be ![t](https://host)
                 st.markdown(_caption(row))
                 is_current = row["name"] == current
                 if st.button("Current" if is_current else "Select", key=f"pick_{row['name']}",

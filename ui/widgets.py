@@ -5,18 +5,66 @@ its own session key; the widget only mirrors it. URL values (``?key=value``) see
 """
 from __future__ import annotations
 
+import math
+
 import streamlit as st
 
 _SEEDED = "_seeded_from_url"
 
 
-def _parse(raw: str, default):
+def plain(text) -> str:
+    """``text`` with every Markdown/HTML character escaped, for names shown through st.markdown,
+    st.caption, st.error... (a file named ``![t](https://host)`` must not make browsers fetch it).
+
+    >>> print(plain("![t](https://host)_x*.jpg"))
+    \\!\\[t\\]\\(https\\:\\/\\/host\\)\\_x\\*\\.jpg
+    """
+    return "".join("\\" + c if c in _MARKDOWN_SPECIAL else c for c in str(text)).replace("\n", " ")
+
+
+_MARKDOWN_SPECIAL = frozenset("\\`*_{}[]()#+-.!|<>~$&:/=\"'")
+
+
+def _number(raw: str) -> float | None:
+    try:
+        number = float(raw)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _parse(raw: str, default, kwargs: dict | None = None):
+    """A URL value as the widget's type, or ``default`` when it does not parse.
+
+    The type comes from ``default``, or, for an optional value (``default=None``), from the
+    widget's ``min_value``; numbers are clamped to ``min_value``..``max_value`` (``1e9`` becomes
+    the maximum, ``nan`` and ``inf`` the default); a choice not among ``options`` is the default.
+
+    >>> _parse("5", None, {"min_value": 1, "max_value": 40}), _parse("1e9", 2, {"max_value": 50})
+    (5, 50)
+    >>> _parse("nan", 0.15, {}), _parse("inf", 3, {}), _parse("x", "grey", {"options": ["grey", "mean"]})
+    (0.15, 3, 'grey')
+    """
+    kwargs = kwargs or {}
+    raw = str(raw)
     if isinstance(default, bool):
         return raw.lower() in ("1", "true", "yes")
-    if isinstance(default, int):
-        return int(float(raw))
-    if isinstance(default, float):
-        return float(raw)
+    kind = default if default is not None else kwargs.get("min_value", kwargs.get("max_value"))
+    if isinstance(kind, int | float) and not isinstance(kind, bool):
+        if default is None and raw.strip().lower() in ("", "none", "default"):
+            return None
+        number = _number(raw)
+        if number is None:
+            return default
+        low, high = kwargs.get("min_value"), kwargs.get("max_value")
+        if low is not None:
+            number = max(number, float(low))
+        if high is not None:
+            number = min(number, float(high))
+        return int(round(number)) if isinstance(kind, int) else float(number)
+    options = kwargs.get("options")
+    if options is not None:
+        return raw if raw in [str(o) for o in options] else default
     return raw
 
 
@@ -32,10 +80,7 @@ def persistent(widget, label: str, key: str, default, *, url: bool = True, **kwa
     if key not in ss:
         value = default
         if url and key in st.query_params and key not in seeded:
-            try:
-                value = _parse(st.query_params[key], default) if default is not None else st.query_params[key]
-            except ValueError:
-                value = default
+            value = _parse(st.query_params[key], default, kwargs)
         ss[key] = value
         seeded.add(key)
     widget_key = f"w:{key}"
