@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-import tempfile
 from pathlib import Path
 
 import streamlit as st
@@ -25,18 +24,19 @@ def is_allowed_folder(path: Path) -> bool:
 
 
 def _session_upload_dir() -> Path:
-    if _UPLOAD_KEY not in st.session_state:
-        st.session_state[_UPLOAD_KEY] = tempfile.mkdtemp(prefix="displasia-upload-")
-    return Path(st.session_state[_UPLOAD_KEY])
+    # Private to this session, deleted when it ends; stale ones are swept at start-up (ui.uploads).
+    from ui.uploads import session_folder
+
+    path = session_folder()
+    st.session_state[_UPLOAD_KEY] = str(path)
+    return path
 
 
 def _save_upload(upload, folder: Path) -> Path:
-    # Never trust the browser's file name as a path: keep only its last part.
-    name = Path(upload.name).name.replace("..", "_") or "upload"
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / name
-    target.write_bytes(upload.getvalue())
-    return target
+    # Never trust the browser's file name as a path (ui.uploads keeps one harmless component).
+    from ui.uploads import save
+
+    return save(upload, folder)
 
 
 def discovered_models() -> list[resources.ModelChoice]:
