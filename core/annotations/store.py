@@ -45,7 +45,14 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, InterfaceError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DatabaseError,
+    IntegrityError,
+    InterfaceError,
+    NoSuchModuleError,
+    OperationalError,
+)
 from sqlalchemy.pool import StaticPool
 
 from core.errors import DisplasiaError
@@ -201,6 +208,13 @@ class AnnotationStore:
         self.engine = _make_engine(self.url, busy_timeout_s)
         try:
             self.schema_version = migrate(self.engine, migrations, self._write)
+        except DatabaseError as exc:
+            # e.g. a JPEG given as the SQLite file: "file is not a database"; one line, no traceback
+            self.engine.dispose()
+            if isinstance(exc, (OperationalError, InterfaceError)):
+                raise _unavailable(exc, self.url) from exc
+            first = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+            raise DisplasiaError(f"the annotation database cannot be opened: {first[0][:200] if first else exc}") from None
         except BaseException:
             self.engine.dispose()
             raise
@@ -536,7 +550,13 @@ def _make_engine(url: str, busy_timeout_s: float) -> Engine:
                                connect_args={"check_same_thread": False})
     else:
         # Patient annotations: the folder is private to the service account by default.
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+        folder = Path(database).expanduser().parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True, mode=0o750)
+        except OSError as exc:
+            raise DisplasiaError(f"cannot create the annotation database folder {folder}: {exc.strerror or exc}") from None
+        if Path(database).expanduser().is_dir():
+            raise DisplasiaError(f"the annotation database {database} is a folder, not an SQLite file")
         engine = create_engine(parsed, connect_args={"timeout": busy_timeout_s})
     busy_ms = int(busy_timeout_s * 1000)
 
