@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.errors import DisplasiaError
 from core.explain.base import Explanation, Params
 
 FORMAT = 1
@@ -96,6 +97,9 @@ class ExplanationCache:
         from core.config import cache_dir, cache_max_bytes
 
         self.folder = Path(folder) if folder is not None else cache_dir()
+        if self.folder.exists() and not self.folder.is_dir():
+            raise DisplasiaError(f"The explanation cache folder {self.folder} is a file; set cache.dir "
+                                 "(DISPLASIA_CACHE_DIR) to a folder.")
         if max_bytes is None:
             max_bytes = cache_max_bytes()
         self.max_bytes = int(max_bytes)
@@ -112,7 +116,7 @@ class ExplanationCache:
             with np.load(path, allow_pickle=False) as archive:
                 members = {name: archive[name] for name in archive.files}
             exp = from_arrays(key, members)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError, PermissionError):
             self.misses += 1
             return None
         except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile, UnicodeDecodeError):
@@ -129,13 +133,21 @@ class ExplanationCache:
     def put(self, key: str, exp: Explanation) -> Path:
         """Store atomically, then evict least recently used entries beyond the size limit."""
         path = self.path_of(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
         arrays = to_arrays(key, exp)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=_SUFFIX, dir=path.parent)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=_SUFFIX, dir=path.parent)
+        except OSError as exc:
+            raise DisplasiaError(f"The explanation cache folder {self.folder} cannot be written "
+                                 f"({exc.strerror or exc}); set cache.dir (DISPLASIA_CACHE_DIR) to a writable folder.") from None
         try:
             with os.fdopen(fd, "wb") as handle:
                 np.savez(handle, **arrays)
             os.replace(tmp, path)
+        except OSError as exc:
+            self._remove(Path(tmp))
+            raise DisplasiaError(f"The explanation cache folder {self.folder} cannot be written "
+                                 f"({exc.strerror or exc}).") from None
         except BaseException:
             self._remove(Path(tmp))
             raise
@@ -152,17 +164,21 @@ class ExplanationCache:
     def entries(self) -> list:
         """``(mtime, size, path)`` of every entry, oldest first (stale temp files skipped)."""
         found = []
-        if not self.folder.is_dir():
+        try:
+            subs = [sub for sub in os.scandir(self.folder) if sub.is_dir(follow_symlinks=False)]
+        except OSError:
             return found
-        for sub in os.scandir(self.folder):
-            if not sub.is_dir():
+        for sub in subs:
+            try:
+                listing = list(os.scandir(sub.path))
+            except OSError:
                 continue
-            for entry in os.scandir(sub.path):
+            for entry in listing:
                 if not entry.name.endswith(_SUFFIX):
                     continue
                 try:
-                    stat = entry.stat()
-                except FileNotFoundError:
+                    stat = entry.stat(follow_symlinks=False)
+                except OSError:
                     continue
                 if entry.name.startswith(".tmp-"):
                     if time.time() - stat.st_mtime > 3600:  # left by a killed writer
@@ -196,5 +212,5 @@ class ExplanationCache:
     def _remove(path: Path) -> None:
         try:
             path.unlink()
-        except FileNotFoundError:
+        except OSError:
             pass

@@ -28,11 +28,19 @@ def atomic_write_bytes(path, data: bytes) -> None:
     path = Path(path)
     if not path.parent.is_dir():
         raise DisplasiaError(f"Output folder does not exist: {path.parent}")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    if path.is_dir():
+        raise DisplasiaError(f"Output {path} is a folder; give a file name.")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:100]}.", suffix=".tmp")
+    except OSError as exc:
+        raise DisplasiaError(f"Cannot write in {path.parent}: {exc.strerror or exc}.") from None
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise DisplasiaError(f"Cannot write {path}: {exc.strerror or exc}.") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
