@@ -45,6 +45,10 @@ LEGACY_SUFFIX = "_json.txt"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
 MAX_LEGACY_BYTES = 5 * 1024 * 1024
 MAX_IMAGE_BYTES = 50 * 1024 * 1024
+#: Deepest JSON nesting read (the format needs 4); deeper files are refused before parsing.
+MAX_LEGACY_DEPTH = 32
+#: Outline points may lie at most this many image sizes outside the image (then clipped).
+_MAX_OUTSIDE = 1.0
 
 _TOKEN = re.compile(r"[A-Za-z]|[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 _LOBES = {"hyposegmented": LobeState.HYPOSEGMENTED, "normal": LobeState.NORMAL,
@@ -136,6 +140,11 @@ def parse_plotly_path(path: str) -> list[list[tuple[float, float]]]:
     return subpaths
 
 
+def _short(value, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 def _ellipse(x0: float, y0: float, x1: float, y1: float, n: int = 72) -> list[tuple[float, float]]:
     cx, cy, rx, ry = (x0 + x1) / 2, (y0 + y1) / 2, abs(x1 - x0) / 2, abs(y1 - y0) / 2
     return [(cx + rx * math.cos(2 * math.pi * k / n), cy + ry * math.sin(2 * math.pi * k / n))
@@ -149,8 +158,10 @@ def _shape_polygons(item: Mapping[str, Any]) -> list[list[tuple[float, float]]]:
     if kind in ("rect", "circle"):
         try:
             x0, y0, x1, y1 = (float(item[k]) for k in ("x0", "y0", "x1", "y1"))
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):
             raise DisplasiaError(f"a {kind} shape lacks numeric x0, y0, x1, y1") from None
+        if not all(math.isfinite(v) for v in (x0, y0, x1, y1)):
+            raise DisplasiaError(f"a {kind} shape has a coordinate that is not a finite number")
         if kind == "rect":
             return [[(x0, y0), (x1, y0), (x1, y1), (x0, y1)]]
         return [_ellipse(x0, y0, x1, y1)]
@@ -164,7 +175,7 @@ def _magnitudes(priorities: Any) -> tuple[int, int, int]:
         flat = flat[0]
     if not isinstance(flat, list) or len(flat) != 3:
         raise DisplasiaError(f"priorities must be [[cytoplasm, chromatin, lobes]] or "
-                             f"[cytoplasm, chromatin, lobes], got {priorities!r}")
+                             f"[cytoplasm, chromatin, lobes], got {_short(priorities)}")
     out = []
     for value in flat:
         if isinstance(value, str) and value.strip().isdigit():
@@ -172,7 +183,7 @@ def _magnitudes(priorities: Any) -> tuple[int, int, int]:
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 3:
-            raise DisplasiaError(f"priorities must hold whole numbers 0-3, got {priorities!r}")
+            raise DisplasiaError(f"priorities must hold whole numbers 0-3, got {_short(priorities)}")
         out.append(value)
     return out[0], out[1], out[2]
 
@@ -182,12 +193,12 @@ def _single(doc: Mapping[str, Any], key: str, table: dict) -> Any:
     if isinstance(value, list) and len(value) == 1:
         value = value[0]
     if not isinstance(value, str):
-        raise DisplasiaError(f"{key} must be one text value, got {value!r}")
+        raise DisplasiaError(f"{key} must be one text value, got {_short(value)}")
     text = value.strip().lower()
     for name, result in table.items():
         if text == name or text.startswith(name + " "):
             return result
-    raise DisplasiaError(f"{key} value {value!r} is not one of {', '.join(table)}")
+    raise DisplasiaError(f"{key} value {_short(value)} is not one of {', '.join(table)}")
 
 
 def legacy_to_annotation(doc: Any, *, image: str, image_sha256: str, image_size: tuple[int, int],
@@ -220,7 +231,7 @@ def legacy_to_annotation(doc: Any, *, image: str, image_sha256: str, image_size:
         colour = line.get("color") if isinstance(line, Mapping) else None
         meaning = state_of_colour(colour)
         if meaning is None:
-            warnings.append(f"shape {n} has colour {colour!r} that names no region; ignored")
+            warnings.append(f"shape {n} has colour {_short(colour, 30)} that names no region; ignored")
             continue
         label, state = meaning
         states[label].add(state)
@@ -228,8 +239,16 @@ def legacy_to_annotation(doc: Any, *, image: str, image_sha256: str, image_size:
             if len(points) < 3:
                 warnings.append(f"shape {n} has fewer than 3 points; ignored")
                 continue
+            far = [(x, y) for x, y in points
+                   if not (-_MAX_OUTSIDE * width <= x <= (1 + _MAX_OUTSIDE) * width
+                           and -_MAX_OUTSIDE * height <= y <= (1 + _MAX_OUTSIDE) * height)]
+            if far:
+                raise DisplasiaError(f"shape {n} lies far outside the {width}x{height} image "
+                                     f"(point {far[0][0]:.4g},{far[0][1]:.4g})")
             inside = [(min(max(x, 0.0), width), min(max(y, 0.0), height)) for x, y in points]
             clipped += sum(p != q for p, q in zip(points, inside))
+            if _area(inside) < 1.0:
+                raise DisplasiaError(f"shape {n} has no area inside the image (under one pixel)")
             shapes.append(Shape(label, tuple(inside)))
     if len(shapes) > MAX_SHAPES:
         raise DisplasiaError(f"the file has more than {MAX_SHAPES} outlines")
@@ -247,6 +266,14 @@ def legacy_to_annotation(doc: Any, *, image: str, image_sha256: str, image_size:
                             chromatin=Graded(chroma_state, ch_mag), lobes=lobes,
                             condition=condition, shapes=tuple(shapes), note="", updated=updated)
     return annotation, warnings
+
+
+def _area(points) -> float:
+    """Shoelace area of a polygon, in square pixels."""
+    total = 0.0
+    for (x0, y0), (x1, y1) in zip(points, points[1:] + points[:1]):
+        total += x0 * y1 - x1 * y0
+    return abs(total) / 2.0
 
 
 def _state(found: set, degree: int, what: str, neutral, warnings: list[str]):
@@ -297,10 +324,15 @@ def read_legacy_bytes(text: bytes, image_bytes: bytes, image_name: str, *,
     """Convert an uploaded legacy file and its image (for the dashboard's import)."""
     if len(text) > MAX_LEGACY_BYTES:
         raise DisplasiaError("the legacy file is larger than 5 MB")
+    from core.model_check import json_depth
+
+    depth = json_depth(text) if text.count(b"[") + text.count(b"{") > MAX_LEGACY_DEPTH else 0
+    if depth > MAX_LEGACY_DEPTH:
+        raise DisplasiaError(f"the JSON is nested {depth} levels deep (at most {MAX_LEGACY_DEPTH})")
     try:
         doc = json.loads(text.decode("utf-8-sig"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise DisplasiaError(f"not valid JSON ({exc})") from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise DisplasiaError(f"not valid JSON ({_short(str(exc), 80)})") from None
     sha, size = image_identity(image_bytes)
     return legacy_to_annotation(doc, image=Path(image_name).name, image_sha256=sha, image_size=size,
                                 annotator=annotator, updated=updated)
