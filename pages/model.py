@@ -1,14 +1,14 @@
 """Model: what the loaded network is (layers, size, cost, hash) and, for the demo, its metrics."""
-import json
-
 import pandas as pd
 import streamlit as st
 
 from core.config import DEMO_METRICS
-from ui import context
+from ui import context, models, state
 from ui.widgets import plain
 
 st.title("Model")
+choice = state.selection().model
+st.markdown(f"**{plain(choice.label)}** · {choice.kind} · key `{models.url_key(choice) or '?'}` (in the URL as ?model=)")
 loaded = context.model()
 desc = loaded.description
 cols = st.columns(4)
@@ -22,6 +22,7 @@ st.markdown(f"Source: {plain(loaded.source)}  \nContent hash: `{desc.content_has
             f"{len(desc.feature_map_layers)} feature-map layers")
 st.dataframe(pd.DataFrame([{"layer": l.name, "type": l.kind, "output shape": str(l.output_shape),
                             "feature maps": l.name in desc.feature_map_layers} for l in desc.layers]), hide_index=True)
-if loaded.source.startswith(str(DEMO_METRICS.parent)) and DEMO_METRICS.is_file():
+if choice.kind == "bundled" and DEMO_METRICS.is_file():
     st.subheader("Demo model metrics (fresh synthetic test set)")
-    st.json(json.loads(DEMO_METRICS.read_text()))
+    st.dataframe(models.metrics_table(DEMO_METRICS), hide_index=True)
+    st.caption("Dysplastic is the positive class. Trained and tested on synthetic cells only: never for diagnosis.")

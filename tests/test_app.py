@@ -45,6 +45,19 @@ def run_page(page: str | None = None, query=None, state=None) -> AppTest:
     return at
 
 
+def wait_for_scores(at: AppTest, timeout: float = 120.0) -> AppTest:
+    """Let the background scoring jobs finish, then rerun: the gallery shows every score.
+    (In a browser the gallery's fragment polls instead; AppTest does not run fragment timers.)"""
+    import time
+
+    from ui import resources
+
+    deadline = time.monotonic() + timeout
+    while any(not job.finished for job in list(resources._jobs.values())) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return at.run()
+
+
 @pytest.fixture
 def demo_env(tmp_path, monkeypatch):
     """The bundled demo dataset and model, with a private cache and database."""
@@ -71,10 +84,11 @@ def test_every_page_renders(tiny_env, page):
 
 
 def test_home_gallery_shows_scores_and_selects(tiny_env):
-    at = run_page()
+    at = wait_for_scores(run_page())
     assert not at.exception
     captions = " ".join(m.value for m in at.markdown)
-    assert "TN_SNE_1.jpg" in captions and "→" in captions
+    names = [t.value for t in at.text]
+    assert "TN_SNE_1.jpg" in names and "→" in captions and "nan" not in captions
     assert at.metric[0].value == "4"
     assert at.query_params["cell"] == "TD_SNE_2.jpg"  # the first cell becomes current
     at.button(key="pick_TN_SNE_1.jpg").click().run()
@@ -83,7 +97,7 @@ def test_home_gallery_shows_scores_and_selects(tiny_env):
 
 @pytest.mark.parametrize("threshold, dysplastic", [(0.001, "0"), (0.999, "4")])
 def test_threshold_changes_predictions(tiny_env, threshold, dysplastic):
-    at = run_page(state={"threshold": threshold})
+    at = wait_for_scores(run_page(state={"threshold": threshold}))
     assert not at.exception
     assert at.metric[1].value == dysplastic
     assert at.query_params["threshold"] == f"{threshold:g}"

@@ -20,10 +20,28 @@ class DatasetView:
     table: pd.DataFrame  # one row per cell: name, path, group, label, score, prediction, agrees
 
 
+@dataclass
+class ScoreView:
+    """The dataset with whatever scores are stored so far, without loading the model.
+
+    ``table.score`` is NaN (and ``prediction``/``agrees`` None) for cells not scored yet;
+    ``job`` is the background scoring job filling them in (None when all are known).
+    """
+
+    dataset: object
+    table: pd.DataFrame
+    model_key: str
+    job: object | None
+
+    @property
+    def missing(self) -> int:
+        return int(self.table["score"].isna().sum())
+
+
 def model():
     sel = state.selection()
     with state.user_errors():
-        return resources.load_model(sel.model, sel.model.stamp())
+        return resources.load_model(sel.model)
 
 
 def dataset():
@@ -32,22 +50,59 @@ def dataset():
         return resources.dataset(sel.dataset, resources.dataset_stamp(sel.dataset))
 
 
-def dataset_view() -> DatasetView:
-    sel = state.selection()
-    ds, loaded = dataset(), model()
-    with state.user_errors():
-        scores = resources.scores(loaded.description.content_hash, str(ds.root), tuple(ds.names()),
-                                  sel.interpolation, loaded, tuple(str(c.path) for c in ds.cells))
+def _table(ds, scores, threshold: float) -> pd.DataFrame:
     table = pd.DataFrame({
         "name": ds.names(),
         "path": [str(c.path) for c in ds.cells],
         "group": [c.group for c in ds.cells],
-        "label": [c.label for c in ds.cells],
+        "label": pd.Series([c.label for c in ds.cells], dtype=object),   # None stays None (pandas 3 would make NaN)
         "score": np.asarray(scores, dtype=float),
     })
-    table["prediction"] = [label_of(s, sel.threshold) for s in table["score"]]
-    table["agrees"] = [None if l is None else l == p for l, p in zip(table["label"], table["prediction"])]
-    return DatasetView(ds, loaded, table)
+    known = table["score"].notna()
+    table["prediction"] = pd.Series([label_of(s, threshold) if k else None for s, k in zip(table["score"], known)],
+                                    dtype=object)
+    table["agrees"] = pd.Series([None if c.label is None or p is None else c.label == p
+                                 for c, p in zip(ds.cells, table["prediction"])], dtype=object)
+    return table
+
+
+def _stored(sel, ds):
+    from core.scores import preprocessing_key
+
+    paths = [str(c.path) for c in ds.cells]
+    with state.user_errors():
+        key = resources.model_key(sel.model)
+        hashes = resources.image_hashes(paths)
+    scores = resources.score_store().get(key, hashes, preprocessing_key(sel.interpolation))
+    return key, paths, hashes, scores
+
+
+def score_view() -> ScoreView:
+    """Scores from the persistent store at once; missing ones are computed in the background."""
+    sel = state.selection()
+    ds = dataset()
+    key, paths, hashes, scores = _stored(sel, ds)
+    job = None
+    if np.isnan(scores).any():
+        job = resources.start_scoring(sel.model, key, paths, hashes, sel.interpolation)
+    return ScoreView(ds, _table(ds, scores, sel.threshold), key, job)
+
+
+def dataset_view() -> DatasetView:
+    """Every cell scored (missing scores computed now, with a progress bar, and stored)."""
+    from core.scores import score_missing
+
+    sel = state.selection()
+    ds, loaded = dataset(), model()
+    key, paths, hashes, scores = _stored(sel, ds)
+    if np.isnan(scores).any():
+        bar = st.progress(0.0, text="Scoring cells…")
+        with state.user_errors():
+            score_missing(resources.score_store(), loaded, key, paths, hashes, sel.interpolation,
+                          progress=lambda d, t: bar.progress(d / t, text=f"Scoring cells… {d}/{t}"))
+        bar.empty()
+        key, paths, hashes, scores = _stored(sel, ds)
+    return DatasetView(ds, loaded, _table(ds, scores, sel.threshold))
 
 
 def current_row(view: DatasetView) -> pd.Series:
@@ -78,14 +133,14 @@ def current_cell() -> CellContext:
     loaded = model()
     with state.user_errors():
         image = to_model_input(rgb, loaded.description.image_size, sel.interpolation)
-        score = _score(loaded, cell)
+        score = _score(cell)
     return CellContext(loaded, cell, rgb, image, score, label_of(score, sel.threshold), sel.target, sel.threshold)
 
 
-def _score(loaded, cell) -> float:
-    """P(normal) of one cell under the current interpolation (cached per model and file)."""
-    interpolation = state.selection().interpolation
-    return float(resources.cell_score(loaded.description.content_hash, str(cell.path), interpolation, loaded))
+def _score(cell) -> float:
+    """P(normal) of one cell under the current interpolation (from the score store)."""
+    sel = state.selection()
+    return resources.cell_score(sel.model, str(cell.path), sel.interpolation)
 
 
 def current_record():
@@ -103,7 +158,7 @@ def score_line(cell) -> str:
 
     sel = state.selection()
     try:
-        score = _score(resources.load_model(sel.model, sel.model.stamp()), cell)
+        score = _score(cell)
     except DisplasiaError as exc:
         return f"no model score ({exc})"
     return f"model score {score:.4f} → {label_of(score, sel.threshold)}"

@@ -1,24 +1,68 @@
-"""Gallery widgets for the Home page: summary, filters, thumbnail grid, table."""
+"""Gallery widgets for the Home page: summary, filters, thumbnail grid, table.
+
+Filters and sorting work on the score table only; the grid shows one page of 48 cells and
+loads only those thumbnails (small JPEGs cached on disk), so a 20,000-cell dataset pages as
+fast as the demo. Scores come from the persistent store; while the background job fills in
+missing ones, the gallery redraws itself every second (a fragment), then the whole page once.
+"""
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
 from core.io_utils import frame_csv_bytes
-from ui import resources, state
+from ui import context, resources, state
 
-PAGE_SIZE = 24
+PAGE_SIZE = 48
 COLUMNS = 6
+SORTS = ["name", "score ↑", "score ↓"]
+AGREEMENT = ["all", "agree", "disagree", "unlabelled"]
 
 
-def summary(table: pd.DataFrame) -> None:
-    labelled = table[table["label"].notna()]
+def live(view, current: str | None) -> None:
+    """The gallery; while scores are missing, a fragment redraws it every second."""
+    if view.job is None or not view.missing:
+        body(view, current)
+        return
+    if view.job.finished and view.job.error:
+        st.error(view.job.error)
+        body(view, current)
+        return
+
+    @st.fragment(run_every=1.0)
+    def refresh():
+        now = context.score_view()
+        if not now.missing or now.job is None or (now.job.finished and now.job.error):
+            st.rerun(scope="app")
+        body(now, current)
+
+    refresh()
+
+
+def body(view, current: str | None) -> None:
+    summary(view.table, missing=view.missing)
+    skipped(view.dataset)
+    shown = filters(view.table)
+    tab_grid, tab_table = st.tabs(["Gallery", "Table"])
+    with tab_grid:
+        grid(shown, current=current)
+    with tab_table:
+        table(shown)
+
+
+def summary(table: pd.DataFrame, *, missing: int = 0) -> None:
+    labelled = table[table["label"].notna() & table["score"].notna()]
     cols = st.columns(4)
-    cols[0].metric("Cells", len(table))
+    cols[0].metric("Cells", f"{len(table):,}")
     cols[1].metric("Predicted dysplastic", int((table["prediction"] == "dysplastic").sum()))
     if len(labelled):
-        cols[2].metric("Agree with dataset label", f"{labelled['agrees'].mean():.1%}")
+        cols[2].metric("Agree with dataset label", f"{labelled['agrees'].astype(bool).mean():.1%}")
         cols[3].metric("Disagree", int((labelled["agrees"] == False).sum()))  # noqa: E712
+    if missing:
+        done = len(table) - missing
+        st.progress(done / max(len(table), 1), text=f"Scoring cells in the background: {done:,} of {len(table):,} scored")
+    else:
+        st.caption(f"All {len(table):,} cells scored.")
 
 
 def skipped(dataset) -> None:
@@ -31,11 +75,22 @@ def skipped(dataset) -> None:
 
 
 def filters(table: pd.DataFrame) -> pd.DataFrame:
+    """Group, agreement and order, on the table only (no image is touched)."""
+    ss = st.session_state
     left, mid, right = st.columns([3, 2, 2])
     groups = sorted(table["group"].unique())
-    chosen = left.multiselect("Groups", groups, default=groups, key="gallery_groups")
-    agreement = mid.radio("Agreement", ["all", "agree", "disagree", "unlabelled"], horizontal=True, key="gallery_agreement")
-    order = right.selectbox("Sort by", ["name", "score ↑", "score ↓"], key="gallery_sort")
+    if "gallery_groups" in ss:                   # another dataset's groups: keep those that exist here
+        kept = [g for g in ss["gallery_groups"] if g in groups]
+        ss["gallery_groups"] = kept or groups
+    else:
+        ss["gallery_groups"] = groups
+    chosen = left.multiselect("Groups", groups, key="gallery_groups")
+    agreement = mid.radio("Agreement", AGREEMENT, horizontal=True, key="gallery_agreement")
+    order = right.selectbox("Sort by", SORTS, key="gallery_sort")
+    signature = (tuple(chosen), agreement, order, len(table))
+    if ss.get("gallery_filters") != signature:   # new filters: back to the first page
+        ss["gallery_filters"] = signature
+        ss.pop("gallery_page", None)
     shown = table[table["group"].isin(chosen)]
     if agreement == "agree":
         shown = shown[shown["agrees"] == True]  # noqa: E712
@@ -44,7 +99,7 @@ def filters(table: pd.DataFrame) -> pd.DataFrame:
     elif agreement == "unlabelled":
         shown = shown[shown["label"].isna()]
     if order != "name":
-        shown = shown.sort_values("score", ascending=order == "score ↑")
+        shown = shown.sort_values("score", ascending=order == "score ↑", na_position="last", kind="stable")
     return shown
 
 
@@ -52,6 +107,8 @@ def _caption(row) -> str:
     """Score, prediction and label under a thumbnail (the file name is shown apart, as plain text)."""
     mark = "" if row["agrees"] is None else (" ✓" if row["agrees"] else " ✗")
     label = row["label"] or "unlabelled"
+    if row["score"] != row["score"]:             # NaN: not scored yet
+        return f"scoring…  \nlabel: {label}"
     return f"**{row['score']:.3f}** → {row['prediction']}  \nlabel: {label}{mark}"
 
 
@@ -60,7 +117,12 @@ def grid(shown: pd.DataFrame, current: str | None) -> None:
         st.info("No cell matches these filters.")
         return
     pages = max(1, -(-len(shown) // PAGE_SIZE))
-    page = st.number_input("Page", 1, pages, 1, key="gallery_page") if pages > 1 else 1
+    page = 1
+    if pages > 1:
+        left, right = st.columns([1, 5])
+        page = left.number_input("Page", 1, pages, 1, key="gallery_page")
+        right.caption(f"Page {page} of {pages:,} · cells {(page - 1) * PAGE_SIZE + 1:,}-"
+                      f"{min(page * PAGE_SIZE, len(shown)):,} of {len(shown):,}")
     chunk = shown.iloc[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
     for start in range(0, len(chunk), COLUMNS):
         cols = st.columns(COLUMNS)

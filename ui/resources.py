@@ -28,8 +28,11 @@ def start_tensorflow_warmup() -> None:
         _warmup_started = True
 
     def _import():
+        import time
+
         from core.runtime import import_tensorflow
 
+        time.sleep(1.0)          # let the first page render first: the import holds the GIL for seconds
         import_tensorflow()
 
     threading.Thread(target=_import, name="tensorflow-warmup", daemon=True).start()
@@ -37,28 +40,116 @@ def start_tensorflow_warmup() -> None:
 
 @dataclass(frozen=True)
 class ModelChoice:
-    """A model file (and its weights) the user picked; hashable, so it can key caches."""
+    """A model file (and its weights) the user picked; hashable, so it can key caches.
+
+    ``kind`` says where it comes from: "bundled" (the demo), "configured" (the server's
+    ``models.path`` / ``DISPLASIA_MODEL``), "found" (below a data root) or "uploaded".
+    """
 
     label: str
     path: str
     weights: str | None = None
+    kind: str = "found"
 
     def stamp(self) -> tuple:
         """Modification times: a replaced file gets a new cache entry."""
         files = [self.path] + ([self.weights] if self.weights else [])
         return tuple(Path(f).stat().st_mtime_ns if Path(f).exists() else 0 for f in files)
 
+    def same_files(self, other) -> bool:
+        return other is not None and (self.path, self.weights) == (other.path, other.weights)
 
-@st.cache_resource(show_spinner="Loading the model…", max_entries=4)
-def load_model(choice: ModelChoice, stamp: tuple):
+
+# ------------------------------------------------------------------ score store and model keys
+
+_store_lock = threading.Lock()
+_stores: dict = {}
+
+
+def score_store():
+    """The persistent score store (``core.scores``) in the configured cache folder."""
+    from core.config import cache_dir
+    from core.scores import ScoreStore
+
+    folder = str(cache_dir())
+    with _store_lock:
+        if folder not in _stores:
+            _stores[folder] = ScoreStore(Path(folder) / "scores.sqlite")
+        return _stores[folder]
+
+
+def model_key(choice: ModelChoice) -> str:
+    """The model's identity from its files (no TensorFlow); DisplasiaError if unreadable."""
+    from core.errors import DisplasiaError
+
+    try:
+        return score_store().model_key(choice.path, choice.weights)
+    except OSError as exc:
+        raise DisplasiaError(f"Model file not readable: {Path(exc.filename or choice.path).name}.") from None
+
+
+# ------------------------------------------------------------------ models (shared by pages and background jobs)
+
+_models: dict = {}                 # (path, weights, stamp) -> LoadedModel, most recent last
+_model_locks: dict = {}
+_MAX_MODELS = 4
+
+
+def is_loaded(choice: ModelChoice) -> bool:
+    return (choice.path, choice.weights, choice.stamp()) in _models
+
+
+def loaded_model(choice: ModelChoice):
+    """Load ``choice`` once per process (thread-safe; page threads and background jobs share it)."""
     from core.model_io import load_model as core_load
 
-    return core_load(choice.path, choice.weights)
+    key = (choice.path, choice.weights, choice.stamp())
+    with _warmup_lock:
+        if key in _models:
+            return _models[key]
+        lock = _model_locks.setdefault(key, threading.Lock())
+    with lock:
+        if key in _models:
+            return _models[key]
+        loaded = core_load(choice.path, choice.weights)
+        with _warmup_lock:
+            _models[key] = loaded
+            while len(_models) > _MAX_MODELS:
+                _models.pop(next(iter(_models)))
+    try:
+        score_store().remember_model(model_key(choice), loaded.description.content_hash)
+    except Exception:  # noqa: BLE001 - remembering the content hash is a convenience only
+        pass
+    return loaded
+
+
+def load_model(choice: ModelChoice, stamp: tuple = ()):
+    """The loaded model, with a spinner the first time (TensorFlow may still be importing)."""
+    if is_loaded(choice):
+        return loaded_model(choice)
+    with st.spinner(f"Loading the model {choice.label}…"):
+        return loaded_model(choice)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def dataset(root: str, stamp: float):
-    return scan_dataset(root)
+    """The dataset; each image's decode check is remembered in the score store, so reopening
+    20,000 cells stats them instead of decoding them."""
+    import dataclasses
+
+    from core.datasets import image_problem
+
+    ds = scan_dataset(root, check_images=False)
+    problems = score_store().checked([c.path for c in ds.cells], image_problem)
+    if not any(problems):
+        return ds
+    bad = [(c.name, p) for c, p in zip(ds.cells, problems) if p]
+    cells = tuple(c for c, p in zip(ds.cells, problems) if not p)
+    if not cells:
+        from core.errors import DisplasiaError
+
+        raise DisplasiaError(f"No readable images in {root}: {len(bad)} skipped (first: {bad[0][0]}: {bad[0][1]}).")
+    return dataclasses.replace(ds, cells=cells, skipped=tuple(sorted(tuple(ds.skipped) + tuple(bad))))
 
 
 def dataset_stamp(root: str) -> float:
@@ -66,25 +157,151 @@ def dataset_stamp(root: str) -> float:
     return path.stat().st_mtime if path.exists() else 0.0
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
-def scores(model_hash: str, root: str, names: tuple, interpolation: str, _loaded, _paths: tuple) -> np.ndarray:
-    """P(normal) for every cell of a dataset; keyed by the model's content hash."""
-    from core.predict import predict_files
-
-    bar = st.progress(0.0, text="Scoring cells…")
-    out = predict_files(_loaded, list(_paths), interpolation=interpolation,
-                        progress=lambda done, total: bar.progress(done / total, text=f"Scoring cells… {done}/{total}"))
-    bar.empty()
-    return out
+def image_hashes(paths) -> list[str]:
+    """File hashes of the cells (read once, then known by path, size and time)."""
+    return score_store().file_hashes(paths)
 
 
-@st.cache_data(show_spinner=False, max_entries=2048)
-def thumbnail(path: str, size: int = 160) -> np.ndarray:
+# ------------------------------------------------------------------ background scoring
+
+@dataclass
+class ScoringJob:
+    """Scores of one dataset being computed in the background (see :func:`start_scoring`)."""
+
+    label: str
+    total: int
+    done: int = 0
+    error: str | None = None
+    finished: bool = False
+    started: float = 0.0
+
+
+_jobs: dict = {}
+_score_pool = None
+
+
+def start_scoring(choice: ModelChoice, key: str, paths: list, hashes: list, interpolation: str) -> ScoringJob:
+    """Score the cells of a dataset that have no stored score, in one background thread
+    (the model is loaded there, so nothing waits for TensorFlow); one job per
+    (model key, dataset, interpolation) at a time. Readers see scores fill in as each
+    batch of 32 is stored."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    global _score_pool
+    job_key = (key, interpolation, hash(tuple(hashes)))
+    with _warmup_lock:
+        job = _jobs.get(job_key)
+        if job is not None and (not job.finished or job.error is None):
+            return job
+        if _score_pool is None:
+            _score_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="score-cells")
+        job = _jobs[job_key] = ScoringJob(choice.label, len(hashes), started=time.monotonic())
+
+    def run():
+        from core.errors import DisplasiaError
+        from core.scores import score_missing
+
+        try:
+            loaded = loaded_model(choice)
+
+            def progress(done, total):
+                job.total, job.done = total, done
+
+            score_missing(score_store(), loaded, key, paths, hashes, interpolation, progress=progress)
+        except DisplasiaError as exc:
+            job.error = str(exc)
+        except Exception as exc:  # noqa: BLE001 - shown to the user as one line; the log has the rest
+            import logging
+
+            logging.getLogger(__name__).exception("scoring failed")
+            job.error = f"Scoring failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        finally:
+            job.finished = True
+
+    _score_pool.submit(run)
+    return job
+
+
+_identified: set = set()
+
+
+def identify_later(choices) -> None:
+    """Load, in the background scoring thread, models whose content hash is not known yet
+    (small files only), so the picker can list a network saved in two formats once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    global _score_pool
+    todo = []
+    with _warmup_lock:
+        for choice in choices:
+            files = [choice.path] + ([choice.weights] if choice.weights else [])
+            size = sum(Path(f).stat().st_size for f in files if Path(f).exists())
+            if (choice.path, choice.weights) not in _identified and size < 50 * 2**20:
+                _identified.add((choice.path, choice.weights))
+                todo.append(choice)
+        if not todo:
+            return
+        if _score_pool is None:
+            _score_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="score-cells")
+
+    def run():
+        from core.model_io import load_model as core_load
+
+        if any(not job.finished for job in list(_jobs.values())):
+            _score_pool.submit(run)                  # scoring first: requeue behind it
+            return
+        for choice in todo:
+            try:
+                if is_loaded(choice):
+                    loaded = loaded_model(choice)
+                else:
+                    loaded = core_load(choice.path, choice.weights)
+                score_store().remember_model(model_key(choice), loaded.description.content_hash)
+            except Exception:  # noqa: BLE001 - an unreadable model simply stays unidentified
+                continue
+
+    timer = threading.Timer(3.0, lambda: _score_pool.submit(run))   # after this run's scoring job is queued
+    timer.daemon = True
+    timer.start()
+
+
+# ------------------------------------------------------------------ thumbnails
+
+THUMBNAIL_SIZE = 160
+
+
+@st.cache_data(show_spinner=False, max_entries=4096)
+def thumbnail(path: str, size: int = THUMBNAIL_SIZE, stamp: int = 0) -> bytes:
+    """A small JPEG of the cell, kept on disk under the cache folder (keyed by path, size
+    and modification time), so a page of 48 cells never decodes a full image twice."""
+    import hashlib
+    import io
+
     from PIL import Image
 
+    from core.config import cache_dir
+
+    info = Path(path).stat()
+    name = hashlib.sha256(f"{Path(path).resolve()}|{info.st_size}|{info.st_mtime_ns}|{size}".encode()).hexdigest()
+    disk = cache_dir() / "thumbs" / name[:2] / f"{name}.jpg"
+    try:
+        return disk.read_bytes()
+    except OSError:
+        pass
     image = Image.fromarray(load_rgb(path))
     image.thumbnail((size, size))
-    return np.asarray(image)
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=85)
+    data = buffer.getvalue()
+    try:
+        disk.parent.mkdir(parents=True, exist_ok=True)
+        tmp = disk.with_suffix(f".{threading.get_ident()}.tmp")
+        tmp.write_bytes(data)
+        tmp.replace(disk)
+    except OSError:
+        pass                                     # a read-only cache folder only costs speed
+    return data
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -92,11 +309,19 @@ def original(path: str) -> np.ndarray:
     return load_rgb(path)
 
 
-@st.cache_data(show_spinner=False, max_entries=1024)
-def cell_score(model_hash: str, path: str, interpolation: str, _loaded) -> float:
+def cell_score(choice: ModelChoice, path: str, interpolation: str) -> float:
+    """P(normal) of one cell: from the score store, else computed now and stored."""
     from core.predict import predict_files
+    from core.scores import preprocessing_key
 
-    return float(predict_files(_loaded, [path], interpolation=interpolation)[0])
+    store, key = score_store(), model_key(choice)
+    image = store.file_hashes([path])[0]
+    stored = store.get(key, [image], preprocessing_key(interpolation))[0]
+    if stored == stored:                         # not NaN
+        return float(stored)
+    score = float(predict_files(load_model(choice), [path], interpolation=interpolation)[0])
+    store.put(key, [image], preprocessing_key(interpolation), [score])
+    return score
 
 
 def explanation_cache():

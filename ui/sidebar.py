@@ -8,7 +8,7 @@ import streamlit as st
 
 from core.config import INTERPOLATIONS, data_roots, default_dataset
 from core.errors import DisplasiaError
-from ui import resources, state
+from ui import auth, models, resources, state
 
 _UPLOAD_KEY = "upload_dir"
 
@@ -40,32 +40,29 @@ def _save_upload(upload, folder: Path) -> Path:
 
 
 def discovered_models() -> list[resources.ModelChoice]:
-    """Model files below the data roots: .keras, full .h5, and .json with its weights."""
-    found = [state.default_model()]
-    for root in data_roots():
-        if not root.is_dir():
-            continue
-        for path in sorted(root.rglob("*.keras")):
-            found.append(resources.ModelChoice(f"{path.relative_to(root)}", str(path)))
-        for path in sorted(root.rglob("*.json")):
-            weights = next((w for w in (path.with_name(path.stem + "_weights.h5"), path.with_suffix(".h5"))
-                            if w.is_file()), None)
-            if weights:
-                found.append(resources.ModelChoice(f"{path.relative_to(root)} + {weights.name}", str(path), str(weights)))
-    unique = {}
-    for choice in found:
-        unique.setdefault((choice.path, choice.weights), choice)
-    return list(unique.values())
+    """Every model the picker offers (see ``ui.models.available``), each once."""
+    return list(models.available().values())
 
 
 def _model_picker() -> None:
     ss = st.session_state
-    options = discovered_models() + ss.get("uploaded_models", [])
-    labels = [o.label for o in options]
+    options = models.available()
     current = ss[state.MODEL]
-    index = next((i for i, o in enumerate(options) if o == current), 0)
-    chosen = st.selectbox("Model", labels, index=index, key="model_label")
-    ss[state.MODEL] = options[labels.index(chosen)]
+    current_key = models.key_of(current)
+    if current_key is not None and current_key not in options:
+        options[current_key] = current          # e.g. opened from a shared link: keep it listed
+    keys = list(options)
+    ss["model_select"] = current_key if current_key in options else keys[0]
+
+    def _picked():
+        state.set_model(options[ss["model_select"]])
+
+    st.selectbox("Model", keys, key="model_select", format_func=lambda k: options[k].label, on_change=_picked,
+                 help="The model every page uses; it stays chosen until you pick another and travels in the URL.")
+    if ss.get(state.MODEL_NOTICE):
+        st.warning(ss[state.MODEL_NOTICE])
+    if not auth.may("upload_model"):
+        return
     with st.expander("Use your own model"):
         files = st.file_uploader("Model file(s): .keras, .h5, or .json + weights .h5",
                                  type=["keras", "h5", "json"], accept_multiple_files=True, key="model_upload")
@@ -74,38 +71,100 @@ def _model_picker() -> None:
             saved = [_save_upload(f, folder) for f in files]
             arch = next((p for p in saved if p.suffix in (".json", ".keras")), None) or saved[0]
             weights = next((p for p in saved if p.suffix == ".h5" and p != arch), None) if arch.suffix == ".json" else None
-            choice = resources.ModelChoice(f"uploaded: {arch.name}", str(arch), str(weights) if weights else None)
-            ss.setdefault("uploaded_models", []).append(choice)
-            ss[state.MODEL] = choice
-            ss.pop("model_label", None)
+            label = f"Uploaded: {arch.name}" + (f" + {weights.name}" if weights else "")
+            choice = resources.ModelChoice(label, str(arch), str(weights) if weights else None, "uploaded")
+            try:
+                models.remember_upload(choice)
+            except DisplasiaError as exc:
+                st.error(str(exc))
+                return
+            auth.audit("model_uploaded", detail=[p.name for p in saved])
+            state.set_model(choice)
             st.rerun()
+
+
+_SIDE_FOLDERS = {"truth", "masks", "annotations", "exports", "overlays", "thumbs"}
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def dataset_folders(roots: tuple, limit: int = 300) -> list[str]:
+    """Folders below the data roots that hold cell images (directly or in class subfolders)."""
+    from core.config import IMAGE_SUFFIXES
+    from core.datasets import FOLDER_CLASSES
+
+    found = []
+    for root in map(Path, roots):
+        if not root.is_dir():
+            continue
+        for folder in [root, *sorted(p for p in root.rglob("*") if p.is_dir())]:
+            if len(found) >= limit or len(folder.relative_to(root).parts) > 4:
+                continue
+            if folder.name.lower() in FOLDER_CLASSES or folder.name.lower() in _SIDE_FOLDERS or any(
+                    part.startswith(".") for part in folder.relative_to(root).parts):
+                continue                           # class subfolders belong to their dataset; masks are not cells
+            inside = [folder] + [folder / c for c in FOLDER_CLASSES if (folder / c).is_dir()]
+            if any(p.suffix.lower() in IMAGE_SUFFIXES for d in inside for p in d.iterdir() if p.is_file()):
+                found.append(str(folder))
+    return found
+
+
+def _open(folder) -> None:
+    state.set_dataset(str(folder))
+    st.rerun()
 
 
 def _dataset_picker() -> None:
     ss = st.session_state
-    with st.expander("Dataset", expanded=False):
-        st.caption(f"Current: `{ss[state.DATASET]}`")
+    folders = dataset_folders(tuple(str(r) for r in data_roots()))
+    current = ss[state.DATASET]
+    options = folders + ([current] if current not in folders else [])
+    ss["dataset_select"] = current
+
+    def _picked():
+        state.set_dataset(ss["dataset_select"])
+
+    st.selectbox("Dataset", options, key="dataset_select", on_change=_picked, format_func=_folder_label,
+                 help="Folders with cell images below the server's data folders (setting data.roots).")
+    with st.expander("Other folder or upload", expanded=False):
         folder = st.text_input("Image folder on the server", placeholder=str(default_dataset()), key="dataset_input")
         if st.button("Open folder", key="open_folder") and folder:
             path = Path(folder).expanduser()
             if not is_allowed_folder(path):
-                st.error("That folder is outside the folders this server shares (DISPLASIA_DATA_ROOTS).")
+                st.error("That folder is outside the folders this server shares: "
+                         + ", ".join(str(r) for r in data_roots()) + ".")
             elif not path.is_dir():
                 st.error(f"Folder not found: {folder}")
             else:
-                ss[state.DATASET], ss[state.CELL] = str(path), None
-                st.rerun()
-        uploads = st.file_uploader("…or upload cell images", type=["jpg", "jpeg", "png", "tif", "tiff", "bmp"],
+                _open(path)
+        uploads = st.file_uploader("…or upload cell images, or one .zip of images with an optional labels.csv",
+                                   type=["jpg", "jpeg", "png", "tif", "tiff", "bmp", "zip"],
                                    accept_multiple_files=True, key="image_upload")
         if uploads and st.button("Open uploaded images", key="open_uploads"):
-            folder = _session_upload_dir() / "images"
-            for upload in uploads:
-                _save_upload(upload, folder)
-            ss[state.DATASET], ss[state.CELL] = str(folder), None
-            st.rerun()
+            from core.dataset_zip import extract_dataset_zip, upload_limits
+
+            folder = _session_upload_dir() / ("images-" + hashlib.sha256(
+                b"".join(u.name.encode() + u.getvalue()[:4096] for u in uploads)).hexdigest()[:12])
+            try:
+                for upload in uploads:
+                    if Path(upload.name).suffix.lower() == ".zip":
+                        extract_dataset_zip(upload.getvalue(), folder, **upload_limits())
+                    else:
+                        _save_upload(upload, folder)
+            except DisplasiaError as exc:
+                st.error(str(exc))
+                return
+            _open(folder)
         if st.button("Back to the demo cells", key="demo_dataset"):
-            ss[state.DATASET], ss[state.CELL] = str(default_dataset()), None
-            st.rerun()
+            _open(default_dataset())
+
+
+def _folder_label(folder: str) -> str:
+    path = Path(folder)
+    for root in data_roots():
+        if path == root or root in path.parents:
+            return f"{root.name}/{path.relative_to(root)}".rstrip("/.") if path != root else f"{root.name}/"
+    return f"uploaded: {path.name}" if _UPLOAD_KEY in st.session_state and str(path).startswith(
+        st.session_state[_UPLOAD_KEY]) else path.name
 
 
 def render() -> None:
@@ -120,7 +179,7 @@ def render() -> None:
             ds = resources.dataset(ss[state.DATASET], resources.dataset_stamp(ss[state.DATASET]))
         except DisplasiaError as exc:
             st.error(str(exc))
-            ss[state.DATASET] = str(default_dataset())
+            state.set_dataset(str(default_dataset()))
             return
         names = ds.names()
         if ss.get(state.CELL) not in names:

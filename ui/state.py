@@ -10,7 +10,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.config import DEFAULT_INTERPOLATION, DEFAULT_THRESHOLD, default_dataset, demo_model_path
+from core.config import DEFAULT_INTERPOLATION, DEFAULT_THRESHOLD, default_dataset
 from core.errors import DisplasiaError
 from core.explain.base import TARGETS
 from ui.resources import ModelChoice
@@ -21,11 +21,44 @@ CELL = "cell"
 TARGET = "target"
 THRESHOLD = "threshold"
 INTERPOLATION = "interpolation"
+MODEL_NOTICE = "model_notice"           # why the URL's model is not the one shown
+DATASET_KEYS = ("gallery_page",)        # widget state that belongs to one dataset
 
 
 def default_model() -> ModelChoice:
-    path, weights = demo_model_path()
-    return ModelChoice("Demo DisplasiaNet (bundled)", str(path), str(weights) if weights else None)
+    from ui.models import default_model as default
+
+    return default()
+
+
+def _model_from_url() -> ModelChoice:
+    from ui import models
+
+    wanted = st.query_params.get("model")
+    if not wanted:
+        return default_model()
+    found = models.find(str(wanted).lower())
+    if found is None:
+        fallback = default_model()
+        st.session_state[MODEL_NOTICE] = (f"The link names model {str(wanted)[:16]}…, which this server does not have "
+                                          f"(an upload from another session that has expired, or another server); "
+                                          f"showing {fallback.label} instead.")
+        return fallback
+    return found
+
+
+def set_model(choice: ModelChoice) -> None:
+    """Make ``choice`` the session's model until the user picks another one."""
+    st.session_state[MODEL] = choice
+    st.session_state.pop(MODEL_NOTICE, None)
+
+
+def set_dataset(folder: str) -> None:
+    """Open another dataset: no current cell yet, gallery filters back to showing everything."""
+    ss = st.session_state
+    ss[DATASET], ss[CELL] = str(folder), None
+    for key in [k for k in ss if isinstance(k, str) and k.startswith(("gallery_", "w:gallery"))]:
+        del ss[key]
 
 
 def init() -> None:
@@ -44,7 +77,8 @@ def init() -> None:
 
     startup_sweep()  # once per server process: delete upload folders older than uploads.ttl_hours
     ss, qp = st.session_state, st.query_params
-    ss.setdefault(MODEL, default_model())
+    if MODEL not in ss:
+        ss[MODEL] = _model_from_url()
     ss.setdefault(DATASET, qp.get("dataset") if _allowed_dataset(qp.get("dataset")) else str(default_dataset()))
     ss.setdefault(CELL, qp.get("cell"))
     ss.setdefault(TARGET, qp.get("target") if qp.get("target") in TARGETS else "dysplastic")
@@ -67,9 +101,14 @@ def _float(value, default: float) -> float:
 
 
 def sync_query_params() -> None:
-    """Mirror the selection into the URL (dataset, cell, target, threshold)."""
+    """Mirror the selection into the URL (model, dataset, cell, target, threshold)."""
+    from ui.models import url_key
+
     ss = st.session_state
     wanted = {"dataset": ss[DATASET], "target": ss[TARGET], "threshold": f"{ss[THRESHOLD]:g}"}
+    model = url_key(ss[MODEL])
+    if model:
+        wanted["model"] = model
     if ss.get(CELL):
         wanted["cell"] = ss[CELL]
     for key, value in wanted.items():
