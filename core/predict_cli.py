@@ -1,6 +1,7 @@
 """``python -m core predict``: score image files and folders into a CSV."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from core.config import DEFAULT_THRESHOLD, IMAGE_SUFFIXES, INTERPOLATIONS
@@ -47,7 +48,10 @@ def collect_cells(inputs) -> list:
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            cells.extend(scan_dataset(path).cells)
+            dataset = scan_dataset(path)
+            cells.extend(dataset.cells)
+            for name, reason in dataset.skipped:
+                print(f"skipped {name}: {reason}", file=sys.stderr)
         elif path.is_file():
             if path.suffix.lower() not in IMAGE_SUFFIXES:
                 raise DisplasiaError(f"{path.name} is not an image file ({', '.join(IMAGE_SUFFIXES)}).")
