@@ -210,6 +210,13 @@ def check_h5_attr(h5file, attr: str, name: str, limits: Limits):
 
 # ------------------------------------------------------------------------ shape inference
 
+def _count(n: int) -> str:
+    """``1,234`` for sane numbers, ``2.8e+301`` for astronomic ones (messages stay one short line)."""
+    if n < 0:
+        return "-" + _count(-n)
+    return f"{n:,}" if n < 10**15 else f"{float(n):.3g}" if n < 10**300 else "more than 1e300"
+
+
 class _Bad(Exception):
     """Internal: malformed config; turned into a DisplasiaError naming the layer."""
 
@@ -431,10 +438,10 @@ class _Walk:
             raise DisplasiaError(f"Layer '{name}' ({cls}) has a malformed configuration ({exc.__class__.__name__}).") from None
         self.params += params
         if self.params > self.limits.max_params:
-            raise DisplasiaError(f"The model declares {self.params:,} parameters, more than the limit of "
+            raise DisplasiaError(f"The model declares {_count(self.params)} parameters, more than the limit of "
                                  f"{self.limits.max_params:,} (setting models.max_params).")
         if all(d is not None for d in shape) and math.prod(shape) > self.limits.max_layer_output:
-            raise DisplasiaError(f"Layer '{name}' would output {math.prod(shape):,} values per image, more than "
+            raise DisplasiaError(f"Layer '{name}' would output {_count(math.prod(shape))} values per image, more than "
                                  f"{self.limits.max_layer_output:,}.")
         return shape
 
