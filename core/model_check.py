@@ -228,7 +228,7 @@ def _int(value, what, *, low=1):
         else:
             raise _Bad(f"{what} must be a whole number (got {value!r:.40})")
     if value < low:
-        raise _Bad(f"{what} must be at least {low} (got {value})")
+        raise _Bad(f"{what} must be at least {low} (got {_count(value)})")
     return value
 
 
