@@ -11,9 +11,11 @@ if not name:
     st.info("Enter your name to start annotating. Your readings are saved under it.")
     st.stop()
 annotate.navigation(context.dataset().names(), cell.name, name)
+annotate.shortcuts()
 start, saved_before = annotate.starting_reading(cell, rgb, name)
 key = f"{start.image_sha256[:12]}:{name}"
 st.markdown(f"**{plain(cell.name)}** · {context.score_line(cell)} · dataset label: {cell.label or 'unlabelled'}")
+annotate.legend()
 draw, read = st.columns([3, 2])
 with read:
     choices = annotate.reading_widgets(start, key)

@@ -8,27 +8,112 @@ import streamlit as st
 from PIL import Image
 
 from core.annotations.canvas import annotation_to_canvas, canvas_to_shapes, display_size_for
-from core.annotations.schema import (ChromatinState, Condition, CytoplasmState, Graded, LobeState, STATE_COLOURS,
-                                     blank_annotation)
+from core.annotations.schema import (
+    STATE_COLOURS,
+    ChromatinState,
+    Condition,
+    CytoplasmState,
+    Graded,
+    LobeState,
+    blank_annotation,
+)
 from core.errors import DisplasiaError
 from core.preprocess import image_hash
-from ui import resources, state
+from ui import auth, resources, saving, state
 
 ANNOTATOR = "annotator_name"
+CANVAS_PX = 430                  # canvas side at zoom 1: canvas and score panel fit a 1440 x 900 window
 GENERATION = "canvas_generation"
 LOBE_LABELS = {"hyposegmented": "hyposegmented (<3)", "normal": "normal (3-5)", "hypersegmented": "hypersegmented (>5)"}
 
 
 def annotator() -> str | None:
-    name = st.text_input("Annotator", key=ANNOTATOR, placeholder="your name or initials",
-                         help="Each annotator's readings are kept apart; nobody overwrites anybody.")
-    return name.strip() or None
+    """The logged-in identity (login on), else a typed, unverified name; None: may not annotate."""
+    if auth.mode() != "none":
+        identity = auth.current()
+        if identity is None or not auth.may("annotate"):
+            st.info("Your role can view cells and maps but not annotate.")
+            return None
+        st.caption(f"Annotating as {auth.plain(identity.name)} (logged in)")
+        return identity.name
+    if ANNOTATOR not in st.session_state:
+        st.session_state[ANNOTATOR] = _remembered_name()
+    name = st.text_input("Annotator", key=ANNOTATOR, placeholder="your name or initials", max_chars=80,
+                         help="Each annotator's readings are kept apart; nobody overwrites anybody. "
+                              "Without login the name is self-declared and exports mark it unverified. "
+                              "This browser remembers it.")
+    name = name.strip()
+    if name and name != _remembered_name():
+        _remember_name(name)
+    return name or None
+
+
+NAME_COOKIE = "displasia_annotator"
+
+
+def _remembered_name() -> str:
+    """The annotator name this browser used last (a cookie), or ''."""
+    try:
+        value = st.context.cookies.get(NAME_COOKIE, "")
+    except Exception:  # noqa: BLE001 - no browser or no cookies: nothing remembered
+        return ""
+    return value[:80] if isinstance(value, str) else ""
+
+
+def _remember_name(name: str) -> None:
+    """Store the name in a cookie of this site for a year (read back by :func:`_remembered_name`)."""
+    import json
+
+    value = json.dumps(name).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    st.html(f"<script>document.cookie = '{NAME_COOKIE}=' + encodeURIComponent({value}) + "
+            "'; max-age=31536000; path=/; SameSite=Strict';</script>", unsafe_allow_javascript=True)
+
+
+def legend() -> None:
+    """What the outline colours mean (the colour is the state chosen when the outline was drawn)."""
+    # Only constants go into this HTML (the four states and their colours), nothing from files or users.
+    items = "".join(
+        f'<span style="display:inline-block;width:0.9em;height:0.9em;background:{colour};border-radius:2px;'
+        f'margin:0 0.3em 0 0.9em;vertical-align:-0.1em"></span>'
+        f'{"cytoplasm" if isinstance(state_, CytoplasmState) else "chromatin"} {state_.value}'
+        for state_, colour in STATE_COLOURS.items())
+    st.markdown(f'<div style="font-size:0.85em">Outline colours:{items}</div>', unsafe_allow_html=True)
+
+
+def shortcuts() -> None:
+    """Keyboard shortcuts n / p / u click Next, Previous and Next unannotated (not while typing)."""
+    st.html("""<script>
+const doc = document;
+if (!doc.getElementById('displasia-keys')) {
+  const s = doc.createElement('script');
+  s.id = 'displasia-keys';
+  s.textContent = `document.addEventListener('keydown', (e) => {
+    if (e.ctrlKey || e.metaKey || e.altKey || !location.pathname.endsWith('/annotate')) return;
+    const t = e.target; const tag = (t && t.tagName || '').toLowerCase();
+    if (tag === 'input' || tag === 'textarea' || tag === 'select' || (t && t.isContentEditable)) return;
+    const labels = {n: 'Next', p: 'Previous', u: 'Next unannotated'};
+    const want = labels[e.key]; if (!want) return;
+    const button = Array.from(document.querySelectorAll('button')).find(
+      b => b.innerText.replace(/[^A-Za-z ]/g, '').trim() === want && !b.disabled);
+    if (button) { e.preventDefault(); button.click(); }
+  });`;
+  doc.head.appendChild(s);
+}
+</script>""", unsafe_allow_javascript=True)
 
 
 def starting_reading(cell, rgb, name: str):
     """The latest saved reading of this annotator, else a blank one."""
     sha = image_hash(Path(cell.path))
-    saved = resources.annotation_store().latest(sha, name)
+    try:
+        saving.flush()
+        saved = resources.annotation_store().latest(sha, name)
+    except DisplasiaError as exc:      # database down: continue from the edit kept in the session
+        st.warning(f"Annotations cannot be read now: {exc}")
+        saved = None
+    kept = saving.pending_reading(sha, name)
+    if kept is not None:
+        return kept, False
     if saved is not None:
         return saved, True
     size = (int(rgb.shape[1]), int(rgb.shape[0]))
@@ -68,7 +153,7 @@ def canvas(start, rgb, choices: dict, key: str):
     zoom = tools[3].selectbox("Zoom", [1.0, 1.5, 2.0], key="draw_zoom", format_func=lambda z: f"{z:g}×")
     colour = (STATE_COLOURS[choices["cytoplasm"].state] if region.startswith("cell")
               else STATE_COLOURS[choices["chromatin"].state])
-    display = display_size_for(start.image_size, int(520 * zoom))
+    display = display_size_for(start.image_size, int(CANVAS_PX * zoom))
     background = Image.fromarray(rgb).resize(display, Image.Resampling.LANCZOS)
     generation = st.session_state.get(GENERATION, 0)
     result = st_canvas(fill_color="rgba(0, 0, 0, 0)", stroke_width=width, stroke_color=colour,
@@ -104,11 +189,12 @@ def autosave(start, saved_before: bool, reading) -> None:
             st.caption(f"Saved · last version {start.updated}")
         return
     try:
-        version = resources.annotation_store().save(reading, path=None, only_if_changed=True)
+        version = saving.save(reading)
     except DisplasiaError as exc:
         st.error(str(exc))
         return
-    st.caption(f"Saved automatically · version {version}")
+    if version is not None:
+        st.caption(f"Saved automatically · version {version}")
 
 
 def score_panel(reading) -> None:
@@ -128,11 +214,11 @@ def navigation(names: list[str], current: str, name: str) -> None:
     index = names.index(current) if current in names else 0
     cols = st.columns(3)
     target = None
-    if cols[0].button("◀ Previous", key="ann_prev", disabled=index == 0):
+    if cols[0].button("◀ Previous", key="ann_prev", disabled=index == 0, help="Shortcut: p"):
         target = names[index - 1]
-    if cols[1].button("Next ▶", key="ann_next", disabled=index >= len(names) - 1):
+    if cols[1].button("Next ▶", key="ann_next", disabled=index >= len(names) - 1, help="Shortcut: n"):
         target = names[index + 1]
-    if cols[2].button("Next unannotated ⏭", key="ann_next_free"):
+    if cols[2].button("Next unannotated", key="ann_next_free", icon=":material/skip_next:", help="Shortcut: u"):
         done = _annotated_by(name)
         todo = [n for n in names[index + 1:] + names[:index] if n not in done]
         if todo:
@@ -152,7 +238,10 @@ def _annotated_by(name: str) -> set:
 def agreement(cell) -> None:
     from core.annotations.agreement import image_agreement
 
-    readings = resources.annotation_store().latest_for_image(image_hash(Path(cell.path)))
+    try:
+        readings = resources.annotation_store().latest_for_image(image_hash(Path(cell.path)))
+    except DisplasiaError:
+        return                         # database down: the warning above already says so
     if len(readings) > 1:
         st.subheader("Agreement between annotators")
         st.dataframe(pd.DataFrame(image_agreement(readings)), hide_index=True)

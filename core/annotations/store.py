@@ -230,7 +230,8 @@ class AnnotationStore:
 
     # ------------------------------------------------------------------ writes
     def save(self, annotation: Annotation, *, path: str | None = None,
-             only_if_changed: bool = False, identity: str | None = None) -> int:
+             only_if_changed: bool = False, identity: str | None = None,
+             coalesce_within_s: float | None = None) -> int:
         """Append ``annotation`` as a new version; return its version number (1, 2, ...).
 
         ``path`` records where the image file lives (default: the annotation's image
@@ -238,10 +239,15 @@ class AnnotationStore:
         ``updated``) is not stored again and the latest version number is returned: use it
         for autosave on every rerun. ``identity`` records how the annotator's name was
         established: ``"password"``/``"oidc"`` (logged in) or ``"self-declared"``.
+        With ``coalesce_within_s`` a change made within that many seconds of the latest
+        version's first save, by the same annotator with the same identity, replaces that
+        version's content instead of adding a version (autosave of one editing burst: one
+        version, and the last edit is always on disk).
         """
         if identity is not None and (not isinstance(identity, str) or len(identity) > 16):
             raise DisplasiaError("identity must be a short text such as 'oidc' or 'self-declared'")
-        return self._store(annotation, path, "unchanged" if only_if_changed else None, identity)
+        return self._store(annotation, path, "unchanged" if only_if_changed else None, identity,
+                           coalesce_within_s=coalesce_within_s)
 
     def import_annotation(self, annotation: Annotation, *, path: str | None = None) -> int | None:
         """Save ``annotation`` unless this exact reading was ever stored for its image and
@@ -250,7 +256,7 @@ class AnnotationStore:
         return self._store(annotation, path, "known")
 
     def _store(self, annotation: Annotation, path: str | None, skip: str | None,
-               identity: str | None = None) -> int | None:
+               identity: str | None = None, *, coalesce_within_s: float | None = None) -> int | None:
         if not isinstance(annotation, Annotation):
             raise TypeError(f"expected an Annotation, got {type(annotation).__name__}")
         if annotation.updated is None:
@@ -270,10 +276,16 @@ class AnnotationStore:
             annotator_id = _annotator_id(conn, annotation.annotator, now)
             v = annotation_versions.c
             latest = conn.execute(
-                select(v.version, v.content_sha256)
+                select(v.id, v.version, v.content_sha256, v.saved_at, v.identity)
                 .where(v.image_id == image_id, v.annotator_id == annotator_id)
                 .order_by(v.version.desc()).limit(1)).first()
             if skip == "unchanged" and latest is not None and latest.content_sha256 == content:
+                return latest.version
+            if (coalesce_within_s and latest is not None and latest.identity == identity
+                    and _seconds_between(latest.saved_at, now) <= coalesce_within_s):
+                conn.execute(annotation_versions.update().where(v.id == latest.id).values(
+                    updated=annotation.updated, total=annotation.total, condition=annotation.condition.value,
+                    content_sha256=content, document=document))
                 return latest.version
             if skip == "known" and conn.execute(select(v.id).where(
                     v.image_id == image_id, v.annotator_id == annotator_id,
@@ -464,6 +476,16 @@ class _ReadTx:
         if isinstance(exc, (OperationalError, InterfaceError)):
             raise _unavailable(exc, self.url) from exc
         return False
+
+
+def _seconds_between(earlier: str, later: str) -> float:
+    """Seconds from one stored ISO time to another (inf when either does not parse)."""
+    from datetime import datetime
+
+    try:
+        return (datetime.fromisoformat(later) - datetime.fromisoformat(earlier)).total_seconds()
+    except (TypeError, ValueError):
+        return float("inf")
 
 
 def _unavailable(exc: Exception, url: str) -> DatabaseUnavailable:
