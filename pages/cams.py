@@ -1,9 +1,8 @@
-"""Class activation maps: Grad-CAM, Grad-CAM++ and Score-CAM on one layer."""
+"""Class activation maps: every registered CAM on one layer, one colour scale for all."""
 import streamlit as st
 
 from core.explain import get_method, method_names
-from ui import context, display
-from ui import explain_view as ev
+from ui import compare_view, context
 from ui.widgets import persistent
 
 CAMS = method_names(family="cam")
@@ -12,28 +11,17 @@ st.title("Class activation maps")
 ctx = context.current_cell()
 context.cell_header(ctx)
 desc = ctx.loaded.description
-layers = list(desc.feature_map_layers)
 left, right = st.columns(2)
 with left:
-    layer = persistent(st.selectbox, "Layer", "cam.layer", desc.cam_layer, options=layers,
+    layer = persistent(st.selectbox, "Layer", "cam.layer", desc.cam_layer, options=list(desc.feature_map_layers),
                        help=f"Default: {desc.cam_layer}, the post-ReLU output of the last conv block "
                             f"(an automatic 'last Conv2D' search would land on the linear {desc.last_conv}).")
 with right:
     evidence = persistent(st.radio, "Evidence", "cam.evidence", "positive", options=["positive", "signed"], horizontal=True,
-                          help=get_method("gradcam").param("evidence").help)
+                          help=get_method(CAMS[0]).param("evidence").help)
 params = {"layer": layer, "evidence": evidence}
 for method in CAMS:  # what the Compare page reuses
     st.session_state[f"{method}.layer"], st.session_state[f"{method}.evidence"] = layer, evidence
-options = display.options_widget()
-for row in range(0, len(CAMS), 3):
-    for column, method in zip(st.columns(3), CAMS[row:row + 3]):
-        with column:
-            spec = get_method(method)
-            st.subheader(spec.title)
-            exp = ev.explanation(method, ctx.loaded, ctx.image, ctx.target, params)
-            if exp:
-                ev.empty_map_note(exp, ctx.target)
-                ev.show_map(exp, ctx.rgb, options, height=360, key=f"{method}_map")
-                ev.cache_note(method)
-                ev.downloads(exp, ctx.rgb, options, ctx.cell.path.stem)
+compare_view.grid(ctx, CAMS, lambda method: params, columns=3, height=380, max_side=299, links=False,
+                  downloads=True, cell_tile=False, compact=False, key="cams")
 st.caption(" · ".join(f"{get_method(m).title}: {get_method(m).reference}" for m in CAMS))

@@ -1,14 +1,39 @@
-"""Display options shared by every map view, and the plotly figures that show maps."""
+"""Display options shared by every map view, and the plotly figures that show maps.
+
+A map is sent to the browser as one compressed image (the cell with the map blended in,
+WebP) plus a coarse transparent grid that gives the values on hover, so a redraw costs a
+few tens of kilobytes instead of a 299 x 299 heatmap; plotly keeps zoom and pan
+(``uirevision``). Figures are cached per (map, cell image, display options, scale).
+"""
 from __future__ import annotations
+
+import base64
+import hashlib
 
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.display import COLORMAPS, NORMALISATIONS, DisplayOptions, prepare
+from core.display import (
+    COLORMAPS,
+    NORMALISATIONS,
+    DisplayOptions,
+    Scale,
+    Units,
+    block_mean,
+    overlay,
+    plotly_colorscale,
+    scale_for,
+    webp_bytes,
+)
 from ui.widgets import persistent
 
-_NORM_LABELS = {"raw": "raw values", "minmax": "min-max", "percentile": "percentile clip"}
+_NORM_LABELS = {"raw": "zero-centred, in the map's units", "percentile": "zero-centred, clipped at a percentile",
+                "minmax": "per-image min-max (stretches)"}
+_CMAP_LABELS = {"auto": "auto (blue-orange / viridis)", "blue-orange": "blue-orange (diverging)",
+                "RdBu_r": "red-blue (diverging)"}
+#: Hover grid side: values averaged over blocks of about 6 model pixels (big views) or 12 (tiles).
+HOVER_SIDE = 50
 
 
 def options_widget(expanded: bool = False) -> DisplayOptions:
@@ -16,56 +41,140 @@ def options_widget(expanded: bool = False) -> DisplayOptions:
     with st.expander("Display options", expanded=expanded):
         cols = st.columns(5)
         with cols[0]:
-            cmap = persistent(st.selectbox, "Colour map", "cmap", "jet", options=COLORMAPS)
+            cmap = persistent(st.selectbox, "Colour map", "cmap", "auto", options=COLORMAPS,
+                              format_func=lambda c: _CMAP_LABELS.get(c, c),
+                              help="auto: blue (opposes) - white - orange (supports) for signed maps, viridis "
+                                   "for magnitudes; both perceptually ordered and colour-blind safe.")
         with cols[1]:
-            opacity = persistent(st.slider, "Overlay opacity", "opacity", 0.5, min_value=0.0, max_value=1.0, step=0.05)
+            opacity = persistent(st.slider, "Overlay opacity", "opacity", 0.75, min_value=0.0, max_value=1.0, step=0.05,
+                                 help="Opacity of the strongest effect; weaker effects are more transparent.")
         with cols[2]:
-            norm = persistent(st.selectbox, "Normalisation", "norm", "minmax", options=NORMALISATIONS,
-                              format_func=_NORM_LABELS.get)
+            norm = persistent(st.selectbox, "Scale", "norm", "raw", options=NORMALISATIONS, format_func=_NORM_LABELS.get,
+                              help="Zero-centred scales keep the map's units (white = no effect); Compare shares "
+                                   "one scale per method family. Min-max stretches each map on its own.")
         with cols[3]:
             percentile = persistent(st.slider, "Clip percentile", "pct", 99.0, min_value=50.0, max_value=100.0,
                                     step=0.5, disabled=norm != "percentile")
         with cols[4]:
-            signed = persistent(st.toggle, "Signed (show negative evidence)", "signed", False)
+            signed = persistent(st.toggle, "Show evidence against (opposes)", "signed", True)
     return DisplayOptions(cmap=cmap, opacity=opacity, normalisation=norm, percentile=percentile, signed=signed)
 
 
-def map_figure(rgb: np.ndarray, values: np.ndarray, options: DisplayOptions, *, title: str = "",
-               colorbar_title: str = "", marks: dict | None = None, height: int = 430, max_side: int = 299) -> go.Figure:
-    """The cell with the map over it; hover gives the map value and the pixel.
+def digest(array) -> str:
+    """Short content hash of an array (figure cache keys)."""
+    array = np.ascontiguousarray(array)
+    return hashlib.blake2b(array.tobytes() + str((array.shape, array.dtype)).encode(), digest_size=12).hexdigest()
 
-    ``marks`` adds labelled ticks to the colour bar (e.g. ``{"baseline 0.98": 0.98}``);
-    they are only meaningful with raw values. ``max_side`` thins the heatmap for small tiles.
+
+def map_figure(rgb: np.ndarray, values: np.ndarray, options: DisplayOptions, *, sign: str = "supports",
+               units: Units | None = None, scale: Scale | None = None, title: str = "", colorbar_title: str = "",
+               marks: dict | None = None, height: int = 430, max_side: int = 299, faint: bool = False,
+               target: str = "", compact: bool = False) -> go.Figure:
+    """The cell with the map over it; hover gives the (block-averaged) value and the pixel.
+
+    ``marks`` adds labelled ticks to the colour bar (e.g. ``{"baseline 0.98": 0.98}``).
+    ``max_side`` shrinks the image sent for small tiles; ``compact`` puts a short colour bar
+    (ends "opposes" / "supports") below the image, for tiles too narrow for a title.
     """
+    values = np.asarray(values, dtype=np.float32)
+    scale = scale or scale_for(values, sign, options)
+    settings = dict(options=options, sign=sign, units=units, scale=scale, title=title, colorbar_title=colorbar_title,
+                    marks=dict(sorted((marks or {}).items())), height=height, max_side=max_side, faint=faint,
+                    target=target, compact=compact)
+    return _cached_figure(figure_key(rgb, values, settings), rgb, values, settings)
+
+
+def figure_key(rgb, values, settings: dict) -> str:
+    """Cache key of one map figure: the two arrays' contents and every display setting."""
+    return f"{digest(rgb)}:{digest(values)}:{sorted(settings.items())!r}"
+
+
+@st.cache_resource(max_entries=512, show_spinner=False)
+def _cached_figure(key: str, _rgb: np.ndarray, _values: np.ndarray, _settings: dict) -> go.Figure:
+    return build_map_figure(_rgb, _values, **_settings)
+
+
+def build_map_figure(rgb, values, options, *, sign, units, scale, title, colorbar_title, marks, height, max_side,
+                     faint, target, compact) -> go.Figure:
+    """The uncached figure of :func:`map_figure`."""
     height_px, width_px = rgb.shape[:2]
-    raw = np.asarray(values, dtype=np.float32)
-    step = max(1, int(np.ceil(max(raw.shape) / max_side)))
-    raw = raw[::step, ::step]
-    shown, low, high = prepare(raw, options)
-    dy, dx = height_px / values.shape[0] * step, width_px / values.shape[1] * step
-    # Enough decimals to tell the ticks apart even when the range is narrow (occlusion
-    # scores of a confident cell can span 0.9915-0.9930).
-    digits = int(min(8, max(2, np.ceil(-np.log10(max(high - low, 1e-12))) + 2)))
-    colorbar = dict(title=colorbar_title or _NORM_LABELS[options.normalisation], thickness=12,
-                    tickformat=f".{digits}f")
-    if marks:
-        ticks = np.linspace(low, high, 5).tolist()
-        colorbar |= dict(tickvals=ticks + list(marks.values()),
-                         ticktext=[f"{t:.{digits}f}" for t in ticks] + [f"{k} ◀" for k in marks])
-    fig = go.Figure(go.Image(z=rgb, hoverinfo="skip"))
+    blended = overlay(rgb, values, options, sign=sign, scale=scale, faint=faint)
+    side = max(int(max_side) * 1.25, 120)
+    fig = go.Figure(_image_trace(blended, width_px, height_px, max_side=int(side)))
+    grid = block_mean(values, HOVER_SIDE if max_side >= 200 else HOVER_SIDE // 2)
+    dy, dx = height_px / grid.shape[0], width_px / grid.shape[1]
+    hover = (units.hover if units else "value") + (f" (+ supports {target})" if scale.diverging and target else "")
     fig.add_trace(go.Heatmap(
-        z=_rounded(shown), customdata=_rounded(raw), x0=dx / 2 - 0.5, dx=dx, y0=dy / 2 - 0.5, dy=dy, zmin=low, zmax=high,
-        colorscale=options.cmap, opacity=options.opacity, colorbar=colorbar,
-        hovertemplate="pixel x %{x:.0f}, y %{y:.0f}<br>value %{customdata:.4g}<extra></extra>"))
+        z=_rounded(grid), x0=dx / 2 - 0.5, dx=dx, y0=dy / 2 - 0.5, dy=dy, showscale=False,
+        colorscale=[[0, "rgba(0,0,0,0)"], [1, "rgba(0,0,0,0)"]],
+        hovertemplate=f"pixel x %{{x:.0f}}, y %{{y:.0f}}<br>{hover}: %{{z:.3g}}<extra></extra>"))
+    fig.add_trace(_colorbar_trace(scale, options, units, colorbar_title, marks, compact, target))
     fig.update_xaxes(visible=False, range=[-0.5, width_px - 0.5])
     fig.update_yaxes(visible=False, range=[height_px - 0.5, -0.5], scaleanchor="x")
-    fig.update_layout(title=title, height=height, margin=dict(l=0, r=0, t=30 if title else 0, b=0))
+    fig.update_layout(title=dict(text=title, font=dict(size=13)), height=height, uirevision="map", showlegend=False,
+                      margin=dict(l=0, r=0, t=28 if title else 0, b=34 if compact else 0),
+                      plot_bgcolor="rgba(0,0,0,0)")
     return fig
 
 
+def _image_trace(rgb: np.ndarray, width_px: int, height_px: int, *, max_side: int, hover: bool = False) -> go.Image:
+    """The picture as a WebP data URL, stretched over ``width_px`` x ``height_px`` axis units."""
+    import io
+
+    from PIL import Image
+
+    data = webp_bytes(rgb, max_side=max_side)
+    w, h = Image.open(io.BytesIO(data)).size
+    return go.Image(source="data:image/webp;base64," + base64.b64encode(data).decode("ascii"),
+                    x0=(width_px / w) / 2 - 0.5, dx=width_px / w, y0=(height_px / h) / 2 - 0.5, dy=height_px / h,
+                    hoverinfo="x+y" if hover else "skip",
+                    hovertemplate="pixel x %{x:.0f}, y %{y:.0f}<extra></extra>" if hover else None)
+
+
+def _colorbar_trace(scale: Scale, options, units, colorbar_title, marks, compact, target) -> go.Scatter:
+    """An invisible marker trace that only draws the colour bar, labelled in the map's units."""
+    low, high = scale.low, scale.high
+    digits = int(min(8, max(2, np.ceil(-np.log10(max(high - low, 1e-12))) + 2)))
+    fmt = f".{digits}f" if high - low >= 1e-3 else ".2e"
+    if scale.diverging:
+        ends = ("opposes", "supports") if not target else (f"opposes {target}", f"supports {target}")
+        tickvals, ticktext = [low, 0.0, high], [f"{format(low, fmt)} {ends[0]}" if not compact else ends[0], "0",
+                                                 f"{format(high, fmt)} {ends[1]}" if not compact else ends[1]]
+        if not compact:
+            tickvals[1:1], ticktext[1:1] = [low / 2], [format(low / 2, fmt)]
+            tickvals[-1:-1], ticktext[-1:-1] = [high / 2], [format(high / 2, fmt)]
+    else:
+        tickvals = np.linspace(low, high, 3 if compact else 5).tolist()
+        ticktext = [format(t, fmt) for t in tickvals]
+        if compact:
+            ticktext = ["low", "", "high"] if options.normalisation == "minmax" else ["0", "", format(high, fmt)]
+    for label, value in (marks or {}).items():
+        tickvals.append(value)
+        ticktext.append(f"{label} ◀")
+    title = "" if compact else (colorbar_title or (units.title if units else _NORM_LABELS[options.normalisation]))
+    colorbar = dict(thickness=10, tickvals=tickvals, ticktext=ticktext, tickfont=dict(size=10),
+                    title=dict(text=_wrap(title), side="right", font=dict(size=11)))
+    if compact:
+        colorbar |= dict(orientation="h", y=-0.02, yanchor="top", len=1.0, thickness=8, title=None)
+    return go.Scatter(x=[None], y=[None], mode="markers", hoverinfo="skip",
+                      marker=dict(color=[low], cmin=low, cmax=high, colorscale=plotly_colorscale(scale.cmap),
+                                  showscale=True, colorbar=colorbar))
+
+
+def _wrap(text: str, width: int = 34) -> str:
+    """Break a long colour bar title into lines (plotly cuts it otherwise)."""
+    words, lines, line = text.split(), [], ""
+    for word in words:
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    return "<br>".join(lines + ([line] if line else []))
+
+
 def _rounded(values: np.ndarray, digits: int = 4) -> np.ndarray:
-    """Values to ``digits`` significant figures: the figure's JSON shrinks about threefold,
-    which is most of the time a cached page takes to appear; nobody reads a fifth digit."""
+    """Values to ``digits`` significant figures: shorter JSON; nobody reads a fifth digit."""
     top = float(np.abs(values).max()) if values.size else 0.0
     if top == 0.0 or not np.isfinite(top):
         return values
@@ -74,34 +183,65 @@ def _rounded(values: np.ndarray, digits: int = 4) -> np.ndarray:
 
 
 def image_figure(rgb: np.ndarray, *, title: str = "", height: int = 430) -> go.Figure:
+    """A picture (cell, masked cell, superpixels) as a zoomable figure sent as one WebP."""
     if rgb.dtype != np.uint8:
         rgb = np.clip(np.round(np.asarray(rgb) * 255.0), 0, 255).astype(np.uint8)
-    fig = go.Figure(go.Image(z=rgb, hovertemplate="pixel x %{x}, y %{y}<extra></extra>"))
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False, scaleanchor="x")
-    fig.update_layout(title=title, height=height, margin=dict(l=0, r=0, t=30 if title else 0, b=0))
+    return _cached_image_figure(f"{digest(rgb)}:{title!r}:{height}", rgb, title, height)
+
+
+@st.cache_resource(max_entries=256, show_spinner=False)
+def _cached_image_figure(key: str, _rgb: np.ndarray, _title: str, _height: int) -> go.Figure:
+    title, height = _title, _height
+    h, w = _rgb.shape[:2]
+    fig = go.Figure(_image_trace(_rgb, w, h, max_side=max(h, w), hover=True))
+    fig.update_xaxes(visible=False, range=[-0.5, w - 0.5])
+    fig.update_yaxes(visible=False, range=[h - 0.5, -0.5], scaleanchor="x")
+    fig.update_layout(title=dict(text=title, font=dict(size=13)), height=height, uirevision="map",
+                      margin=dict(l=0, r=0, t=30 if title else 0, b=0))
     return fig
 
 
 def channel_grid(activations: np.ndarray, *, columns: int = 4, height: int = 640) -> go.Figure:
-    """All channels of one layer, ``(h, w, c)``, each normalised on its own (viridis)."""
-    from plotly.subplots import make_subplots
+    """All channels of one layer, ``(h, w, c)``, each normalised on its own (viridis), as one
+    mosaic image; hover gives the channel and its (block-averaged) activation."""
+    return _cached_channel_grid(f"{digest(activations)}:{columns}:{height}", activations, columns, height)
 
-    channels = activations.shape[-1]
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def _cached_channel_grid(key: str, _acts: np.ndarray, _columns: int, _height: int) -> go.Figure:
+    from core.display import ramp
+
+    columns, height = _columns, _height
+    h, w, channels = _acts.shape
     rows = -(-channels // columns)
-    fig = make_subplots(rows=rows, cols=columns, subplot_titles=[f"ch {c}" for c in range(channels)],
-                        horizontal_spacing=0.01, vertical_spacing=0.04)
+    gap = max(2, w // 30)
+    mosaic = np.full((rows * (h + gap), columns * (w + gap), 3), 255, np.uint8)
+    colours = ramp("viridis", 256)
+    side = max(4, min(h, 24))
+    hover = np.full((rows * side, columns * side), np.nan, np.float32)
     for c in range(channels):
-        a = activations[..., c]
+        a = _acts[..., c].astype(np.float64)
         low, high = float(a.min()), float(a.max())
-        fig.add_trace(go.Heatmap(z=a, zmin=low, zmax=high if high > low else low + 1e-9, colorscale="viridis",
-                                 showscale=False, hovertemplate=f"ch {c}<br>x %{{x}}, y %{{y}}<br>%{{z:.3g}}<extra></extra>"),
-                      row=c // columns + 1, col=c % columns + 1)
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False, autorange="reversed")
-    fig.update_layout(height=height, margin=dict(l=0, r=0, t=20, b=0))
-    for annotation in fig.layout.annotations:
-        annotation.font.size = 10
+        scaled = (a - low) / (high - low) if high > low else np.zeros_like(a)
+        r, q = divmod(c, columns)
+        mosaic[r * (h + gap):r * (h + gap) + h, q * (w + gap):q * (w + gap) + w] = \
+            (colours[np.round(scaled * 255).astype(int)] * 255).round().astype(np.uint8)
+        hover[r * side:(r + 1) * side, q * side:(q + 1) * side] = block_mean(_acts[..., c], side)[:side, :side]
+    H, W = mosaic.shape[:2]
+    fig = go.Figure(_image_trace(mosaic, W, H, max_side=max(H, W)))
+    cell_h, cell_w = (h + gap) / side, (w + gap) / side
+    channel = np.repeat(np.repeat(np.arange(rows * columns).reshape(rows, columns), side, 0), side, 1)
+    fig.add_trace(go.Heatmap(z=_rounded(np.nan_to_num(hover)), customdata=channel, x0=cell_w / 2 - 0.5, dx=cell_w,
+                             y0=cell_h / 2 - 0.5, dy=cell_h, showscale=False,
+                             colorscale=[[0, "rgba(0,0,0,0)"], [1, "rgba(0,0,0,0)"]],
+                             hovertemplate="ch %{customdata}<br>activation %{z:.3g}<extra></extra>"))
+    for c in range(channels):
+        r, q = divmod(c, columns)
+        fig.add_annotation(x=q * (w + gap) + w / 2, y=r * (h + gap), text=f"ch {c}", showarrow=False,
+                           yanchor="bottom", font=dict(size=10), bgcolor="rgba(255,255,255,0.7)")
+    fig.update_xaxes(visible=False, range=[-0.5, W - 0.5])
+    fig.update_yaxes(visible=False, range=[H - 0.5, -gap * 3], scaleanchor="x")
+    fig.update_layout(height=height, margin=dict(l=0, r=0, t=10, b=0), uirevision="grid")
     return fig
 
 

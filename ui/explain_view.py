@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import streamlit as st
 
-from core.display import DisplayOptions, overlay, png_bytes
+import core.display as cd
+from core.display import DisplayOptions, png_bytes
 from core.explain import cache_key, compute, get_method, method_names
 from core.explain.base import Cancelled
 from ui import resources
-from ui.display import map_figure
+from ui.display import digest, map_figure
 from ui.widgets import persistent
 
 #: session key holding, per method, the last request: cache key and whether it was a hit.
@@ -50,9 +52,11 @@ def _step(p) -> float:
 
 
 def explanation(method: str, loaded, images: np.ndarray, target: str, params: dict, *, cell_mask=None,
-                label: str | None = None):
+                label: str | None = None, slot=None):
     """Compute through the shared disk cache; show progress; a Stop button interrupts.
 
+    ``slot`` (an ``st.empty()``) holds the progress box while computing and one short line
+    afterwards ("computed in 0.6 s"), so tiles in a grid keep their alignment.
     Returns the Explanation, or None when the user stopped the run.
     """
     spec = get_method(method)
@@ -64,13 +68,16 @@ def explanation(method: str, loaded, images: np.ndarray, target: str, params: di
     log = st.session_state.setdefault(LOG, {})
     if hit is not None:
         log[method] = {"key": key, "from_cache": True, "seconds": time.perf_counter() - start}
+        if slot is not None:
+            slot.caption(f"from cache in {log[method]['seconds'] * 1000:.0f} ms")
         return hit
+    box = slot.container() if slot is not None else st.container()
     stop_key = f"stop:{method}:{key[:12]}"
     if st.session_state.get(stop_key):
-        st.warning(f"{spec.title} stopped. Change a parameter, or press Run to compute it.")
-        if not st.button(f"Run {spec.title}", key=f"run:{method}"):
+        box.warning(f"{spec.title} stopped.")
+        if not box.button(f"Run {spec.title}", key=f"run:{method}"):
             return None
-    with st.status(f"Computing {label or spec.title}…", expanded=True) as status:
+    with box.status(f"Computing {label or spec.title}…", expanded=True) as status:
         st.button("Stop", key=stop_key, help="Interrupts the computation after the current batch.")
         bar = st.progress(0.0)
 
@@ -84,15 +91,28 @@ def explanation(method: str, loaded, images: np.ndarray, target: str, params: di
             return None
         seconds = time.perf_counter() - start
         status.update(label=f"{label or spec.title}: computed in {seconds:.1f} s", state="complete", expanded=False)
+    if slot is not None:
+        slot.caption(f"computed in {seconds:.1f} s")
     log[method] = {"key": key, "from_cache": False, "seconds": seconds}
     return exp
 
 
-def empty_map_note(exp, target: str) -> None:
-    """Say why a positive-only map is empty where that is a real answer (CAMs)."""
+def empty_positive(exp, index: int = 0) -> bool:
+    """A positive-only map that is all zero where that is a real answer (CAMs)."""
     spec = get_method(exp.method)
-    if spec.empty_positive_ok and exp.params.get("evidence", "positive") == "positive" and not exp.maps[0].any():
-        st.info(f"Nothing in this cell supports '{target}' at this layer: the {spec.title} map is empty. "
+    return bool(spec.empty_positive_ok and exp.params.get("evidence", "positive") == "positive"
+                and not np.asarray(exp.maps[index]).any())
+
+
+def empty_map_note(exp, target: str, *, compact: bool = False) -> None:
+    """Say why a positive-only map is empty where that is a real answer (CAMs)."""
+    if not empty_positive(exp):
+        return
+    title = get_method(exp.method).title
+    if compact:
+        st.caption(f"Empty: nothing supports '{target}' at this layer (a real answer, not a failure).")
+    else:
+        st.info(f"Nothing in this cell supports '{target}' at this layer: the {title} map is empty. "
                 "Choose 'signed' evidence to see the evidence against it.")
 
 
@@ -103,32 +123,107 @@ def cache_note(method: str) -> None:
         st.caption(f"{how} in {entry['seconds'] * 1000:.0f} ms · key {entry['key'][:10]}")
 
 
+@dataclass(frozen=True)
+class MapView:
+    """One map ready to draw: values under the one sign convention, units, scale, verdict."""
+
+    values: np.ndarray
+    sign: str
+    units: object  # core.display.Units
+    scale: object  # core.display.Scale
+    assessment: object  # core.display.Assessment
+    family: str
+
+
+def map_view(exp, options: DisplayOptions, *, index: int = 0, values=None, sign: str | None = None,
+             limit: float | None = None) -> MapView:
+    """Everything the display needs about one map (see :mod:`core.display`).
+
+    ``sign`` overrides the registry's for ``values`` given by the page ("score": a raw score
+    map such as occlusion's score with the patch in place, drawn over its own range).
+    """
+    data, spec_sign = cd.evidence(exp, index, values)
+    sign = sign or spec_sign
+    units = cd.units_of(exp, sign=sign if sign != "score" else None)
+    spec = get_method(exp.method)
+    reference = 0.0
+    if units.space:
+        reference = float(cd.extra(exp, "baseline_score", index, float(exp.baseline[index])))
+    shown = cd.shown_values(data, sign, options)
+    assessment = cd.assess(shown if sign != "score" else shown - reference, units, reference=reference)
+    if sign == "score":
+        assessment = cd.Assessment("flat", assessment.peak, assessment.resolution, assessment.message) \
+            if assessment.state == "flat" else cd.Assessment("ok", assessment.peak, assessment.resolution)
+        low, high = float(np.min(data)), float(np.max(data))
+        scale = cd.Scale(low, high if high > low else low + max(assessment.resolution, 1e-12),
+                         options.cmap if options.cmap != "auto" else "viridis", False)
+    else:
+        scale = cd.scale_for(data, sign, options, limit=limit)
+    return MapView(data, sign, units, scale, assessment, spec.family)
+
+
 def show_map(exp, rgb: np.ndarray, options: DisplayOptions, *, index: int = 0, values=None, title: str = "",
-             colorbar_title: str = "", marks=None, height: int = 430, max_side: int = 299, key: str | None = None) -> None:
-    values = exp.maps[index] if values is None else values
-    fig = map_figure(rgb, values, options, title=title, colorbar_title=colorbar_title, marks=marks,
-                     height=height, max_side=max_side)
+             colorbar_title: str = "", marks=None, height: int = 430, max_side: int = 299, key: str | None = None,
+             sign: str | None = None, limit: float | None = None, compact: bool = False, view: MapView | None = None):
+    """The map on the cell in the target's units, with what a reader must know beside it:
+    empty (a real answer), flat (never stretched), negligible (drawn faint), saturated
+    (with a button that switches the method to the logit). Returns the :class:`MapView`."""
+    view = view or map_view(exp, options, index=index, values=values, sign=sign, limit=limit)
+    state = view.assessment.state
+    drawn = np.zeros_like(view.values) if state == "flat" and view.sign != "score" else view.values
+    fig = map_figure(rgb, drawn, options, sign=view.sign, units=view.units, scale=view.scale, title=title,
+                     colorbar_title=colorbar_title, marks=marks, height=height, max_side=max_side,
+                     faint=state == "negligible", target=exp.target if view.sign != "score" else "", compact=compact)
     st.plotly_chart(fig, key=key or f"fig:{exp.method}:{title}", config={"displaylogo": False})
+    map_notes(exp, view, index=index, compact=compact, key=key or f"{exp.method}:{title}")
+    return view
 
 
-def downloads(exp, rgb: np.ndarray, options: DisplayOptions, stem: str, *, index: int = 0, values=None) -> None:
-    """Overlay PNG, raw map .npy and parameters JSON of one map."""
+def map_notes(exp, view: MapView, *, index: int = 0, compact: bool = False, key: str = "") -> None:
+    """Empty / flat / negligible / saturated notes of one drawn map."""
+    if empty_positive(exp, index) and view.sign != "score":
+        empty_map_note(exp, exp.target, compact=compact)
+    elif view.assessment.state != "ok":
+        (st.caption if compact or view.assessment.state == "negligible" else st.warning)(view.assessment.message)
+    if cd.is_saturated(exp, index):
+        spec = get_method(exp.method)
+        probability = float(exp.baseline[index])
+        st.warning(f"Saturated: P({exp.target}) = {probability:.7f}, within 1e-6 of {round(probability)}; "
+                   "probability changes are invisible here. The logit (log-odds) still moves.")
+        if any(p.name == "score" for p in spec.params):
+            st.button("Show in logit units", key=f"logit:{key}", on_click=_use_logit, args=(exp.method,),
+                      help=f"Sets {spec.title}'s score parameter to logit.")
+
+
+def _use_logit(method: str) -> None:
+    st.session_state[f"{method}.score"] = "logit"
+    st.session_state[f"w:{method}.score"] = "logit"
+
+
+def downloads(exp, rgb: np.ndarray, options: DisplayOptions, stem: str, *, index: int = 0, values=None,
+              sign: str | None = None, limit: float | None = None) -> None:
+    """Overlay PNG (as drawn), raw map .npy and parameters JSON (with units and scale) of one map."""
     import io
 
-    values = exp.maps[index] if values is None else values
+    view = map_view(exp, options, index=index, values=values, sign=sign, limit=limit)
+    raw = exp.maps[index] if values is None else values
     buffer = io.BytesIO()
-    np.save(buffer, np.asarray(values, dtype=np.float32), allow_pickle=False)
+    np.save(buffer, np.asarray(raw, dtype=np.float32), allow_pickle=False)
     meta = {"method": exp.method, "target": exp.target, "params": dict(exp.params), "version": exp.version,
             "baseline": float(exp.baseline[index]), "display": options.__dict__, "image": stem,
+            "sign": view.sign, "units": view.units.title, "scale": [view.scale.low, view.scale.high],
+            "colour_map": view.scale.cmap, "assessment": view.assessment.state,
             "timings": {k: float(v) for k, v in exp.timings.items()}}
+    drawn = np.zeros_like(view.values) if view.assessment.state == "flat" and view.sign != "score" else view.values
+    picture = cd.overlay(rgb, drawn, options, sign=view.sign, scale=view.scale, faint=view.assessment.state == "negligible")
     cols = st.columns(3)
     name = f"{stem}_{exp.method}_{exp.target}"
-    cols[0].download_button("Overlay PNG", png_bytes(overlay(rgb, values, options)), f"{name}.png", "image/png",
-                            key=f"dl_png:{name}:{id(values)}")
+    tag = digest(np.asarray(raw))[:8]
+    cols[0].download_button("Overlay PNG", png_bytes(picture), f"{name}.png", "image/png", key=f"dl_png:{name}:{tag}")
     cols[1].download_button("Raw map .npy", buffer.getvalue(), f"{name}.npy", "application/octet-stream",
-                            key=f"dl_npy:{name}:{id(values)}")
-    cols[2].download_button("Parameters JSON", json.dumps(meta, indent=1), f"{name}.json", "application/json",
-                            key=f"dl_json:{name}:{id(values)}")
+                            key=f"dl_npy:{name}:{tag}")
+    cols[2].download_button("Parameters JSON", json.dumps(meta, indent=1, default=str), f"{name}.json",
+                            "application/json", key=f"dl_json:{name}:{tag}")
 
 
 #: Image methods shown on the Compare page (registry flag ``compare``), with the page that explores each.
