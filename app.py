@@ -1,15 +1,16 @@
 """DisplasiaNet explainer: router and shared sidebar. Run: streamlit run app.py"""
 import streamlit as st
 
-from ui import resources, sidebar
+from ui import auth, resources, sidebar
 from ui.page_list import sections
 
 st.set_page_config(page_title="DisplasiaNet explainer", page_icon=":material/biotech:", layout="wide")
 resources.start_tensorflow_warmup()
 
+role = auth.require_login()     # login on and nobody logged in: the login form, then stop
 navigation = st.navigation({
     section: [st.Page(p.script, title=p.title, icon=p.icon, url_path=p.url_path, default=p.default) for p in pages]
-    for section, pages in sections().items()
+    for section, pages in sections(role).items()
 })
 sidebar.render()
 navigation.run()

@@ -7,8 +7,8 @@ from pathlib import Path
 import streamlit as st
 
 from core.annotations.export import overlay_image, write_csv
-from core.errors import DisplasiaError
 from core.display import png_bytes
+from core.errors import DisplasiaError
 from ui import resources
 from ui.annotate import GENERATION
 
@@ -54,5 +54,9 @@ def exports(reading, rgb) -> None:
                             "image/png", key="ann_png")
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "annotations.csv"
-        write_csv(resources.annotation_store().all_latest(), path)
+        try:
+            store = resources.annotation_store()
+            write_csv(store.all_latest(), path, store.latest_identities())
+        except DisplasiaError:
+            return                     # database down: the page's warning says so
         cols[2].download_button("All annotations CSV", path.read_bytes(), "annotations.csv", "text/csv", key="ann_csv")

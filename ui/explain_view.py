@@ -13,7 +13,7 @@ import core.display as cd
 from core.display import DisplayOptions, png_bytes
 from core.explain import cache_key, compute, get_method, method_names
 from core.explain.base import Cancelled
-from ui import resources
+from ui import auth, resources
 from ui.display import digest, map_figure
 from ui.widgets import persistent
 
@@ -65,6 +65,7 @@ def explanation(method: str, loaded, images: np.ndarray, target: str, params: di
     key = cache_key(loaded, images, method, target, params, cell_mask=cell_mask)
     start = time.perf_counter()
     hit = cache.get(key)
+    auth.audit_explain(method, target, params, key, from_cache=hit is not None)
     log = st.session_state.setdefault(LOG, {})
     if hit is not None:
         log[method] = {"key": key, "from_cache": True, "seconds": time.perf_counter() - start}

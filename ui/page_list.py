@@ -20,6 +20,7 @@ class PageInfo:
     icon: str
     proof: str
     default: bool = False
+    role: str = "viewer"       # weakest role that sees the page (core.auth.ROLES)
 
     @property
     def slug(self) -> str:
@@ -44,6 +45,9 @@ PAGES = (
     PageInfo("pages/projection.py", "Explain", "Projection", "projection", ":material/scatter_plot:",
              "pathologist's signed total"),
     PageInfo("pages/summary.py", "Evidence", "Summary", "summary", ":material/summarize:", "Scores per class"),
+    PageInfo("pages/concepts.py", "Evidence", "Concepts", "concepts", ":material/psychology:", "P(normal) of"),
+    PageInfo("pages/admin.py", "Admin", "Audit and settings", "admin", ":material/admin_panel_settings:",
+             "Audit log", role="admin"),
 )
 
 
@@ -55,9 +59,12 @@ def page(script_or_path: str) -> PageInfo:
     raise KeyError(script_or_path)
 
 
-def sections() -> dict:
-    """``{section: [PageInfo, ...]}`` in order, as the sidebar shows them."""
+def sections(role: str = "admin") -> dict:
+    """``{section: [PageInfo, ...]}`` in order, as the sidebar shows them to ``role``."""
+    from core.auth import role_at_least
+
     grouped: dict = {}
     for info in PAGES:
-        grouped.setdefault(info.section, []).append(info)
+        if role_at_least(role, info.role):
+            grouped.setdefault(info.section, []).append(info)
     return grouped
