@@ -13,9 +13,8 @@ the whole Streamlit server with it. Two defences:
    in the parent), never the process that serves every user.
 
 >>> import numpy as np
->>> xy, init = tsne_2d(np.ones((4, 8)), perplexity=3.0, seed=0)
->>> xy.shape, init, bool(np.isfinite(xy).all())
-((4, 2), 'random', True)
+>>> pca_start(np.ones((4, 8)), seed=0) is None  # identical rows: no PCA start, a random one
+True
 """
 from __future__ import annotations
 
@@ -40,7 +39,8 @@ init = args["init"]
 if init == "array":
     init = x[:, :2].astype(np.float32)
     x = x[:, 2:]
-y = TSNE(n_components=2, perplexity=args["perplexity"], init=init, random_state=args["seed"]).fit_transform(x)
+extra = {"max_iter": args["max_iter"]} if args.get("max_iter") else {}
+y = TSNE(n_components=2, perplexity=args["perplexity"], init=init, random_state=args["seed"], **extra).fit_transform(x)
 buffer = io.BytesIO()
 np.save(buffer, np.asarray(y, dtype=np.float32), allow_pickle=False)
 sys.stdout.buffer.write(buffer.getvalue())
@@ -65,7 +65,7 @@ def pca_start(features, seed: int):
     return start if np.isfinite(start).all() else None
 
 
-def tsne_2d(features, *, perplexity: float, seed: int = 0, isolate: bool = True):
+def tsne_2d(features, *, perplexity: float, seed: int = 0, isolate: bool = True, max_iter: int | None = None):
     """``((N, 2) float32, init_used)``: t-SNE of ``(N, F)`` features, guarded and isolated.
 
     ``init_used`` is "pca" (scikit-learn's default start, same result as ``init="pca"``) or
@@ -78,24 +78,27 @@ def tsne_2d(features, *, perplexity: float, seed: int = 0, isolate: bool = True)
         raise DisplasiaError("The model's features contain NaN or infinite values, so they cannot be projected.")
     start = pca_start(x, seed)
     init_used = "random" if start is None else "pca"
-    args = {"perplexity": float(perplexity), "seed": int(seed), "init": "random" if start is None else "array"}
+    args = {"perplexity": float(perplexity), "seed": int(seed), "init": "random" if start is None else "array",
+            "max_iter": int(max_iter) if max_iter else None}
     payload = x if start is None else np.hstack([start.astype(np.float64), x])
     if not isolate:
         from sklearn.manifold import TSNE
 
         init = "random" if start is None else start
-        y = TSNE(n_components=2, perplexity=args["perplexity"], init=init, random_state=args["seed"]).fit_transform(x)
+        extra = {"max_iter": args["max_iter"]} if args["max_iter"] else {}
+        y = TSNE(n_components=2, perplexity=args["perplexity"], init=init, random_state=args["seed"],
+                 **extra).fit_transform(x)
         return np.asarray(y, dtype=np.float32), init_used
     return _run_child(payload, args), init_used
 
 
-def _run_child(payload, args) -> np.ndarray:
+def _run_child(payload, args, script: str = _CHILD) -> np.ndarray:
     import json
 
     buffer = io.BytesIO()
     np.save(buffer, payload, allow_pickle=False)
     try:
-        done = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(args)], input=buffer.getvalue(),
+        done = subprocess.run([sys.executable, "-c", script, json.dumps(args)], input=buffer.getvalue(),
                               capture_output=True, timeout=TIMEOUT_S, check=False)
     except subprocess.TimeoutExpired:
         raise DisplasiaError(f"t-SNE took longer than {TIMEOUT_S} s and was stopped; use PCA.") from None
