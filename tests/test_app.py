@@ -26,6 +26,7 @@ def tiny_env(tmp_path, monkeypatch, tiny_model):
     monkeypatch.setenv("DISPLASIA_DATA_ROOTS", str(tmp_path))
     monkeypatch.setenv("DISPLASIA_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("DISPLASIA_DB", f"sqlite:///{tmp_path / 'annotations.sqlite'}")
+    monkeypatch.setenv("DISPLASIA_PREFETCH_CPU_SECONDS", "0")    # no background maps racing the tests' own
     return cells
 
 
@@ -63,6 +64,7 @@ def demo_env(tmp_path, monkeypatch):
     """The bundled demo dataset and model, with a private cache and database."""
     monkeypatch.setenv("DISPLASIA_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("DISPLASIA_DB", f"sqlite:///{tmp_path / 'annotations.sqlite'}")
+    monkeypatch.setenv("DISPLASIA_PREFETCH_CPU_SECONDS", "0")
     for name in ("DISPLASIA_MODEL", "DISPLASIA_DATASET", "DISPLASIA_DATA_ROOTS"):
         monkeypatch.delenv(name, raising=False)
 
@@ -72,7 +74,7 @@ def test_every_page_renders_on_the_demo(demo_env, page):
     at = run_page(page, state={"annotator_name": "dr-demo"})
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
-    if page not in ("pages/home.py", "pages/model.py", "pages/summary.py", "pages/annotate.py"):
+    if page not in ("pages/home.py", "pages/model.py", "pages/summary.py", "pages/annotate.py", "pages/admin.py"):
         assert at.get("plotly_chart"), "no figure on the page"
 
 
@@ -245,3 +247,52 @@ def test_blank_positive_cam_is_explained_not_silent(demo_env):
     assert not signed.exception
     assert not [i.value for i in signed.info if "Nothing in this cell" in i.value]
     assert blank, "a clearly normal cell should have no positive Grad-CAM evidence for dysplastic"
+
+
+def test_prefetch_computes_the_compare_set_of_the_current_cell(tiny_env, monkeypatch):
+    import time
+
+    from core.explain import method_names
+    from ui import warm
+
+    monkeypatch.setenv("DISPLASIA_PREFETCH_CPU_SECONDS", "600")
+    at = run_page()
+    assert not at.exception
+    plan = warm._plan
+    assert plan is not None and plan.cells[0][0] == at.session_state["cell"]
+    deadline = time.monotonic() + 300
+    while not plan.finished and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert plan.error is None, plan.error
+    assert [name for name, _ in plan.cells] == ["TD_SNE_2.jpg", "TN_SNE_1.jpg", "WN_SNE_3.jpg"]
+    done_here = {m for cell, m in plan.done if cell == plan.cells[0][0]}
+    assert set(method_names(compare=True)) <= done_here
+    compare = run_page("pages/compare.py")
+    log = compare.session_state["explain_log"]
+    assert all(log[m]["from_cache"] for m in method_names(compare=True) if m in log)
+    assert any(m in log for m in method_names(compare=True))
+
+
+def test_uploaded_model_stays_chosen_and_is_in_the_url(tiny_env, tmp_path):
+    from core.explain.testing import tiny_cnn
+    from ui import models
+    from ui.resources import ModelChoice
+
+    other = tmp_path / "other.keras"
+    tiny_cnn(seed=5).save(other)
+    upload = ModelChoice("Uploaded: other.keras", str(other), None, "uploaded")
+    at = run_page(state={"uploaded_models": [upload], "model_choice": upload})
+    assert not at.exception
+    key = at.query_params["model"]
+    assert at.sidebar.selectbox(key="model_select").value == models.key_of(upload)
+    for page in ("pages/model.py", "pages/annotate.py", "pages/home.py"):
+        at.switch_page(page).run()
+        assert at.session_state["model_choice"].path == str(other), page
+    # a shared link opens the same model in another session of this server ...
+    models.remember_upload.__wrapped__ if hasattr(models.remember_upload, "__wrapped__") else None
+    shared = run_page(query={"model": key})
+    assert shared.session_state["model_choice"].path == str(other)
+    # ... and a link to a model this server does not have says so
+    missing = run_page(query={"model": "0123456789abcdef"})
+    assert any("does not have" in w.value for w in missing.sidebar.warning)
+    assert missing.session_state["model_choice"].kind in ("configured", "bundled")
