@@ -662,6 +662,8 @@ def read_annotation_file(path: str | Path) -> Annotation:
         raise DisplasiaError(f"cannot read {path.name}: {exc}") from None
     try:
         doc = json.loads(text)
+    except RecursionError:
+        raise DisplasiaError(f"{path.name} is nested too deeply to be an annotation") from None
     except ValueError as exc:
         raise DisplasiaError(f"{path.name} is not valid JSON ({exc})") from None
     try:
