@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "core.annotations.cli",
     "core.train_demo",
     "core.summary.cli",
+    "core.concepts.cli",
     "core.audit",
     "core.auth",
     "core.settings",

@@ -131,9 +131,7 @@ def reduce_features(activations, max_features: int) -> np.ndarray:
     if a.ndim == 2 or a[0].size <= max_features:
         return a.reshape(n, -1)
     h, w, c = a.shape[1:]
-    k = 2
-    while (h // k) * (w // k) * c > max_features:
-        k += 1
+    k = pool_factor((h, w, c), max_features)
     hh, ww = h // k, w // k
     return a[:, :hh * k, :ww * k].reshape(n, hh, k, ww, k, c).mean(axis=(2, 4)).reshape(n, -1)
 
@@ -298,44 +296,90 @@ def check_layers(description, layers) -> tuple:
     return layers
 
 
-def _heads(loaded, layers):
+def pool_factor(shape, max_features: int) -> int:
+    """The spatial pooling factor :func:`reduce_features` uses for a ``(h, w, c)`` layer."""
+    h, w, c = shape
+    k = 1
+    while (h // k) * (w // k) * c > max_features:
+        k += 1
+    return k
+
+
+def _heads(loaded, layers, max_features: int):
     import keras
     import tensorflow as tf
 
     cache = loaded.__dict__.setdefault("_concept_heads", {})
-    if layers not in cache:
+    key = (layers, max_features)
+    if key not in cache:
         logit = loaded.logit_model
         outputs = [logit.get_layer(name).output for name in layers]
+        factors = [pool_factor(tuple(o.shape[1:]), max_features) for o in outputs]
         acts = keras.Model(logit.input, outputs)
         both = keras.Model(logit.input, [*outputs, logit.output])
         spec = tf.TensorSpec((None, *loaded.description.input_shape), tf.float32)
 
+        def reduce(tensors):
+            # average pooling with window = stride = k and VALID padding is reduce_features' crop + mean,
+            # done in the graph so the full-size early layers never leave TensorFlow
+            return [tf.reshape(t if k == 1 else tf.nn.avg_pool2d(t, k, k, "VALID"), (tf.shape(t)[0], -1))
+                    for t, k in zip(tensors, factors)]
+
         @tf.function(input_signature=[spec])
         def forward(x):
             out = acts(x, training=False)
-            return out if isinstance(out, (list, tuple)) else [out]
+            return reduce(out if isinstance(out, (list, tuple)) else [out])
 
         @tf.function(input_signature=[spec])
         def backward(x):
             with tf.GradientTape() as tape:
                 *a, z = both(x, training=False)
                 total = tf.reduce_sum(z)
-            return tape.gradient(total, a)
-        cache[layers] = (forward, backward)
-    return cache[layers]
+            return reduce(tape.gradient(total, a))
+        cache[key] = (forward, backward)
+    return cache[key]
 
 
 def layer_features(loaded, images, layers, *, max_features: int, gradients: bool = False,
                    batch_size: int = 16) -> dict:
-    """Reduced activations (or d logit(normal) / d activations) per layer: ``{layer: (N, d)}``."""
-    forward, backward = _heads(loaded, tuple(layers))
+    """Reduced activations (or d logit(normal) / d activations) per layer: ``{layer: (N, d)}``.
+
+    The reduction is :func:`reduce_features` (spatial average pooling of layers larger than
+    ``max_features``).
+    """
+    forward, backward = _heads(loaded, tuple(layers), int(max_features))
     fn = backward if gradients else forward
     parts = {name: [] for name in layers}
     for start in range(0, len(images), batch_size):
         batch = np.asarray(images[start:start + batch_size], np.float32)
         for name, out in zip(layers, fn(batch)):
-            parts[name].append(reduce_features(out.numpy(), max_features))
+            parts[name].append(out.numpy())
     return {name: np.concatenate(v) if v else np.zeros((0, 0), np.float32) for name, v in parts.items()}
+
+
+def set_features(loaded, image_set, layers, *, max_features: int, gradients: bool = False, batch_size: int = 16,
+                 cache=None) -> dict:
+    """:func:`layer_features` of a lazy image set, through the cache (so a rerun with other
+    TCAV settings renders nothing)."""
+    if cache is None:
+        return layer_features(loaded, image_set.load(), layers, max_features=max_features, gradients=gradients,
+                              batch_size=batch_size)
+    from core.cache import make_key
+    from core.explain.base import Explanation, Params
+
+    token = np.frombuffer(hashlib.sha256(image_set.fingerprint.encode()).digest(), np.uint8)
+    params = {"layers": ",".join(layers), "max_features": int(max_features)}
+    key = make_key(loaded.description.content_hash, token, METHOD + "-features", VERSION,
+                   "gradients" if gradients else "activations", params)
+    hit = cache.get(key)
+    if hit is not None and all("f:" + name in hit.extras for name in layers):
+        return {name: np.asarray(hit.extras["f:" + name]) for name in layers}
+    feats = layer_features(loaded, image_set.load(), layers, max_features=max_features, gradients=gradients,
+                           batch_size=batch_size)
+    cache.put(key, Explanation(METHOD + "-features", "both", np.zeros((0, 1, 1), np.float32),
+                               np.zeros(0, np.float32), Params(params), {},
+                               {"f:" + name: v for name, v in feats.items()}, VERSION))
+    return feats
 
 
 # ------------------------------------------------------------------------------ the run
@@ -389,13 +433,13 @@ def run_tcav(loaded, concepts, random_pool, class_inputs, params: TcavParams = T
         hit = cache.get(key)
         if hit is not None:
             return _from_explanation(hit, params)
-    result = _compute(loaded, concepts, random_pool, class_inputs, params, layers, progress)
+    result = _compute(loaded, concepts, random_pool, class_inputs, params, layers, progress, cache)
     if cache is not None:
         cache.put(key, _to_explanation(result))
     return result
 
 
-def _compute(loaded, concepts, random_pool, class_inputs, params, layers, progress):
+def _compute(loaded, concepts, random_pool, class_inputs, params, layers, progress, cache=None):
     timings = {}
     t0 = time.perf_counter()
     usable = [c for c in concepts if not c.too_small(params.min_images)]
@@ -407,22 +451,19 @@ def _compute(loaded, concepts, random_pool, class_inputs, params, layers, progre
         if progress is not None:
             progress(done[0], steps)
 
+    opts = {"max_features": params.max_features, "batch_size": params.batch_size, "cache": cache}
     feats = {}
     for c in usable:
-        feats[(c.name, "pos")] = layer_features(loaded, c.positives.load(), layers,
-                                                max_features=params.max_features, batch_size=params.batch_size)
+        feats[(c.name, "pos")] = set_features(loaded, c.positives, layers, **opts)
         tick()
         if c.negatives is not None:
-            feats[(c.name, "neg")] = layer_features(loaded, c.negatives.load(), layers,
-                                                    max_features=params.max_features, batch_size=params.batch_size)
+            feats[(c.name, "neg")] = set_features(loaded, c.negatives, layers, **opts)
         tick()
-    pool = layer_features(loaded, random_pool.load(), layers, max_features=params.max_features,
-                          batch_size=params.batch_size)
+    pool = set_features(loaded, random_pool, layers, **opts)
     tick()
     grads = {}
     for kind in TARGETS:
-        grads[kind] = layer_features(loaded, class_inputs[kind].load(), layers, max_features=params.max_features,
-                                     gradients=True, batch_size=params.batch_size)
+        grads[kind] = set_features(loaded, class_inputs[kind], layers, gradients=True, **opts)
         tick()
     timings["activations"] = time.perf_counter() - t0
     t1 = time.perf_counter()
