@@ -138,6 +138,13 @@ class QuotaSettings:
 
 
 @dataclass(frozen=True)
+class PrefetchSettings:
+    """Background work the dashboard does before it is asked (the current cell's Compare set, then its neighbours)."""
+    cpu_seconds: float = _f(60.0, kind="float", low=0.0, high=86400.0,
+                            help="CPU seconds spent prefetching per change of the current cell; 0 = off")
+
+
+@dataclass(frozen=True)
 class Settings:
     """Every deployment setting; ``source`` is the TOML file read, or None (defaults + environment)."""
     cache: CacheSettings = field(default_factory=CacheSettings)
@@ -148,6 +155,7 @@ class Settings:
     models: ModelSettings = field(default_factory=ModelSettings)
     audit: AuditSettings = field(default_factory=AuditSettings)
     quotas: QuotaSettings = field(default_factory=QuotaSettings)
+    prefetch: PrefetchSettings = field(default_factory=PrefetchSettings)
     source: Path | None = None
 
 

@@ -273,12 +273,12 @@ def test_prefetch_computes_the_compare_set_of_the_current_cell(tiny_env, monkeyp
     assert any(m in log for m in method_names(compare=True))
 
 
-def test_uploaded_model_stays_chosen_and_is_in_the_url(tiny_env, tmp_path):
+def test_uploaded_model_stays_chosen_and_is_in_the_url(tiny_env, tmp_path_factory):
     from core.explain.testing import tiny_cnn
     from ui import models
     from ui.resources import ModelChoice
 
-    other = tmp_path / "other.keras"
+    other = tmp_path_factory.mktemp("upload") / "other.keras"          # outside the data roots, like an upload
     tiny_cnn(seed=5).save(other)
     upload = ModelChoice("Uploaded: other.keras", str(other), None, "uploaded")
     at = run_page(state={"uploaded_models": [upload], "model_choice": upload})
@@ -289,7 +289,6 @@ def test_uploaded_model_stays_chosen_and_is_in_the_url(tiny_env, tmp_path):
         at.switch_page(page).run()
         assert at.session_state["model_choice"].path == str(other), page
     # a shared link opens the same model in another session of this server ...
-    models.remember_upload.__wrapped__ if hasattr(models.remember_upload, "__wrapped__") else None
     shared = run_page(query={"model": key})
     assert shared.session_state["model_choice"].path == str(other)
     # ... and a link to a model this server does not have says so

@@ -213,8 +213,10 @@ def start_scoring(choice: ModelChoice, key: str, paths: list, hashes: list, inte
             job.error = str(exc)
         except Exception as exc:  # noqa: BLE001 - shown to the user as one line; the log has the rest
             import logging
+            import sys
 
-            logging.getLogger(__name__).exception("scoring failed")
+            if not sys.is_finalizing():
+                logging.getLogger(__name__).exception("scoring failed")
             job.error = f"Scoring failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         finally:
             job.finished = True

@@ -8,7 +8,7 @@ import streamlit as st
 
 from core.config import INTERPOLATIONS, data_roots, default_dataset
 from core.errors import DisplasiaError
-from ui import auth, models, resources, state
+from ui import auth, models, resources, state, warm
 
 _UPLOAD_KEY = "upload_dir"
 
@@ -48,6 +48,8 @@ def _model_picker() -> None:
     ss = st.session_state
     options = models.available()
     current = ss[state.MODEL]
+    if current.kind == "uploaded":
+        models.remember_upload(current)       # listed in this session, and a shared link to it works
     current_key = models.key_of(current)
     if current_key is not None and current_key not in options:
         options[current_key] = current          # e.g. opened from a shared link: keep it listed
@@ -198,4 +200,8 @@ def render() -> None:
         st.selectbox("Resize interpolation", INTERPOLATIONS, key="interp_select",
                      help="DisplasiaNet was trained on nearest-neighbour resized images.",
                      on_change=lambda: ss.__setitem__(state.INTERPOLATION, ss["interp_select"]))
+        plan = warm.prefetch(ss[state.MODEL], [(c.name, str(c.path)) for c in ds.cells], ss[state.CELL],
+                             ss[state.TARGET], ss[state.INTERPOLATION])
+        if (status := warm.prefetch_status(plan)) is not None:
+            st.caption(status)
     state.sync_query_params()
