@@ -51,8 +51,16 @@ def add_parsers(subparsers) -> None:
     p.add_argument("folder", metavar="DIR", help="folder of cell images")
     p.add_argument("--methods", nargs="+", default=list(PRECOMPUTE_DEFAULT), metavar="NAME",
                    help=f"methods (default: {' '.join(PRECOMPUTE_DEFAULT)})")
-    p.add_argument("--targets", nargs="+", choices=TARGETS, default=list(TARGETS), help="classes (default both)")
-    p.add_argument("--cache", metavar="DIR", help="cache folder")
+    p.add_argument("--targets", nargs="+", choices=(*TARGETS, "label", "prediction"), default=list(TARGETS),
+                   help="classes (default both); label / prediction: each cell's dataset class / predicted class")
+    p.add_argument("--cache", metavar="DIR", help="cache folder (shared by every worker)")
+    p.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                   help="run on this existing Dask cluster (default: a local cluster of --workers processes)")
+    p.add_argument("--workers", type=int, default=2, metavar="N", help="local worker processes (default 2)")
+    p.add_argument("--chunk", type=int, default=8, metavar="CELLS", help="cells per task (default 8)")
+    p.add_argument("--threshold", type=float, default=None, help="score threshold for --targets label/prediction")
+    p.add_argument("--interpolation", choices=("nearest", "bilinear", "bicubic"), default="nearest",
+                   help="resizing to the model input (default nearest)")
     p.set_defaults(func=run_precompute)
 
 
@@ -75,7 +83,8 @@ def methods_markdown() -> str:
                "score": "class score with the place hidden"}
     for spec in METHODS.values():
         flags = ["yes" if flag else "" for flag in (spec.compare, spec.precompute, spec.localisation)]
-        rows.append(f"| {spec.title} | `{spec.name}` | `{spec.page}` | {meaning[spec.sign]} | "
+        values = meaning[spec.sign] + (f"; `{spec.signed_param}=yes`: {meaning['supports']}" if spec.signed_param else "")
+        rows.append(f"| {spec.title} | `{spec.name}` | `{spec.page}` | {values} | "
                     + " | ".join(flags) + f" | {spec.reference} |")
     return "\n".join(rows)
 
@@ -185,38 +194,32 @@ def overlay_png(image, heat) -> bytes:
 
 
 def run_precompute(args) -> int:
-    from core.datasets import scan_dataset
-    from core.explain import compute
-    from core.predict_cli import load_model_from_args
-    from core.preprocess import load_input
-    from core.progress import ProgressBar
+    """Fill the cache on a Dask cluster (``core.distributed``); a killed run resumes where it stopped.
 
-    specs = [get_method(name) for name in args.methods]
-    for spec in specs:
-        if spec.needs_mask:
-            raise DisplasiaError(f"{spec.title} needs cell outlines; run it from the dashboard.")
-    cells = scan_dataset(args.folder).cells
-    loaded = load_model_from_args(args)
-    cache = _cache(args)
-    size = loaded.description.image_size
-    images = np.stack([load_input(cell.path, size) for cell in cells])
-    per_cell = [s for s in specs if s.kind == "image"]
-    whole = [s for s in specs if s.kind == "dataset"]
-    total = len(cells) * len(per_cell) * len(args.targets) + len(whole) * len(args.targets)
-    bar = ProgressBar("precompute")
-    done = 0
-    bar(0, total)
-    for spec in whole:
-        for target in args.targets:
-            compute(spec.name, loaded, images, target, cache=cache)
-            done += 1
-            bar(done, total)
-    for i in range(len(cells)):
-        for spec in per_cell:
-            for target in args.targets:
-                compute(spec.name, loaded, images[i:i + 1], target, cache=cache)
-                done += 1
-                bar(done, total)
-    where = cache.folder if cache is not None else "nowhere (--no-cache)"
-    print(f"cached {total} explanations of {len(cells)} cells in {where}", file=sys.stderr)
-    return 0
+    Exit 0 when every cell was done, 1 when some cells failed (each is listed), 2 for bad input.
+    """
+    from core.config import DEFAULT_THRESHOLD
+    from core.distributed import print_progress
+    from core.distributed import run_precompute as run_on_cluster
+    from core.predict import check_threshold
+
+    threshold = check_threshold(DEFAULT_THRESHOLD if args.threshold is None else args.threshold)
+    if args.workers < 1 or args.chunk < 1:
+        raise DisplasiaError("--workers and --chunk must be at least 1.")
+    for name in args.methods:
+        if get_method(name).needs_mask:
+            raise DisplasiaError(f"{get_method(name).title} needs cell outlines; run it from the dashboard.")
+    run = run_on_cluster(args.folder, args.methods, targets=args.targets, model=args.model, weights=args.weights,
+                         cache=args.cache, interpolation=args.interpolation, threshold=threshold,
+                         scheduler=args.scheduler, workers=args.workers, chunk_size=args.chunk,
+                         progress=print_progress(), background=False)
+    if run.dashboard_link:
+        print(f"precompute: Dask dashboard was {run.dashboard_link}", file=sys.stderr)
+    run.wait()
+    p = run.progress
+    for name, reason in run.failures:
+        print(f"precompute: skipped {name}: {reason}", file=sys.stderr)
+    print(f"precompute: {p.done - p.failed} of {p.total} cells done in {p.elapsed:.1f} s "
+          f"({p.computed} maps computed, {p.cached} found in the cache, {p.skipped} cells already complete, "
+          f"{len(run.failures)} skipped)", file=sys.stderr)
+    return 1 if run.failures else 0
