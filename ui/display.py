@@ -217,7 +217,7 @@ def _cached_channel_grid(key: str, _acts: np.ndarray, _columns: int, _height: in
     gap = max(2, w // 30)
     mosaic = np.full((rows * (h + gap), columns * (w + gap), 3), 255, np.uint8)
     colours = ramp("viridis", 256)
-    side = max(4, min(h, 24))
+    side = max(1, min(h, w, 24))
     hover = np.full((rows * side, columns * side), np.nan, np.float32)
     for c in range(channels):
         a = _acts[..., c].astype(np.float64)
@@ -226,7 +226,7 @@ def _cached_channel_grid(key: str, _acts: np.ndarray, _columns: int, _height: in
         r, q = divmod(c, columns)
         mosaic[r * (h + gap):r * (h + gap) + h, q * (w + gap):q * (w + gap) + w] = \
             (colours[np.round(scaled * 255).astype(int)] * 255).round().astype(np.uint8)
-        hover[r * side:(r + 1) * side, q * side:(q + 1) * side] = block_mean(_acts[..., c], side)[:side, :side]
+        hover[r * side:(r + 1) * side, q * side:(q + 1) * side] = _square(_acts[..., c], side)
     H, W = mosaic.shape[:2]
     fig = go.Figure(_image_trace(mosaic, W, H, max_side=max(H, W)))
     cell_h, cell_w = (h + gap) / side, (w + gap) / side
@@ -243,6 +243,14 @@ def _cached_channel_grid(key: str, _acts: np.ndarray, _columns: int, _height: in
     fig.update_yaxes(visible=False, range=[H - 0.5, -gap * 3], scaleanchor="x")
     fig.update_layout(height=height, margin=dict(l=0, r=0, t=10, b=0), uirevision="grid")
     return fig
+
+
+def _square(values: np.ndarray, side: int) -> np.ndarray:
+    """A channel averaged down to ``side`` x ``side`` (hover grid of the mosaic)."""
+    from PIL import Image
+
+    image = Image.fromarray(np.asarray(values, dtype=np.float32))
+    return np.asarray(image.resize((side, side), Image.Resampling.BOX), dtype=np.float32)
 
 
 def channel_contrast_figure(contrast: dict, layer: str) -> go.Figure:
