@@ -49,7 +49,7 @@ nav{background:#f4f6f7;padding:8px 12px;border-radius:6px;font-size:0.9em}nav a{
 table.data{border-collapse:collapse;font-size:0.82em;margin:8px 0}table.data td,table.data th{border:1px solid #d5d8dc;padding:3px 6px;text-align:right}
 table.data th{background:#eaf2f8}table.data td:first-child{text-align:left}
 .note{color:#566573;font-size:0.9em;max-width:900px}.maps{display:flex;flex-wrap:wrap;gap:10px}
-figure{margin:0;text-align:center;font-size:0.8em}figure img{display:block;border:1px solid #ccc}
+figure{margin:0;text-align:center;font-size:0.8em}figure img{display:block;border:1px solid #ccc;max-width:100%}
 .maps.small{gap:6px;margin-bottom:8px}.maps.small figure{max-width:128px;overflow-wrap:anywhere}
 .scroll{max-height:520px;overflow:auto}.kv td{padding:2px 10px;text-align:left}
 """
@@ -224,7 +224,7 @@ def dataset_report_html(study, summary: DatasetSummary, *, gallery_cells: int = 
 def _gallery(study, summary: DatasetSummary, count: int) -> str:
     if not summary.maps or count <= 0:
         return _table(None)
-    picks = randomisation_sample(study, count)
+    picks = gallery_picks(study, count)
     rows = []
     for i in picks:
         cell = study.cells[i]
@@ -234,8 +234,32 @@ def _gallery(study, summary: DatasetSummary, count: int) -> str:
             uri = png_data_uri(_map_overlay(study.rgbs[i], mm.evidence[i]), max_side=124)
             items.append(f'<figure><img src="{uri}" alt="{_e(method)}">{_e(method)}</figure>')
         rows.append(f'<div class="maps small">{"".join(items)}</div>')
-    return ('<p class="note">Positive evidence for the explained class, min-max normalised per map.</p>'
-            + "".join(rows))
+    return ('<p class="note">Positive evidence for the explained class, min-max normalised per map. '
+            'The first rows are cells the model gets wrong (prediction differs from the dataset label).</p>'
+            + _colour_bar() + "".join(rows))
+
+
+def gallery_picks(study, count: int) -> list:
+    """Example cells: up to half of them misclassified (model prediction != dataset label),
+    the rest spread over the classes as ``randomisation_sample`` does; misclassified first."""
+    from core.predict import label_of
+
+    wrong = [i for i, c in enumerate(study.cells)
+             if c.label is not None and label_of(float(study.scores[i]), study.threshold) != c.label]
+    wrong = [wrong[int(t)] for t in np.unique(np.round(np.linspace(0, len(wrong) - 1, min(len(wrong), count // 2))))] \
+        if wrong and count >= 2 else []
+    rest = [i for i in randomisation_sample(study, count) if i not in wrong]
+    return (wrong + rest)[:count]
+
+
+def _colour_bar() -> str:
+    """The overlays' colour scale (jet, min-max per map) as a small labelled bar."""
+    from matplotlib import colormaps
+
+    bar = (colormaps["jet"](np.linspace(0.0, 1.0, 256))[None, :, :3] * 255).astype(np.uint8).repeat(12, axis=0)
+    return (f'<figure style="display:flex;align-items:center;gap:6px;margin:4px 0 10px">low'
+            f'<img src="{png_data_uri(bar)}" alt="colour scale" style="width:256px;height:12px">'
+            f'high evidence</figure>')
 
 
 def cell_report_html(study, index: int, *, methods=IMAGE_METHODS, target: str = "label", params=None,
