@@ -124,7 +124,7 @@ def randomisation_sample(study, count: int) -> list:
 
 def summarise_dataset(study, *, methods=IMAGE_METHODS, target: str = "label", params=None, cache=None,
                       patches=STUDY_PATCHES, steps: int = 20, tile: int = 1, randomisation_cells: int = 12,
-                      projection: bool = True, progress=None, on_stage=None) -> DatasetSummary:
+                      projection: bool = True, progress=None, on_stage=None, on_partial=None) -> DatasetSummary:
     """Compute every table of the dataset summary.
 
     Parameters
@@ -151,6 +151,9 @@ def summarise_dataset(study, *, methods=IMAGE_METHODS, target: str = "label", pa
         Overall progress (in thousandths).
     on_stage : callable(str), optional
         Told the name of each stage as it starts.
+    on_partial : callable(DatasetSummary), optional
+        Handed the summary as soon as it exists; its fields fill in stage by stage, so a
+        caller can show partial results while the rest computes.
     """
     from core.summary import background as bg
     from core.summary import faithfulness as ff
@@ -182,6 +185,8 @@ def summarise_dataset(study, *, methods=IMAGE_METHODS, target: str = "label", pa
         agreement=tables.agreement_table(per_image),
         disagreements=tables.disagreements(per_image),
     )
+    if on_partial is not None:
+        on_partial(summary)
     if projection and len(study) >= 2:
         summary.projection = tables.projection_points(study, per_image, cache=cache,
                                                       progress=stages.stage("projection"))
