@@ -190,7 +190,12 @@ def units_for(sign: str, family: str, target: str, *, space: str = "", region: s
             return Units("|gradient| of the logit (magnitude, same for both classes)", "|gradient|")
         return Units(f"gradient x input (logit units, + supports {target})", "gradient x input")
     if family == "cam":
-        return Units(f"CAM value (relative units, + supports {target})", "CAM value")
+        # Score-CAM weighs channels by a score, the gradient CAMs by gradients: values of the
+        # two kinds differ by orders of magnitude and never share a scale.
+        if space:
+            return Units(f"activation x {score_quantity(target, space)} ({'probability' if space == 'probability' else 'log-odds'}"
+                         f" weights), + supports {target}", "score-weighted activation")
+        return Units(f"activation x logit gradient (relative units), + supports {target}", "gradient-weighted activation")
     if family == "activation":
         return Units("activation", "activation")
     return Units("value", "value")
@@ -438,16 +443,17 @@ def overlay(rgb: np.ndarray, values: np.ndarray, options: DisplayOptions, *, sig
             scale: Scale | None = None, faint: bool = False) -> np.ndarray:
     """The map coloured and blended over the original cell, ``(H, W, 3)`` uint8.
 
-    Opacity grows with the size of the effect (square root of its share of the scale, up to
-    ``options.opacity``): where nothing happens the cell shows unchanged. ``faint`` draws
+    Opacity grows with the size of the effect (up to ``options.opacity``; the square root of
+    its share of the scale on diverging scales): where nothing happens the cell shows unchanged. ``faint`` draws
     a negligible map at a quarter of that.
     """
     scale = scale or scale_for(values, sign, options)
     data = to_image_size(shown_values(values, sign, options), rgb.shape[:2])
     coloured = colorize(data, scale).astype(np.float32)
-    alpha = options.opacity * np.sqrt(scale.strength(data)) * (0.25 if faint else 1.0)
-    if not scale.diverging and options.normalisation == "minmax":
-        alpha = np.full_like(alpha, options.opacity * (0.25 if faint else 1.0))
+    strength = scale.strength(data)
+    # Diverging: the square root lets weak effects show as pale tints; sequential ramps start
+    # dark, so their opacity follows the value itself (the background stays clean).
+    alpha = options.opacity * (np.sqrt(strength) if scale.diverging else strength) * (0.25 if faint else 1.0)
     alpha = alpha[..., None].astype(np.float32)
     blended = (1.0 - alpha) * rgb[..., :3].astype(np.float32) + alpha * coloured
     return np.clip(np.round(blended), 0, 255).astype(np.uint8)

@@ -225,3 +225,24 @@ def test_map_figure_sends_one_small_image_not_a_heatmap_of_every_pixel():
 
 def test_units_dataclass_is_hashable_for_caches():
     assert hash(Units("a", "b")) == hash(Units("a", "b"))
+
+
+def test_score_weighted_and_gradient_weighted_cams_never_share_a_scale():
+    from core.explain.base import Explanation, Params
+    from ui.compare_view import shared_limits
+    from ui.explain_view import map_view
+
+    def cam(method, peak, **extras):
+        maps = np.zeros((1, 4, 4), np.float32)
+        maps[0, 0, 0] = peak
+        return Explanation(method, "normal", maps, np.array([0.7]), Params({"evidence": "positive"}), extras=extras)
+
+    from core.explain import method_names
+
+    cams = method_names(family="cam")
+    score_weighted = cam(cams[0], 7.0, score_space="logit", baseline_score=np.array([0.8], np.float32))
+    gradient_weighted = [cam(m, 0.01 * (i + 1)) for i, m in enumerate(cams[1:3])]
+    views = {f"v{i}": map_view(e, DisplayOptions()) for i, e in enumerate([score_weighted, *gradient_weighted])}
+    limits = shared_limits(views, DisplayOptions())
+    assert sorted(limits.values()) == [pytest.approx(0.02), pytest.approx(7.0)]
+    assert shared_limits(views, DisplayOptions(normalisation="minmax")) == {}

@@ -136,16 +136,19 @@ def _colorbar_trace(scale: Scale, options, units, colorbar_title, marks, compact
     low, high = scale.low, scale.high
     digits = int(min(8, max(2, np.ceil(-np.log10(max(high - low, 1e-12))) + 2)))
     fmt = f".{digits}f" if high - low >= 1e-3 else ".2e"
+    inner = 0.97  # ticks exactly at the ends are dropped by plotly's rounding
     if scale.diverging:
         ends = ("opposes", "supports") if not target else (f"opposes {target}", f"supports {target}")
-        tickvals, ticktext = [low, 0.0, high], [f"{format(low, fmt)} {ends[0]}" if not compact else ends[0], "0",
-                                                 f"{format(high, fmt)} {ends[1]}" if not compact else ends[1]]
+        tickvals = [low * inner, 0.0, high * inner]
+        ticktext = (["opposes", "0", "supports"] if compact
+                    else [f"{format(low, fmt)} {ends[0]}", "0", f"{format(high, fmt)} {ends[1]}"])
         if not compact:
             tickvals[1:1], ticktext[1:1] = [low / 2], [format(low / 2, fmt)]
             tickvals[-1:-1], ticktext[-1:-1] = [high / 2], [format(high / 2, fmt)]
     else:
-        tickvals = np.linspace(low, high, 3 if compact else 5).tolist()
-        ticktext = [format(t, fmt) for t in tickvals]
+        labels = np.linspace(low, high, 3 if compact else 5)
+        tickvals = (low + (labels - low) * inner + (1 - inner) / 2 * (high - low)).tolist()
+        ticktext = [format(t, fmt) for t in labels]
         if compact:
             ticktext = ["low", "", "high"] if options.normalisation == "minmax" else ["0", "", format(high, fmt)]
     for label, value in (marks or {}).items():
