@@ -180,3 +180,13 @@ def test_result_round_trips_through_the_cache(tmp_path, red_result):
     cache = ExplanationCache(tmp_path)
     cache.put("k" * 64, _to_explanation(red_result))
     assert cache.get("k" * 64) is not None
+
+
+def test_report_section_has_the_table_sentences_and_figures(red_result):
+    from core.concepts.report import concepts_section_html
+
+    text = concepts_section_html(red_result)
+    assert text.startswith('<section class="concepts">') and text.endswith("</section>")
+    assert "bright red" in text and "raises the normal logit" in text and "too few cells" in text
+    assert text.count("data:image/png;base64,") == 2
+    assert "No concept analysis" in concepts_section_html(None)
