@@ -4,8 +4,8 @@ import streamlit as st
 
 from core.summary import figures, tables
 from core.summary.maps import IMAGE_METHODS
-from core.summary.report import dataset_report_html
-from ui import context, state, summary as ui
+from ui import context, state
+from ui import summary as ui
 
 st.title("Summary and evidence")
 view = context.dataset_view()
@@ -36,23 +36,7 @@ with tab_evidence:
         randomised = cols[2].number_input("Cells for the randomisation check", 0, 200, 12)
         go = st.form_submit_button("Compute the evidence (cached, resumable)")
     if go:
-        ui.compute_evidence(stud, tuple(methods), tuple(patches), int(steps), int(randomised))
-    result = st.session_state.get(ui.SUMMARY)
-    if result is not None:
-        ui.table_block("Relevance mass per method and class (annotation / ground-truth outlines)", result.localisation_summary, "relevance_mass")
-        ui.figure_block(figures.localisation_figure(result.localisation_summary) if result.localisation_summary is not None else None, "relevance_mass")
-        ui.table_block("Relevance mass against the generator's ground truth (incl. granules)", result.localisation_truth_summary, "relevance_mass_truth")
-        ui.table_block("Deletion / insertion AUC", result.faithfulness_summary, "faithfulness")
-        ui.figure_block(figures.faithfulness_figure(result.curves) if result.curves is not None else None, "deletion_curves")
-        ui.table_block("Model randomisation (Spearman: low = the method depends on the weights)", result.randomisation_summary, "randomisation")
-        ui.figure_block(figures.randomisation_figure(result.randomisation) if result.randomisation is not None else None, "randomisation")
-        ui.table_block("Occlusion summary (%)", result.occlusion_summary, "occlusion_summary")
-        ui.figure_block(figures.occlusion_figure(result.occlusion_summary) if result.occlusion_summary is not None else None, "occlusion")
-        ui.figure_block(figures.projection_figure(result.projection) if result.projection is not None else None, "tsne")
-        ui.table_block("Background test per group", result.background_summary, "background_summary")
-        ui.figure_block(figures.background_figure(result.background, threshold=threshold), "background")
-        ui.table_block("Background test per image", result.background, "background")
-        st.download_button("Download the HTML report", dataset_report_html(stud, result), "displasia_report.html", "text/html",
-                           key="sum_report")
+        ui.start_evidence(stud, tuple(methods), tuple(patches), int(steps), int(randomised))
+    ui.evidence_panel(lambda result: ui.evidence_results(result, stud, threshold))
     st.divider()
     ui.cell_report(stud, state.selection().cell)

@@ -59,6 +59,18 @@ def wait_for_scores(at: AppTest, timeout: float = 120.0) -> AppTest:
     return at.run()
 
 
+def wait_for_evidence(at: AppTest, timeout: float = 600.0) -> AppTest:
+    """Let the background evidence computation finish, then rerun (the page polls in a browser)."""
+    import time
+
+    from ui import summary
+
+    deadline = time.monotonic() + timeout
+    while any(not job.finished for job in list(summary._jobs.values())) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return at.run()
+
+
 @pytest.fixture
 def demo_env(tmp_path, monkeypatch):
     """The bundled demo dataset and model, with a private cache and database."""
@@ -174,6 +186,9 @@ def test_summary_computes_evidence_and_report(tiny_env):
     at.number_input[1].set_value(2)
     at.button[0].click().run()
     assert not at.exception, at.exception
+    wait_for_evidence(at)
+    assert not at.exception, at.exception
+    assert any("Evidence computed in" in c.value for c in at.caption)
     titles = " ".join(m.value for m in at.markdown)
     assert "Relevance mass per method" in titles and "Deletion / insertion AUC" in titles
     assert any(b.label == "Download the HTML report" for b in at.get("download_button"))
@@ -295,3 +310,18 @@ def test_uploaded_model_stays_chosen_and_is_in_the_url(tiny_env, tmp_path_factor
     missing = run_page(query={"model": "0123456789abcdef"})
     assert any("does not have" in w.value for w in missing.sidebar.warning)
     assert missing.session_state["model_choice"].kind in ("configured", "bundled")
+
+
+def test_evidence_can_be_stopped_and_shows_partial_results(tiny_env):
+    from ui import summary
+
+    at = run_page("pages/summary.py")
+    at.multiselect[0].set_value(["saliency", "gradcam", "occlusion"])
+    at.multiselect[1].set_value([5, 10])
+    at.button[0].click().run()
+    job = next(j for j in summary._jobs.values() if j.key[1] == ("saliency", "gradcam", "occlusion"))
+    job.stop = True                                   # what the Stop button sets
+    wait_for_evidence(at)
+    assert job.finished and job.stage == "stopped" and job.error is None
+    assert any("Stopped" in w.value for w in at.warning)
+    assert job.result is not None                      # the partial summary (study tables at least)

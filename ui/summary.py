@@ -1,14 +1,21 @@
 """Summary page parts: the study loaded once per (model, dataset, threshold), the evidence
-computation behind a button with progress, and table/figure blocks with downloads."""
+computation in the background (progress, ETA, Stop, partial results), and table/figure
+blocks with downloads."""
 from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
 
 import pandas as pd
 import streamlit as st
 
+from core.errors import DisplasiaError
 from core.io_utils import frame_csv_bytes
 from ui import resources, state
 
 SUMMARY = "summary_result"
+JOB = "evidence_job"
 
 
 @st.cache_resource(show_spinner="Reading the dataset and its annotations…", max_entries=4)
@@ -42,22 +49,147 @@ def figure_block(fig, name: str) -> None:
                                                          "toImageButtonOptions": {"format": "png", "filename": name}})
 
 
-def compute_evidence(stud, methods, patches, steps: int, randomisation_cells: int) -> None:
+class _Stopped(Exception):
+    """Raised inside the evidence computation when the user pressed Stop."""
+
+
+@dataclass
+class EvidenceJob:
+    """The evidence computation running in the background for one set of choices."""
+
+    key: tuple
+    started: float
+    stage: str = "starting"
+    fraction: float = 0.0
+    result: object = None            # DatasetSummary, filled in stage by stage
+    stop: bool = False
+    finished: bool = False
+    error: str | None = None
+
+    def line(self) -> str:
+        elapsed = time.monotonic() - self.started
+        eta = elapsed * (1 - self.fraction) / self.fraction if self.fraction > 0.01 else None
+        tail = f", about {eta:.0f} s left" if eta is not None else ""
+        return f"{self.stage}: {self.fraction:.0%} after {elapsed:.0f} s{tail}"
+
+
+_jobs_lock = threading.Lock()
+_jobs: dict = {}
+
+
+def start_evidence(stud, methods, patches, steps: int, randomisation_cells: int) -> EvidenceJob:
+    """Run ``summarise_dataset`` in a background thread (one per choice of inputs); maps go
+    through the disk cache, so a stopped or repeated run resumes where it was."""
     from core.summary.engine import summarise_dataset
 
-    bar = st.progress(0.0, text="Starting…")
-    stage = {"name": ""}
-
-    def on_stage(name):
-        stage["name"] = name
+    key = (id(stud), tuple(methods), tuple(patches), steps, randomisation_cells)
+    with _jobs_lock:
+        job = _jobs.get(key)
+        if job is not None and not (job.finished and (job.error or job.stop)):
+            return job
+        job = _jobs[key] = EvidenceJob(key, time.monotonic())
+    st.session_state[JOB] = key
+    cache = resources.explanation_cache()
 
     def progress(done, total):
-        bar.progress(min(done / max(total, 1), 1.0), text=f"{stage['name']}… {done / max(total, 1):.0%}")
+        job.fraction = min(done / max(total, 1), 1.0)
+        if job.stop:
+            raise _Stopped
 
-    st.session_state[SUMMARY] = summarise_dataset(
-        stud, methods=methods, patches=patches, steps=steps, randomisation_cells=randomisation_cells,
-        cache=resources.explanation_cache(), progress=progress, on_stage=on_stage)
-    bar.empty()
+    def run():
+        try:
+            job.result = summarise_dataset(
+                stud, methods=methods, patches=patches, steps=steps, randomisation_cells=randomisation_cells,
+                cache=cache, progress=progress, on_stage=lambda name: setattr(job, "stage", name),
+                on_partial=lambda partial: setattr(job, "result", partial))
+            job.fraction, job.stage = 1.0, "done"
+        except _Stopped:
+            job.stage = "stopped"
+        except DisplasiaError as exc:
+            job.error = str(exc)
+        except Exception as exc:  # noqa: BLE001 - one line for the user; the server log has the rest
+            import logging
+
+            logging.getLogger(__name__).exception("evidence computation failed")
+            job.error = f"The evidence computation failed: {type(exc).__name__}."
+        finally:
+            job.finished = True
+
+    threading.Thread(target=run, name="evidence", daemon=True).start()
+    return job
+
+
+def current_job() -> EvidenceJob | None:
+    return _jobs.get(st.session_state.get(JOB))
+
+
+def evidence_panel(show_results) -> None:
+    """Progress, ETA and Stop of the running computation, and its (partial) results; redraws
+    itself every second while the computation runs."""
+    job = current_job()
+    if job is None:
+        return
+    if job.finished:
+        _job_lines(job)
+        if job.result is not None:
+            show_results(job.result)
+        return
+
+    @st.fragment(run_every=1.0)
+    def live():
+        now = current_job()
+        if now is None or now.finished:
+            st.rerun(scope="app")
+        _job_lines(now)
+        if now.result is not None:
+            show_results(now.result)
+
+    live()
+
+
+def _job_lines(job: EvidenceJob) -> None:
+    if job.error:
+        st.error(job.error)
+    elif job.finished and job.stage == "stopped":
+        st.warning(f"Stopped ({job.line()}); the results below are partial. Computing again resumes from the cache.")
+    elif job.finished:
+        st.caption(f"Evidence computed in {time.monotonic() - job.started:.0f} s.")
+    else:
+        cols = st.columns([5, 1])
+        cols[0].progress(job.fraction, text=job.line())
+        if cols[1].button("Stop", key="evidence_stop"):
+            job.stop = True
+
+
+def evidence_results(result, stud, threshold: float) -> None:
+    """Every table and figure of the evidence that is there yet (a partial result shows its first stages)."""
+    from core.summary import figures
+    from core.summary.report import dataset_report_html
+
+    def fig(make, data):
+        return make(data) if data is not None else None
+
+    table_block("Relevance mass per method and class (annotation / ground-truth outlines)",
+                result.localisation_summary, "relevance_mass")
+    figure_block(fig(figures.localisation_figure, result.localisation_summary), "relevance_mass")
+    table_block("Relevance mass against the generator's ground truth (incl. granules)",
+                result.localisation_truth_summary, "relevance_mass_truth")
+    table_block("Deletion / insertion AUC", result.faithfulness_summary, "faithfulness")
+    figure_block(fig(figures.faithfulness_figure, result.curves), "deletion_curves")
+    table_block("Model randomisation (Spearman: low = the method depends on the weights)",
+                result.randomisation_summary, "randomisation")
+    figure_block(fig(figures.randomisation_figure, result.randomisation), "randomisation")
+    table_block("Occlusion summary (%)", result.occlusion_summary, "occlusion_summary")
+    figure_block(fig(figures.occlusion_figure, result.occlusion_summary), "occlusion")
+    figure_block(fig(figures.projection_figure, result.projection), "tsne")
+    table_block("Background test per group", result.background_summary, "background_summary")
+    if result.background is not None:
+        figure_block(figures.background_figure(result.background, threshold=threshold), "background")
+    table_block("Background test per image", result.background, "background")
+    job = current_job()
+    if job is None or job.finished:
+        st.download_button("Download the HTML report", dataset_report_html(stud, result), "displasia_report.html",
+                           "text/html", key="sum_report")
 
 
 def open_cell(names, *, key: str) -> None:
