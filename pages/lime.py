@@ -4,14 +4,25 @@ import pandas as pd
 import streamlit as st
 
 from core.display import superpixel_boundaries, superpixel_evidence
+from core.explain.lime import PRESETS
 from core.io_utils import frame_csv_bytes
 from core.preprocess import image_hash
 from ui import context, display, resources
 from ui import explain_view as ev
 
+
+def _apply(preset: str) -> None:
+    for name, value in PRESETS[preset].items():
+        st.session_state[f"lime.{name}"] = st.session_state[f"w:lime.{name}"] = value
+
+
 st.title("LIME")
 ctx = context.current_cell()
 context.cell_header(ctx)
+a, b = st.columns(2)
+a.button("Study preset (about 230 superpixels, 700 samples)", on_click=_apply, args=("study",), key="lime_study")
+b.button("Stable preset (fewer, larger superpixels, more samples)", on_click=_apply, args=("stable",), key="lime_stable",
+         help="Chosen by measuring seed-to-seed agreement on 20 real cells (docs/EVIDENCE.md).")
 params = ev.param_widgets("lime", ctx.loaded, columns=5)
 labels = resources.superpixels(image_hash(ctx.image), params["ratio"], params["kernel_size"], params["max_dist"],
                                params["sigma"], params["seed"], ctx.image)
@@ -28,8 +39,16 @@ if exp:
                                      exp.extras["top_negative"][0])
         st.plotly_chart(display.image_figure(tinted), key="lime_evidence")
         st.caption("green: pushes towards the explained class · red: pushes against it")
+    rho, overlap = float(exp.extras["stability_spearman"][0]), float(exp.extras["stability_topk"][0])
+    runs = int(exp.extras["stability_runs"])
+    shaky = runs > 1 and not rho >= 0.7
+    (st.warning if shaky else st.info)(
+        f"Stability over {runs} seeds: Spearman of the superpixel weights **{rho:.2f}**, top-{params['top_k']} "
+        f"overlap **{overlap:.0%}**" + (" — another seed would show a different map; try the stable preset."
+                                        if shaky else ".") if runs > 1 else "Stability not measured (1 run).")
     r2 = float(exp.extras["r2"][0])
-    st.markdown(f"Surrogate fit R² = **{r2:.3f}** (weighted, on {params['samples']} perturbations) · "
+    unit = "log-odds" if exp.extras["score_space"] == "logit" else "probability"
+    st.markdown(f"Surrogate fit R² = **{r2:.3f}** (weighted, on {params['samples']} perturbations, {unit}) · "
                 f"intercept {float(exp.extras['intercept'][0]):.3f} · baseline P({ctx.target}) {float(exp.baseline[0]):.4f}")
     ev.cache_note("lime")
     weights = exp.extras["weights"][0]

@@ -41,8 +41,9 @@ def mask():
     return m
 
 
-def run(name, model, images, target, mask):
-    return compute(name, model, images, target, params=quick(name), cell_mask=mask if METHODS[name].needs_mask else None)
+def run(name, model, images, target, mask, **extra):
+    return compute(name, model, images, target, params=quick(name, **extra),
+                   cell_mask=mask if METHODS[name].needs_mask else None)
 
 
 @pytest.mark.parametrize("name", list(METHODS))
@@ -70,12 +71,32 @@ def test_every_method_keeps_the_contract(name, model, images, mask):
     np.testing.assert_allclose(nor.baseline, p, atol=1e-6)
     spec = METHODS[name]
     assert exp.version == spec.version
-    if spec.sign == "score":  # P(target) with the place hidden: the two targets sum to 1
+    check_sign(spec.sign_for(exp.params), dys, nor)
+    if spec.signed_param is not None:  # the signed form of a magnitude method: the target matters
+        signed = {t: run(name, model, images, t, mask, **{spec.signed_param: "yes"}) for t in ("dysplastic", "normal")}
+        assert spec.sign_for(signed["normal"].params) == "supports"
+        check_sign("supports", signed["dysplastic"], signed["normal"])
+
+
+def check_sign(sign, dys, nor):
+    if sign == "score":  # P(target) with the place hidden: the two targets sum to 1
         np.testing.assert_allclose(dys.maps + nor.maps, 1.0, atol=1e-5)
-    elif spec.sign == "magnitude":  # no direction: the class cannot change the map
+    elif sign == "magnitude":  # no direction: the class cannot change the map
         np.testing.assert_allclose(dys.maps, nor.maps, atol=1e-6)
     else:  # "supports": evidence for one class is evidence against the other
         assert not np.allclose(dys.maps[:3], nor.maps[:3], atol=1e-9), "the target must change the map"
+
+
+@pytest.mark.parametrize("name", [n for n, spec in METHODS.items() if "score" in {p.name for p in spec.params}])
+def test_score_space_methods_say_which_space_and_whether_saturated(name, model, images, mask):
+    """Perturbation methods report the space, the baseline in it and the saturation flag."""
+    for space in ("logit", "probability"):
+        exp = run(name, model, images, "normal", mask, score=space)
+        assert exp.extras["score_space"] == space and exp.params["score"] == space
+        assert exp.extras["baseline_score"].shape == (len(images),)
+        assert exp.extras["saturated"].dtype == bool and exp.extras["saturated"].shape == (len(images),)
+        if space == "probability":
+            np.testing.assert_allclose(exp.extras["baseline_score"], exp.baseline, atol=1e-6)
 
 
 def test_every_method_declares_what_consumers_need():
@@ -123,6 +144,11 @@ def test_the_study_setup_gives_non_constant_maps_for_both_targets():
             continue
         for target in ("dysplastic", "normal"):
             exp = compute(name, model, image, target, params=settings.get(name))
+            if METHODS[name].empty_positive_ok and np.ptp(exp.maps[0]) == 0:
+                # published CAMs end in a ReLU: blank when nothing supports the class; signed must vary
+                signed = compute(name, model, image, target, params={"evidence": "signed"}).maps[0]
+                assert np.ptp(signed) > 0 and signed.max() <= 1e-6, (name, target)
+                continue
             assert np.ptp(exp.maps[0]) > 0, (name, target)
 
 

@@ -51,39 +51,63 @@ def test_smoothgrad_on_linear_model_is_abs_weights_whatever_the_noise(linear, we
     np.testing.assert_allclose(exp.maps[0], np.abs(weights).max(axis=-1), rtol=1e-5, atol=1e-7)
 
 
-def test_occlusion_of_an_ignored_region_changes_nothing(linear, cells):
-    exp = compute("occlusion", linear, cells, "normal", params={"patch": 4, "fill": "grey"})
-    right = exp.maps[:, :, 8:]
-    np.testing.assert_allclose(right, np.broadcast_to(exp.baseline[:, None, None], right.shape), atol=1e-6)
-    assert np.abs(exp.extras["difference"][:, :, :8]).max() > 1e-3  # the left half does matter
+@pytest.mark.parametrize("score", ["logit", "probability"])
+def test_occlusion_of_an_ignored_region_changes_nothing(linear, cells, score):
+    exp = compute("occlusion", linear, cells, "normal", params={"patch": 4, "fill": "grey", "score": score})
+    np.testing.assert_allclose(exp.maps[:, :, 8:], 0.0, atol=1e-6)  # no drop where the model does not look
+    right = exp.extras["occluded_score"][:, :, 8:]
+    base = exp.extras["baseline_score"]
+    np.testing.assert_allclose(right, np.broadcast_to(base[:, None, None], right.shape), atol=1e-6)
+    assert np.abs(exp.maps[:, :, :8]).max() > 1e-3  # the left half does matter
     assert exp.extras["window_scores"].shape == (3, 4, 4)
+    assert exp.extras["score_space"] == score and exp.params["score"] == score
 
 
-def test_occlusion_map_is_the_target_score_with_the_patch_in_place(linear, weights, cells):
-    """Linear model: occluding window W with colour c changes the logit by sum_W w (c - x)."""
+@pytest.mark.parametrize("score", ["logit", "probability"])
+def test_occlusion_map_is_the_drop_of_the_target_score(linear, weights, cells, score):
+    """Linear model: occluding window W with colour c changes the logit by sum_W w (c - x).
+
+    The map is the baseline score minus the score with the patch in place: positive where
+    hiding the place lowers the target (the place supports it).
+    """
     image = cells[0]
-    exp = compute("occlusion", linear, image[None], "normal", params={"patch": 8, "fill": "mean"})
+    exp = compute("occlusion", linear, image[None], "normal", params={"patch": 8, "fill": "mean", "score": score})
     z0 = float((weights * image).sum() + 0.3)
+    base = z0 if score == "logit" else 1 / (1 + np.exp(-z0))
+    assert exp.extras["baseline_score"][0] == pytest.approx(base, abs=1e-5)
+    assert exp.baseline[0] == pytest.approx(1 / (1 + np.exp(-z0)), abs=1e-6)  # always the probability
     for iy, y in enumerate((0, 8)):
         for ix, x in enumerate((0, 8)):
             window = image[y:y + 8, x:x + 8]
             colour = window.reshape(-1, 3).mean(axis=0)
             z = z0 + float((weights[y:y + 8, x:x + 8] * (colour - window)).sum())
-            p = 1 / (1 + np.exp(-z))
-            assert exp.extras["window_scores"][0, iy, ix] == pytest.approx(p, abs=1e-5)
-            assert exp.maps[0, y + 3, x + 3] == pytest.approx(p, abs=1e-5)
-    dys = compute("occlusion", linear, image[None], "dysplastic", params={"patch": 8})
-    np.testing.assert_allclose(dys.maps, 1 - exp.maps, atol=1e-6)
+            hidden = z if score == "logit" else 1 / (1 + np.exp(-z))
+            assert exp.extras["window_scores"][0, iy, ix] == pytest.approx(hidden, abs=1e-4)
+            assert exp.extras["occluded_score"][0, y + 3, x + 3] == pytest.approx(hidden, abs=1e-4)
+            assert exp.maps[0, y + 3, x + 3] == pytest.approx(base - hidden, abs=1e-4)
+    dys = compute("occlusion", linear, image[None], "dysplastic", params={"patch": 8, "score": score})
+    np.testing.assert_allclose(dys.maps, -exp.maps, atol=1e-5)  # evidence for one class is against the other
 
 
 def test_occlusion_overlapping_windows_are_averaged(linear, cells):
     exp = compute("occlusion", linear, cells[:1], "normal", params={"patch": 4, "stride": 2, "fill": "grey"})
     grid = exp.extras["window_scores"][0]
+    base = float(exp.extras["baseline_score"][0])
     assert grid.shape == (8, 8)
     # pixel (5, 5) is covered by windows starting at 2 and 4 on each axis
     expected = grid[1:3, 1:3].mean()
-    assert exp.maps[0, 5, 5] == pytest.approx(expected, abs=1e-6)
-    assert exp.maps[0, 0, 0] == pytest.approx(grid[0, 0], abs=1e-6)
+    assert exp.extras["occluded_score"][0, 5, 5] == pytest.approx(expected, abs=1e-5)
+    assert exp.maps[0, 5, 5] == pytest.approx(base - expected, abs=1e-5)
+    assert exp.maps[0, 0, 0] == pytest.approx(base - grid[0, 0], abs=1e-5)
+
+
+def test_probability_space_flags_a_saturated_baseline(weights, cells):
+    """A baseline within 1e-6 of 1 in probability space: flat map, ``saturated`` says so."""
+    saturating = from_keras(linear_model(weights, bias=40.0))
+    prob = compute("occlusion", saturating, cells[:1], "normal", params={"patch": 4, "score": "probability"})
+    logit = compute("occlusion", saturating, cells[:1], "normal", params={"patch": 4})
+    assert prob.extras["saturated"].tolist() == [True] and np.ptp(prob.maps) == 0
+    assert logit.extras["saturated"].tolist() == [False] and np.ptp(logit.maps) > 1e-3
 
 
 def test_gradcam_on_a_hand_set_one_conv_net():
@@ -107,8 +131,10 @@ def test_gradcam_on_a_hand_set_one_conv_net():
     np.testing.assert_allclose(dys.maps[0], np.maximum(0.2 - 0.5 * image[0, :, :, 0], 0), atol=1e-6)
 
 
-BATCHED = [("saliency", {}), ("smoothgrad", {"samples": 4}), ("occlusion", {"patch": 4, "stride": 3}),
-           ("lime", {"samples": 40}), ("gradcam", {}), ("gradcam_pp", {}), ("scorecam", {}), ("feature_maps", {})]
+BATCHED = [("saliency", {}), ("saliency", {"signed": "yes"}), ("smoothgrad", {"samples": 4}),
+           ("smoothgrad", {"samples": 4, "signed": "yes"}), ("occlusion", {"patch": 4, "stride": 3}),
+           ("occlusion", {"patch": 4, "score": "probability"}), ("lime", {"samples": 40}), ("gradcam", {}),
+           ("gradcam_pp", {}), ("scorecam", {}), ("scorecam", {"score": "probability"}), ("feature_maps", {})]
 
 
 @pytest.mark.parametrize("method,params", BATCHED)
@@ -149,28 +175,74 @@ def test_lime_grey_fill_and_top_k(cnn, cells):
     np.testing.assert_allclose(exp.maps[0], w[exp.extras["labels"][0]])
 
 
-def test_scorecam_equals_a_direct_loop_over_channels(cnn, cells):
-    """Score-CAM, written the slow way: one masked image, one prediction per channel."""
+def published_scorecam(keras_model, layer, image, target, space, weights):
+    """Score-CAM written straight from Wang et al. (2020): one masked image, one prediction per channel.
+
+    H_k = min-max scaled bilinear upsampling of channel A_k; S_k = target score of X * H_k
+    (probability: the 2-class softmax of a sigmoid, p or 1 - p; logit: +/- log-odds);
+    w_k = S_k - score(X) (increase of confidence) or S_k; L = ReLU(sum_k w_k A_k).
+    No softmax across channels.
+    """
+    import keras
     from scipy.ndimage import zoom
 
-    keras_model = cnn.model
-    import keras
+    logit_of = keras.Model(keras_model.input, keras_model.get_layer("activation_5").input)
+    acts = keras.Model(keras_model.input, keras_model.get_layer(layer).output).predict(image[None], verbose=0)[0]
+    h, w = image.shape[:2]
 
-    layer_model = keras.Model(keras_model.input, keras_model.get_layer("activation_1").output)
+    def score(x):
+        z = float(logit_of.predict(x[None], verbose=0).reshape(-1)[0])
+        if space == "logit":
+            return z if target == "normal" else -z
+        p = 1.0 / (1.0 + np.exp(-np.float64(z)))
+        return p if target == "normal" else 1.0 - p
+
+    base = score(image)
+    channel_weights = []
+    for k in range(acts.shape[-1]):
+        up = zoom(acts[..., k].astype(np.float64), (h / acts.shape[0], w / acts.shape[1]), order=1, mode="nearest")
+        mask = (up - up.min()) / (up.max() - up.min() + 1e-7)
+        s_k = score((image * mask[..., None]).astype(np.float32))
+        channel_weights.append(s_k - base if weights == "increase" else s_k)
+    cam = np.maximum((acts * np.asarray(channel_weights)).sum(axis=-1), 0)
+    return zoom(cam, (h / cam.shape[0], w / cam.shape[1]), order=1), np.asarray(channel_weights)
+
+
+@pytest.mark.parametrize("space,weights", [("logit", "increase"), ("probability", "increase"),
+                                           ("probability", "score"), ("logit", "score")])
+def test_scorecam_equals_the_published_formula(cnn, cells, space, weights):
     for target in ("dysplastic", "normal"):
-        exp = compute("scorecam", cnn, cells, target)
+        exp = compute("scorecam", cnn, cells, target, params={"score": space, "weights": weights})
         for i, image in enumerate(cells):
-            acts = layer_model.predict(image[None], verbose=0)[0]
-            scores = []
-            for k in range(acts.shape[-1]):
-                up = zoom(acts[..., k], (16 / acts.shape[0], 16 / acts.shape[1]), order=1, mode="nearest")
-                mask = (up - up.min()) / (up.max() - up.min() + 1e-7)
-                p = float(keras_model.predict((image * mask[..., None])[None], verbose=0)[0, 0])
-                scores.append(p if target == "normal" else 1 - p)
-            weights = np.exp(scores) / np.exp(scores).sum()
-            cam = np.maximum((acts * weights).sum(axis=-1), 0)
-            expected = zoom(cam, (16 / cam.shape[0], 16 / cam.shape[1]), order=1)
-            np.testing.assert_allclose(exp.maps[i], expected, rtol=1e-4, atol=1e-6)
+            expected, channel_weights = published_scorecam(cnn.model, "activation_1", image, target, space, weights)
+            np.testing.assert_allclose(exp.extras["channel_weights"][i], channel_weights, rtol=1e-4, atol=1e-5)
+            np.testing.assert_allclose(exp.maps[i], expected, rtol=1e-4, atol=1e-5)
+
+
+def test_scorecam_matches_the_published_formula_on_the_demo_model():
+    """r >= 0.999 with the paper's formula on demo cells, both targets, default settings."""
+    from core.config import DEMO_DIR, demo_model_path
+    from core.model_io import load_model
+    from core.preprocess import load_batch
+
+    json_path, weights_path = demo_model_path()
+    if not json_path.is_file():
+        pytest.skip("the demo model is not bundled")
+    loaded = load_model(json_path, weights_path)
+    paths = sorted(DEMO_DIR.glob("T[DN]_*.jpg"))[:1] + sorted(DEMO_DIR.glob("TN_*.jpg"))[:1]
+    images = load_batch(paths, loaded.description.image_size)
+    for target in ("dysplastic", "normal"):
+        exp = compute("scorecam", loaded, images, target)
+        for i, image in enumerate(images):
+            expected, channel_weights = published_scorecam(loaded.model, "activation_3", image, target, "logit",
+                                                           "increase")
+            r = np.corrcoef(exp.extras["channel_weights"][i], channel_weights)[0, 1]
+            assert r >= 0.999, (target, paths[i].name, r)
+            if np.ptp(expected) == 0:  # nothing supports the class: both blank
+                assert np.ptp(exp.maps[i]) == 0
+                continue
+            r_map = np.corrcoef(exp.maps[i].ravel(), expected.ravel())[0, 1]
+            assert r_map >= 0.999, (target, paths[i].name, r_map)
 
 
 def test_background_test_replaces_outside_by_the_median_colour(cnn, cells):
@@ -290,14 +362,16 @@ def test_occlusion_crops_are_used_and_exact_on_displasianet():
     assert plan is not None and plan.jump == (16, 16) and plan.field == (46, 46)
     assert plan.tiles_for(5) == (4, 4) and plan._crop_size((4, 4)) == (94, 94)
     image = random_cells(1, 299, seed=3)
-    fast = occlusion.explain(model, image, "dysplastic", patch=40, stride=20)
-    slow = occlusion.explain(model, image, "dysplastic", patch=40, stride=20, crops=False)
-    np.testing.assert_allclose(fast.extras["window_scores"], slow.extras["window_scores"], atol=1e-5)
+    for score in ("logit", "probability"):
+        fast = occlusion.explain(model, image, "dysplastic", patch=40, stride=20, score=score)
+        slow = occlusion.explain(model, image, "dysplastic", patch=40, stride=20, score=score, crops=False)
+        np.testing.assert_allclose(fast.extras["window_scores"], slow.extras["window_scores"], atol=1e-5)
     # pixels 286..298 are outside every receptive field of the last pooling layer
     edge = occlusion.explain(model, image, "dysplastic", patch=9, fill="grey").extras["window_scores"][0]
+    base = occlusion.explain(model, image, "dysplastic", patch=40).extras["baseline_score"][0]
     # windows start every 9 px: those at 288 and 297 touch only ignored pixels, 279 does not
-    assert np.all(edge[-2:, :] == fast.baseline[0]) and np.all(edge[:, -2:] == fast.baseline[0])
-    assert not np.all(edge[-3, :] == fast.baseline[0])
+    assert np.all(edge[-2:, :] == base) and np.all(edge[:, -2:] == base)
+    assert not np.all(edge[-3, :] == base)
 
 
 def test_signed_cam_keeps_the_evidence_against_the_class(cnn, cells):
@@ -327,7 +401,9 @@ def test_scoring_only_the_used_pixels_is_exact_on_displasianet():
 
     fudged = hidden_image(images[0], labels, "mean")
     full = np.stack([np.where(k[labels][..., None], images[0], fudged) for k in keep[:8]])
-    np.testing.assert_allclose(exp.extras["sample_scores"][0, :8], handle.p_normal(full), atol=1e-6)
+    np.testing.assert_allclose(exp.extras["sample_scores"][0, :8], handle.normal_scores(full, "logit"), atol=1e-4)
+    prob = compute("lime", model, images[:1], "normal", params={"samples": 30, "score": "probability"})
+    np.testing.assert_allclose(prob.extras["sample_scores"][0, :8], handle.p_normal(full), atol=1e-6)
 
 
 def test_smoothgrad_on_the_used_pixels_equals_the_full_gradient():

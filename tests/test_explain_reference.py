@@ -141,17 +141,25 @@ def test_lime_weights_equal_lime_base_on_the_same_perturbations(cnn, cells, targ
     assert exp.extras["r2"][0] == pytest.approx(r2, abs=1e-6)
 
 
-def test_lime_whole_pipeline_equals_lime_image_explainer(cnn, cells):
-    """Same segmentation and seed: lime's Python loop and the vectorised version agree."""
+@pytest.mark.parametrize("score", ["probability", "logit"])
+def test_lime_whole_pipeline_equals_lime_image_explainer(cnn, cells, score):
+    """Same segmentation and seed: lime's Python loop and the vectorised version agree.
+
+    lime fits whatever the classifier returns: the log-odds space is lime with a classifier
+    that returns (-logit, +logit).
+    """
     from lime.lime_image import LimeImageExplainer
 
     from core.explain.lime import superpixels
 
-    params = dict(get_method("lime").validate({"samples": 80, "seed": 5, "max_dist": 5}))
+    params = dict(get_method("lime").validate({"samples": 80, "seed": 5, "max_dist": 5, "score": score}))
     image = cells[2]
     exp = compute("lime", cnn, image[None], "normal", params=params)
 
     def classifier(batch):
+        if score == "logit":
+            z = cnn.logit_model(np.asarray(batch, np.float32)).numpy().reshape(-1)
+            return np.stack([-z, z], axis=1)
         p = cnn.score_fn(np.asarray(batch, np.float32)).numpy().reshape(-1)
         return np.stack([1 - p, p], axis=1)
 

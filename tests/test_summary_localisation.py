@@ -64,12 +64,19 @@ def test_pointing_game_hit_miss_and_plateaus():
     assert np.isnan(pointing_hit(np.zeros(reg.cell.shape), reg.cell))
 
 
-def test_occlusion_attribution_is_the_drop_of_the_target():
-    maps = np.array([[[0.2, 0.9, 0.8]]], np.float32)
-    a = attribution("occlusion", maps, np.array([0.8]))
-    assert np.allclose(a, [[[0.6, -0.1, 0.0]]])
+def test_every_summary_map_is_signed_so_evidence_means_supports():
+    """Occlusion's map already is the drop; saliency is explained in its signed form."""
+    from core.explain import get_method
+    from core.summary.maps import IMAGE_METHODS, summary_params
+
+    drop = np.array([[[0.6, -0.1, 0.0]]], np.float32)
+    a = attribution("occlusion", drop, np.array([0.8]))
+    assert np.allclose(a, drop)
     assert np.allclose(evidence(a), [[[0.6, 0.0, 0.0]]])
-    assert attribution("gradcam", maps, np.array([0.8])) is not None
+    for name in IMAGE_METHODS:
+        assert get_method(name).sign_for(summary_params(name)) == "supports", name
+    # a magnitude map stays as it is (the table then says "magnitude")
+    assert np.allclose(attribution("saliency", np.abs(drop), np.array([0.8]), {"signed": "no"}), np.abs(drop))
 
 
 def _study(regions, labels, scores):

@@ -70,15 +70,20 @@ class CropPlan:
         used = keras.Input(self.used_extent + (3,))
         self.used_score_model = keras.Model(used, head(trunk(used)))
         self.used_logit_model = None
+        self.logit_head = None
         if head_layers and type(head_layers[-1]).__name__ in ("Activation", "Softmax"):
             # the logit head, as core.model_io.logit_model builds it: drop the final activation
-            z = trunk(used)
-            for layer in head_layers[:-1]:
-                z = layer(z)
-            u = desc.normal_unit
-            logit = keras.ops.take(z, u, axis=-1) if desc.output_kind == "sigmoid" else \
-                keras.ops.take(z, u, axis=-1) - keras.ops.take(z, 1 - u, axis=-1)
-            self.used_logit_model = keras.Model(used, logit)
+            def logit_of(z):
+                for layer in head_layers[:-1]:
+                    z = layer(z)
+                u = desc.normal_unit
+                return keras.ops.take(z, u, axis=-1) if desc.output_kind == "sigmoid" else \
+                    keras.ops.take(z, u, axis=-1) - keras.ops.take(z, 1 - u, axis=-1)
+
+            self.used_logit_model = keras.Model(used, logit_of(trunk(used)))
+            logit_head = keras.Model(feats, logit_of(feats))
+            self.logit_head = tf.function(lambda f: logit_head(f, training=False),
+                                          input_signature=[tf.TensorSpec((None,) + feats.shape[1:], tf.float32)])
         self.trunk = tf.function(lambda x: trunk(x, training=False),
                                  input_signature=[tf.TensorSpec((None, None, None, 3), tf.float32)],
                                  reduce_retracing=True)
@@ -130,6 +135,9 @@ class CropPlan:
             full_logits = np.asarray(self.handle.loaded.logit_model(x, training=False)).reshape(-1)
             if not np.allclose(logits, full_logits, atol=1e-4, rtol=1e-5):
                 self.used_logit_model = None
+            head_logits = np.asarray(self.logit_head(full)).reshape(-1)
+            if not np.allclose(head_logits, full_logits, atol=1e-4, rtol=1e-5):
+                self.logit_head = None
         k = [min(2, n) for n in self.out_shape]
         o = [n - kk for n, kk in zip(self.out_shape, k)]
         crop = self._crop_size(k)
@@ -147,18 +155,24 @@ class CropPlan:
             return None
         return k
 
-    def occluded_p_normal(self, image, occlude, ys, xs, patch, *, batch_size, progress=None, cancel=None):
-        """P(normal) per window, computing only each window's tile.
+    def supports(self, space: str) -> bool:
+        """Whether crops can score in ``space`` ("logit" needs a separate final activation)."""
+        return space == "probability" or self.logit_head is not None
+
+    def occluded_p_normal(self, image, occlude, ys, xs, patch, *, batch_size, progress=None, cancel=None,
+                          space: str = "probability"):
+        """P(normal) (or its logit, ``space="logit"``) per window, computing only each window's tile.
 
         ``occlude(crop, w, cy, cx)`` fills window ``w`` (top-left corner ``ys[w], xs[w]`` in
         image coordinates) inside ``crop``, a copy of the image cut at ``(cy, cx)``.
         """
         from core.explain.batching import run_batched
 
+        head = self.head if space == "probability" else self.logit_head
         k = self.tiles_for(patch)
         crop = self._crop_size(k)
         base = self.trunk(image[None]).numpy()[0]
-        baseline = float(self.head(base[None]).numpy().reshape(-1)[0])
+        baseline = float(head(base[None]).numpy().reshape(-1)[0])
         origin = []
         for starts, a in ((ys, 0), (xs, 1)):
             first = np.maximum(0, -((self.field[a] - 1 - starts) // self.jump[a]))  # ceil((s - R + 1) / J)
@@ -181,7 +195,7 @@ class CropPlan:
             tiles = self.trunk(crops[:len(idx)]).numpy()
             for j, w in enumerate(idx):
                 feats[j, oy[w]:oy[w] + k[0], ox[w]:ox[w] + k[1]] = tiles[j]
-            return self.head(feats).numpy().reshape(-1)
+            return head(feats).numpy().reshape(-1)
 
         report = None if progress is None else (lambda d, t: progress(len(ys) - len(todo) + d, len(ys)))
         done = run_batched(chunk, len(todo), batch_size, progress=report, cancel=cancel)

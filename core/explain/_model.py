@@ -47,16 +47,21 @@ class ModelHandle:
             self._fns["crop_plan"] = CropPlan.build(self)
         return self._fns["crop_plan"]
 
-    def used_scorer(self, crops: bool = True):
+    def used_scorer(self, crops: bool = True, space: str = "probability"):
         """``(extent (uh, uw), keras model)`` scoring images cut to the pixels the model uses.
 
         For a plain conv/pool chain (see ``_crops``) the bottom/right pixels outside every
-        receptive field are dropped (exact); otherwise the full score model.
+        receptive field are dropped (exact); otherwise the full model. ``space`` "probability"
+        scores P(normal), "logit" its log-odds (pre-sigmoid).
         """
         plan = self.crop_plan() if crops else None
+        full = self.loaded.score_model if space == "probability" else self.loaded.logit_model
         if plan is None:
-            return tuple(self.input_shape[:2]), self.loaded.score_model
-        return plan.used_extent, plan.used_score_model
+            return tuple(self.input_shape[:2]), full
+        used = plan.used_score_model if space == "probability" else plan.used_logit_model
+        if used is None:
+            return tuple(self.input_shape[:2]), full
+        return plan.used_extent, used
 
     def _cached(self, key, build):
         fn = self._fns.get(key)
@@ -73,6 +78,19 @@ class ModelHandle:
     def p_normal(self, images) -> np.ndarray:
         """P(normal), shape (N,)."""
         return np.asarray(self.loaded.score_fn(np.asarray(images, np.float32)), dtype=np.float32).reshape(-1)
+
+    def normal_scores(self, images, space: str = "probability") -> np.ndarray:
+        """P(normal) (``space="probability"``) or its log-odds (``"logit"``), shape (N,)."""
+        if space == "probability":
+            return self.p_normal(images)
+        import tensorflow as tf
+
+        def build():
+            logit_model = self.loaded.logit_model
+            return tf.function(lambda x: logit_model(x, training=False), input_signature=[self._spec()])
+
+        out = self._cached("logit", build)(np.asarray(images, np.float32))
+        return np.asarray(out, dtype=np.float32).reshape(-1)
 
     def logit_gradients(self, images, sign: float):
         """Gradient of ``sign * logit(normal)`` w.r.t. the pixels, ``(N, H, W, 3)``, and the logits."""
@@ -93,8 +111,10 @@ class ModelHandle:
         g, z = self._cached("logit_grad", build)(np.asarray(images, np.float32), np.float32(sign))
         return g.numpy(), z.numpy()
 
-    def abs_gradient_sum(self, image, noise, sign: float) -> np.ndarray:
+    def abs_gradient_sum(self, image, noise, sign: float, absolute: bool = True) -> np.ndarray:
         """Sum over the batch of |d(sign * logit)/dx| at ``image + noise[b]``, ``(H, W, 3)``.
+
+        ``absolute=False`` sums the signed gradients instead.
 
         SmoothGrad's inner loop: summing inside the graph avoids moving every gradient to NumPy.
         """
@@ -117,11 +137,12 @@ class ModelHandle:
                 with tf.GradientTape() as tape:
                     tape.watch(x)
                     total = tf.reduce_sum(s * logit_model(x, training=False))
-                g = tf.reduce_sum(tf.abs(tape.gradient(total, x)), axis=0)
+                g = tape.gradient(total, x)
+                g = tf.reduce_sum(tf.abs(g) if absolute else g, axis=0)
                 return tf.pad(g, [[0, h - uh], [0, w - uw], [0, 0]])
             return summed
 
-        fn = self._cached("abs_grad_sum", build)
+        fn = self._cached(("grad_sum", bool(absolute)), build)
         return fn(np.asarray(image, np.float32), np.asarray(noise, np.float32), np.float32(sign)).numpy()
 
     def layer_gradients(self, images, layer: str, sign: float):
@@ -157,8 +178,8 @@ class ModelHandle:
         outs = outs if isinstance(outs, (list, tuple)) else [outs]
         return [o.numpy() for o in outs]
 
-    def masked_p_normal(self, image, activations):
-        """Score-CAM's inner step: P(normal) of ``image`` times each channel as a mask.
+    def masked_p_normal(self, image, activations, space: str = "probability"):
+        """Score-CAM's inner step: P(normal) (or its logit) of ``image`` times each channel as a mask.
 
         ``activations`` (h, w, C) are upsampled in the graph with the same bilinear grid as
         ``cam.upsample``, scaled to [0, 1] per channel, multiplied into the image and scored.
@@ -174,7 +195,7 @@ class ModelHandle:
         cols = interpolation_matrix(acts.shape[2], w).astype(np.float32)
 
         def build():
-            (uh, uw), score_model = self.used_scorer()
+            (uh, uw), score_model = self.used_scorer(space=space)
             f32 = tf.float32
 
             @tf.function(input_signature=[tf.TensorSpec((h, w, 3), f32), tf.TensorSpec((None, None, None), f32),
@@ -188,11 +209,12 @@ class ModelHandle:
                 return score_model(img[None, :uh, :uw] * mask[..., None], training=False)
             return masked
 
-        fn = self._cached("masked", build)
+        fn = self._cached(("masked", space), build)
         return fn(np.asarray(image, np.float32), acts, rows, cols).numpy().reshape(-1)
 
-    def occluded_p_normal(self, image, fill_image, colours, use_image, y0, x0, size_y, size_x):
-        """P(normal) of copies of ``image`` with one rectangle each replaced by the fill.
+    def occluded_p_normal(self, image, fill_image, colours, use_image, y0, x0, size_y, size_x,
+                          space: str = "probability"):
+        """P(normal) (or its logit) of copies of ``image`` with one rectangle each replaced by the fill.
 
         The occluded batch is built inside the graph (no host copy of every image). Fill is
         ``fill_image`` where ``use_image`` is 1, else the per-window ``colours`` (B, 3).
@@ -202,7 +224,7 @@ class ModelHandle:
         h, w = self.input_shape[:2]
 
         def build():
-            score_model = self.loaded.score_model
+            score_model = self.loaded.score_model if space == "probability" else self.loaded.logit_model
             f32, i32 = tf.float32, tf.int32
 
             @tf.function(input_signature=[tf.TensorSpec((h, w, 3), f32), tf.TensorSpec((h, w, 3), f32),
@@ -220,12 +242,12 @@ class ModelHandle:
                 return score_model(batch, training=False)
             return occluded
 
-        fn = self._cached("occluded", build)
+        fn = self._cached(("occluded", space), build)
         out = fn(image, fill_image, colours, np.float32(use_image), y0, x0, size_y, size_x)
         return out.numpy().reshape(-1)
 
-    def perturbed_p_normal(self, image, fudged, segments, keep):
-        """P(normal) of images whose superpixels with ``keep == 0`` show ``fudged`` instead.
+    def perturbed_p_normal(self, image, fudged, segments, keep, space: str = "probability"):
+        """P(normal) (or its logit) of images whose superpixels with ``keep == 0`` show ``fudged`` instead.
 
         ``segments`` (H, W) int32 labels 0..S-1, ``keep`` (B, S) float32 of 0/1.
         """
@@ -234,7 +256,7 @@ class ModelHandle:
         h, w = self.input_shape[:2]
 
         def build():
-            (uh, uw), score_model = self.used_scorer()
+            (uh, uw), score_model = self.used_scorer(space=space)
             f32 = tf.float32
 
             @tf.function(input_signature=[tf.TensorSpec((h, w, 3), f32), tf.TensorSpec((h, w, 3), f32),
@@ -245,7 +267,7 @@ class ModelHandle:
                 return score_model(batch, training=False)
             return perturbed
 
-        fn = self._cached("perturbed", build)
+        fn = self._cached(("perturbed", space), build)
         return fn(image, fudged, segments, keep).numpy().reshape(-1)
 
 

@@ -78,7 +78,8 @@ class Explanation:
     maps : (N, H, W) float32 ndarray
         Raw (un-normalised) maps at model input resolution; normalising is a display choice.
     baseline : (N,) float32 ndarray
-        Probability of the target class for the unchanged images.
+        Probability of the target class for the unchanged images (whatever score space the
+        method worked in; perturbation methods add ``extras["baseline_score"]`` in theirs).
     params : Params
         The parameters actually used (defaults filled in).
     timings : mapping of str to float
@@ -129,6 +130,63 @@ def target_probability(p_normal, target: str) -> np.ndarray:
     """P(target) from P(normal): ``p`` for normal, ``1 - p`` for dysplastic."""
     p = np.asarray(p_normal, dtype=np.float32)
     return p if target_sign(target) > 0 else (np.float32(1.0) - p)
+
+
+#: Score spaces of the perturbation methods (occlusion, LIME, Score-CAM, deletion/insertion).
+#: "logit": the log-odds of the target from the pre-sigmoid output (never saturates: the real
+#: DisplasiaNet gives P(normal) = 1.0 exactly in float32 for about 1 normal cell in 5, where
+#: every probability difference is 0 while the logit still moves by 2 or more);
+#: "probability": P(target), the study's choice.
+SCORE_SPACES = ("logit", "probability")
+
+#: A probability baseline within this distance of 0 or 1 leaves no room for a visible change.
+SATURATION = 1e-6
+
+
+def check_space(space: str) -> str:
+    if space not in SCORE_SPACES:
+        raise DisplasiaError(f"Unknown score space '{space}': choose logit or probability.")
+    return space
+
+
+def target_score(normal_scores, target: str, space: str) -> np.ndarray:
+    """The target's score from the "normal" head in ``space``.
+
+    ``normal_scores`` is P(normal) for "probability" and the log-odds of normal for
+    "logit"; the target "dysplastic" takes ``1 - p`` or the negated logit.
+
+    >>> target_score([0.8], "dysplastic", "probability").round(3).tolist()
+    [0.2]
+    >>> target_score([2.5], "dysplastic", "logit").tolist()
+    [-2.5]
+    """
+    s = np.asarray(normal_scores, dtype=np.float32)
+    if check_space(space) == "probability":
+        return target_probability(s, target)
+    return (np.float32(target_sign(target)) * s).astype(np.float32)
+
+
+def is_saturated(probability) -> np.ndarray:
+    """True where a probability lies within :data:`SATURATION` of 0 or 1.
+
+    >>> is_saturated([1.0, 0.5, 1e-8]).tolist()
+    [True, False, True]
+    """
+    p = np.asarray(probability, dtype=np.float64)
+    return (p <= SATURATION) | (p >= 1.0 - SATURATION)
+
+
+def score_extras(space: str, baseline_score, baseline_probability) -> dict:
+    """What a display needs to read a perturbation map in its units.
+
+    ``score_space`` (str), ``baseline_score`` (N,) the unchanged image's target score in that
+    space, ``saturated`` (N,) bool: probability space with a baseline within
+    :data:`SATURATION` of 0 or 1, where the map is flat or float noise (offer the logit).
+    """
+    saturated = is_saturated(baseline_probability) if space == "probability" else \
+        np.zeros(np.shape(baseline_probability), bool)
+    return {"score_space": space, "baseline_score": np.asarray(baseline_score, np.float32).reshape(-1),
+            "saturated": np.asarray(saturated, bool).reshape(-1)}
 
 
 def check_images(images, input_shape) -> np.ndarray:

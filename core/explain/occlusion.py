@@ -1,22 +1,30 @@
-"""Occlusion sensitivity map (OSM): the target probability with a patch hidden at each place.
+"""Occlusion sensitivity map (OSM): how much hiding each place lowers the target's score.
 
 Zeiler & Fergus (2014), "Visualizing and Understanding Convolutional Networks", ECCV.
 
 Windows start every ``stride`` pixels (default: the patch size, as in the study), so a
 299-pixel side gives ceil(299 / stride) positions and 3,600 windows for 5-pixel patches;
-windows at the right and bottom edges are clipped. The map holds, at each pixel, the mean
-target probability over the windows covering it (overlapping windows are averaged;
-pixels no window covers keep the baseline), un-normalised, so untouched regions equal the
-baseline score. Fill: ``mean`` = the patch's own mean colour (the study's preferred fill:
-grey adds a colour the model never saw), ``grey`` = 0.5, ``blur`` = the same pixels after
-a Gaussian blur of sigma = patch size.
+windows at the right and bottom edges are clipped. Fill: ``mean`` = the patch's own mean
+colour (the study's preferred fill: grey adds a colour the model never saw), ``grey`` =
+0.5, ``blur`` = the same pixels after a Gaussian blur of sigma = patch size.
+
+The map is the *drop* of the target's score when a patch hides the pixel: the baseline
+score minus the mean score over the windows covering the pixel (overlapping windows are
+averaged; pixels no window covers get 0). Positive = hiding it lowers the target = the
+place supports the class, as for every map of the engine. The score is the target's
+log-odds by default (``score="logit"``: nothing saturates) or its probability
+(``score="probability"``, the study's OSM); the raw "score with the patch in place" map
+stays in the extras, so that the study's view (un-normalised, background = baseline) can
+still be drawn.
 
 Extras
 ------
-difference : (N, H, W) map minus baseline (negative = the patch lowered the target).
-window_scores : (N, ny, nx) target probability per window position.
+occluded_score : (N, H, W) the target score with the patch in place (uncovered pixels: the
+    baseline score), in the chosen space.
+window_scores : (N, ny, nx) target score per window position, in the chosen space.
 max_reduction, max_increase, mean_change : (N,) per-image summary for the OSM table
-    (reduction/increase are >= 0, in probability units).
+    (reduction/increase are >= 0, in the units of the chosen space).
+score_space, baseline_score, saturated : see ``core.explain.base.score_extras``.
 """
 from __future__ import annotations
 
@@ -26,7 +34,15 @@ import time
 import numpy as np
 
 from core.explain._model import handle_for
-from core.explain.base import Explanation, Params, check_images, target_probability
+from core.explain.base import (
+    Explanation,
+    Params,
+    check_images,
+    check_space,
+    score_extras,
+    target_probability,
+    target_score,
+)
 from core.explain.batching import MEMORY_BUDGET, batch_size_for, run_batched
 
 #: Crops are small: larger batches amortise the per-call cost.
@@ -59,8 +75,8 @@ def _fills(image, ys, xs, patch, fill):
 
 
 def occlusion_scores(handle, image, *, patch, stride, fill, progress=None, cancel=None, batch_size=None,
-                     crops=True):
-    """P(normal) for every window position of one image, ``(ny, nx)``.
+                     crops=True, space="probability"):
+    """P(normal) (or its logit, ``space="logit"``) for every window position of one image, ``(ny, nx)``.
 
     With ``crops`` (default) and a model that is a chain of valid conv/pool layers, only
     the part of the network a patch can change is recomputed (exact; see ``_crops``).
@@ -70,7 +86,7 @@ def occlusion_scores(handle, image, *, patch, stride, fill, progress=None, cance
     ys, xs = [a.ravel().astype(np.int32) for a in np.meshgrid(gy, gx, indexing="ij")]
     colours, fill_image, use_image = _fills(image, ys, xs, patch, fill)
     plan = handle.crop_plan() if crops else None
-    if plan is not None and plan.tiles_for(patch) is not None:
+    if plan is not None and plan.tiles_for(patch) is not None and plan.supports(space):
         def occlude(crop, k, cy, cx):
             y0, x0 = ys[k] - cy, xs[k] - cx
             a0, a1 = max(y0, 0), min(y0 + patch, crop.shape[0])
@@ -82,14 +98,14 @@ def occlusion_scores(handle, image, *, patch, stride, fill, progress=None, cance
         size = batch_size or min(CROP_BATCH, batch_size_for(handle.description, factor=area, budget=MEMORY_BUDGET,
                                                             cap=CROP_BATCH))
         scores = plan.occluded_p_normal(image, occlude, ys, xs, patch, batch_size=size, progress=progress,
-                                        cancel=cancel)
+                                        cancel=cancel, space=space)
         return scores.reshape(len(gy), len(gx))
     size = np.full(len(ys), patch, np.int32)
     batch_size = batch_size or batch_size_for(handle.description)
 
     def chunk(a, b):
         return handle.occluded_p_normal(image, fill_image, colours[a:b], use_image,
-                                        ys[a:b], xs[a:b], size[a:b], size[a:b])
+                                        ys[a:b], xs[a:b], size[a:b], size[a:b], space)
 
     scores = np.concatenate(run_batched(chunk, len(ys), batch_size, progress=progress, cancel=cancel))
     return scores.reshape(len(gy), len(gx))
@@ -108,7 +124,7 @@ def scores_to_map(window_scores, height, width, patch, stride, baseline):
     return out.astype(np.float32)
 
 
-def explain(model, images, target="dysplastic", *, patch=20, stride=None, fill="mean",
+def explain(model, images, target="dysplastic", *, patch=20, stride=None, fill="mean", score="logit",
             progress=None, cancel=None, batch_size=None, crops=True) -> Explanation:
     """Occlusion sensitivity map of each image.
 
@@ -122,40 +138,47 @@ def explain(model, images, target="dysplastic", *, patch=20, stride=None, fill="
     stride : int, optional
         Step between windows; default ``patch``. Smaller strides overlap and are averaged.
     fill : {"mean", "grey", "blur"}
+    score : {"logit", "probability"}
+        Space of the target's score: log-odds (default, never saturates) or probability.
     crops : bool
         Recompute only what each patch changes (exact, much faster); False = full passes.
 
     Returns
     -------
     Explanation
-        ``maps`` (N, H, W): target probability with the patch in place (raw).
+        ``maps`` (N, H, W): the drop of the target score when the patch hides the pixel
+        (positive = supports the target).
     """
     handle = handle_for(model)
     images = check_images(images, handle.input_shape)
+    space = check_space(score)
     patch = int(patch)
     stride = patch if stride is None else int(stride)
     n, h, w = images.shape[:3]
     t0 = time.perf_counter()
-    baseline = target_probability(handle.p_normal(images), target)
+    probability = target_probability(handle.p_normal(images), target)
+    baseline = target_score(handle.normal_scores(images, space), target, space)
     windows = math.ceil(h / stride) * math.ceil(w / stride)
-    maps, grids = [], []
+    occluded, grids = [], []
     for i in range(n):
         report = None if progress is None else (lambda d, t, i=i: progress(i * windows + d, n * windows))
-        p = occlusion_scores(handle, images[i], patch=patch, stride=stride, fill=fill,
-                             progress=report, cancel=cancel, batch_size=batch_size, crops=crops)
-        grid = target_probability(p, target)
+        raw = occlusion_scores(handle, images[i], patch=patch, stride=stride, fill=fill, progress=report,
+                               cancel=cancel, batch_size=batch_size, crops=crops, space=space)
+        grid = target_score(raw, target, space)
         grids.append(grid)
-        maps.append(scores_to_map(grid, h, w, patch, stride, baseline[i]))
-    maps = np.stack(maps)
+        occluded.append(scores_to_map(grid, h, w, patch, stride, baseline[i]))
+    occluded = np.stack(occluded)
     grids = np.stack(grids)
-    change = grids - baseline[:, None, None]
+    change = grids.astype(np.float64) - baseline[:, None, None]
+    drop = (baseline[:, None, None].astype(np.float64) - occluded).astype(np.float32)
     extras = {
-        "difference": (maps - baseline[:, None, None]).astype(np.float32),
+        "occluded_score": occluded.astype(np.float32),
         "window_scores": grids.astype(np.float32),
         "max_reduction": np.maximum(-change.min(axis=(1, 2)), 0).astype(np.float32),
         "max_increase": np.maximum(change.max(axis=(1, 2)), 0).astype(np.float32),
         "mean_change": change.mean(axis=(1, 2)).astype(np.float32),
+        **score_extras(space, baseline, probability),
     }
-    params = Params({"patch": patch, "stride": None if stride == patch else stride, "fill": fill})
-    return Explanation("occlusion", target, maps, baseline, params,
+    params = Params({"patch": patch, "stride": None if stride == patch else stride, "fill": fill, "score": space})
+    return Explanation("occlusion", target, drop, probability, params,
                        {"total": time.perf_counter() - t0}, extras)

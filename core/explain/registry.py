@@ -68,8 +68,9 @@ class Param:
 #: "supports": positive supports the explained class, negative opposes it (zero: no effect).
 #: "magnitude": non-negative importance without a direction (e.g. |gradient|): the same for
 #: both classes.
-#: "score": the explained class's score with the place hidden (occlusion's raw map);
-#: evidence is the baseline minus the map.
+#: "score": the explained class's score with the place hidden; evidence is the baseline
+#: minus the map. (No registered method returns such a map any more: occlusion's map is the
+#: drop, "supports"; its raw score map is ``extras["occluded_score"]``.)
 SIGNS = ("supports", "magnitude", "score")
 
 
@@ -107,6 +108,9 @@ class MethodSpec:
         "perturbation", "activation").
     reference : str
         The paper, for the README's method table.
+    signed_param : str or None
+        A "choice" parameter that switches a "magnitude" method to signed maps: with the
+        value "yes" the map's sign is "supports" (see :meth:`sign_for`).
     """
 
     name: str
@@ -126,12 +130,29 @@ class MethodSpec:
     display_signed: bool = True
     family: str = ""
     reference: str = ""
+    signed_param: str | None = None
 
     def __post_init__(self):
         if self.kind not in ("image", "dataset"):
             raise ValueError(f"{self.name}: kind must be 'image' or 'dataset'")
         if self.sign not in SIGNS:
             raise ValueError(f"{self.name}: sign must be one of {SIGNS}")
+
+    def sign_for(self, params=None) -> str:
+        """What the map's values mean with these parameters (one of :data:`SIGNS`).
+
+        ``sign`` unless ``signed_param`` is set to "yes" (then "supports"): saliency's
+        default |gradient| is a magnitude, its signed form supports the class.
+
+        >>> spec = get_method("saliency")
+        >>> spec.sign_for(), spec.sign_for({"signed": "yes"}), get_method("occlusion").sign_for()
+        ('magnitude', 'supports', 'supports')
+        """
+        if self.signed_param is not None:
+            values = self.validate(params)
+            if values[self.signed_param] == "yes":
+                return "supports"
+        return self.sign
 
     def param(self, name: str) -> Param:
         for p in self.params:
@@ -166,6 +187,12 @@ _EVIDENCE = Param("evidence", "choice", "positive",
                   "positive: ReLU of the map, as in the papers (may be blank when nothing supports the class); "
                   "signed: keep negative values (evidence against the class).", choices=("positive", "signed"))
 _SEED = Param("seed", "int", 0, "Random seed (same seed, same result).", 0, 2**31 - 1)
+_SCORE = Param("score", "choice", "logit",
+               "Score the map is measured in: logit = log-odds of the class (never saturates); probability = "
+               "P(class), flat on cells the model is sure of (P = 1.0 in float32).", choices=("logit", "probability"))
+_SIGNED = Param("signed", "choice", "no",
+                "no: |gradient|, max over colour channels (the same map for both classes); yes: gradient x input "
+                "summed over colour channels (+ supports the class, - opposes it).", choices=("no", "yes"))
 
 _CAM = dict(kind="image", page="pages/cams.py", compare=True, precompute=True, localisation=True,
             empty_positive_ok=True, display_signed=False, family="cam")
@@ -182,25 +209,27 @@ METHODS = {spec.name: spec for spec in (
     ), "Last pooling output of every image, projected to 2-D with t-SNE and PCA.", kind="dataset",
         page="pages/projection.py", precompute=True, sign="magnitude", family="activation",
         reference="van der Maaten & Hinton (2008), t-SNE"),
-    MethodSpec("saliency", "Vanilla saliency", "core.explain.saliency", (),
-               "|gradient| of the target logit w.r.t. the pixels, max over colour channels.",
-               page="pages/saliency.py", compare=True, precompute=True, localisation=True, sign="magnitude",
-               display_signed=False, family="gradient", reference="Simonyan et al. (2014)"),
+    MethodSpec("saliency", "Vanilla saliency", "core.explain.saliency", (_SIGNED,),
+               "|gradient| of the target logit w.r.t. the pixels, max over colour channels (or signed).",
+               version=2, page="pages/saliency.py", compare=True, precompute=True, localisation=True,
+               sign="magnitude", signed_param="signed", display_signed=False, family="gradient",
+               reference="Simonyan et al. (2014)"),
     MethodSpec("smoothgrad", "SmoothGrad", "core.explain.smoothgrad", (
         Param("samples", "int", 40, "Number of noisy copies (above 50 gains nothing).", 1, 500),
         Param("noise", "float", 0.15, "Noise sigma as a fraction of the image's value range.", 0.0, 1.0),
-        _SEED,
-    ), "Saliency averaged over noisy copies of the image.", page="pages/saliency.py", compare=True,
-        precompute=True, localisation=True, sign="magnitude", display_signed=False, family="gradient",
-        reference="Smilkov et al. (2017)"),
+        _SEED, _SIGNED,
+    ), "Saliency averaged over noisy copies of the image.", version=2, page="pages/saliency.py", compare=True,
+        precompute=True, localisation=True, sign="magnitude", signed_param="signed", display_signed=False,
+        family="gradient", reference="Smilkov et al. (2017)"),
     MethodSpec("occlusion", "Occlusion sensitivity", "core.explain.occlusion", (
         Param("patch", "int", 20, "Side of the square patch, pixels.", 1, 299),
         Param("stride", "int", None, "Step between patches; empty = patch size (no overlap).", 1, 299,
               optional=True),
         Param("fill", "choice", "mean", "Patch content: its own mean colour, grey (0.5) or blurred.",
               choices=("mean", "grey", "blur")),
-    ), "Target probability with a patch hidden at each place.", page="pages/occlusion.py", compare=True,
-        precompute=True, localisation=True, sign="score", family="perturbation",
+        _SCORE,
+    ), "Drop of the target's score when a patch hides each place.", version=2, page="pages/occlusion.py",
+        compare=True, precompute=True, localisation=True, sign="supports", family="perturbation",
         reference="Zeiler & Fergus (2014)"),
     MethodSpec("lime", "LIME", "core.explain.lime", (
         Param("samples", "int", 700, "Number of random perturbations.", 10, 10000),
@@ -212,17 +241,21 @@ METHODS = {spec.name: spec for spec in (
         Param("top_k", "int", 10, "Superpixels reported as top positive and top negative.", 1, 100),
         Param("fill", "choice", "mean", "Hidden superpixels: their mean colour, or grey (0.5).",
               choices=("mean", "grey")),
-        _SEED,
-    ), "Linear surrogate over superpixels switched on and off.", page="pages/lime.py", compare=True,
+        _SEED, _SCORE,
+        Param("stability_runs", "int", 3, "Perturbation seeds run to measure how stable the weights are "
+              "(1 = no stability measure).", 1, 10),
+    ), "Linear surrogate over superpixels switched on and off.", version=2, page="pages/lime.py", compare=True,
         precompute=True, localisation=True, family="perturbation", reference="Ribeiro et al. (2016)"),
     MethodSpec("gradcam", "Grad-CAM", "core.explain.gradcam", (_LAYER, _EVIDENCE),
                "Channels weighted by their mean gradient.", reference="Selvaraju et al. (2017)", **_CAM),
     MethodSpec("gradcam_pp", "Grad-CAM++", "core.explain.gradcam_pp", (_LAYER, _EVIDENCE),
                "Channels weighted by alpha-weighted positive gradients.",
                reference="Chattopadhay et al. (2018)", **_CAM),
-    MethodSpec("scorecam", "Score-CAM", "core.explain.scorecam", (_LAYER, _EVIDENCE),
-               "Channels weighted by the target probability of the image masked by each channel.",
-               reference="Wang et al. (2020)", **_CAM),
+    MethodSpec("scorecam", "Score-CAM", "core.explain.scorecam", (_LAYER, _EVIDENCE, _SCORE, Param(
+        "weights", "choice", "increase", "increase: the masked image's score minus the unchanged image's (the "
+        "paper's increase of confidence); score: the masked image's score alone.", choices=("increase", "score"))),
+               "Channels weighted by the target's score on the image masked by each channel (no softmax).",
+               version=2, reference="Wang et al. (2020)", **_CAM),
     MethodSpec("xgradcam", "XGrad-CAM", "core.explain.xgradcam", (_LAYER, _EVIDENCE),
                "Channels weighted by the activation-weighted mean gradient.", reference="Fu et al. (2020)", **_CAM),
     MethodSpec("layercam", "LayerCAM", "core.explain.layercam", (_LAYER, _EVIDENCE),

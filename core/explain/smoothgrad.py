@@ -4,8 +4,12 @@ Smilkov et al. (2017), "SmoothGrad: removing noise by adding noise", arXiv:1706.
 
 Written as a wrapper around the saliency attribution (Captum's NoiseTunnel idea): the
 per-channel |gradient| of each noisy copy is averaged, then reduced to a map by the max
-over channels. The noise follows tf-keras-vis (the study's library): sigma = noise x
-(max - min) of each image, so results agree with it given the same noise draws.
+over channels (``signed="no"``, the study's map, the same for both classes). With
+``signed="yes"`` the *signed* gradients are averaged and the map is that mean gradient x
+the (noise-free) input, summed over the colour channels, as in ``saliency``: positive
+supports the explained class. The noise follows tf-keras-vis (the study's library):
+sigma = noise x (max - min) of each image, so results agree with it given the same noise
+draws.
 """
 from __future__ import annotations
 
@@ -34,8 +38,9 @@ def noise_draws(image, samples: int, noise: float, seed: int) -> np.ndarray:
     return noise
 
 
-def smooth_attribution(handle, images, target, draws, *, progress=None, cancel=None, batch_size=None):
-    """Mean over the noisy copies of the base attribution.
+def smooth_attribution(handle, images, target, draws, *, progress=None, cancel=None, batch_size=None,
+                       absolute: bool = True):
+    """Mean over the noisy copies of the base attribution (|gradient|, or the gradient).
 
     Parameters
     ----------
@@ -55,14 +60,14 @@ def smooth_attribution(handle, images, target, draws, *, progress=None, cancel=N
         samples = len(noise)
 
         def chunk(a, b, i=i, noise=noise):
-            return handle.abs_gradient_sum(images[i], noise[a:b], sign).astype(np.float64)
+            return handle.abs_gradient_sum(images[i], noise[a:b], sign, absolute).astype(np.float64)
 
         report = None if progress is None else (lambda d, t, i=i: progress(i * t + d, n * t))
         total[i] = np.sum(run_batched(chunk, samples, batch_size, progress=report, cancel=cancel), axis=0) / samples
     return total.astype(np.float32)
 
 
-def explain(model, images, target="dysplastic", *, samples=40, noise=0.15, seed=0,
+def explain(model, images, target="dysplastic", *, samples=40, noise=0.15, seed=0, signed="no",
             progress=None, cancel=None, batch_size=None) -> Explanation:
     """SmoothGrad map of each image.
 
@@ -76,20 +81,26 @@ def explain(model, images, target="dysplastic", *, samples=40, noise=0.15, seed=
     noise : float
         Sigma as a fraction of the image's value range (the study: 0.15). 0 gives saliency.
     seed : int
+    signed : {"no", "yes"}
+        "no": max over channels of the mean |gradient| (the same for both classes); "yes":
+        mean gradient x input summed over channels (+ supports the target).
 
     Returns
     -------
     Explanation
-        ``maps`` (N, H, W): max over channels of the mean |gradient|.
+        ``maps`` (N, H, W).
     """
     handle = handle_for(model)
     images = check_images(images, handle.input_shape)
+    use_sign = saliency.check_signed(signed)
     t0 = time.perf_counter()
     attr = smooth_attribution(handle, images, target,
                               lambda i: noise_draws(images[i], int(samples), noise, seed),
-                              progress=progress, cancel=cancel, batch_size=batch_size)
+                              progress=progress, cancel=cancel, batch_size=batch_size, absolute=not use_sign)
     t1 = time.perf_counter()
+    maps = saliency.signed_map(attr, images) if use_sign else saliency.to_map(attr)
     baseline = target_probability(handle.p_normal(images), target)
-    params = Params({"samples": int(samples), "noise": float(noise), "seed": int(seed)})
-    return Explanation("smoothgrad", target, saliency.to_map(attr), baseline, params,
+    params = Params({"samples": int(samples), "noise": float(noise), "seed": int(seed),
+                     "signed": "yes" if use_sign else "no"})
+    return Explanation("smoothgrad", target, maps, baseline, params,
                        {"gradients": t1 - t0, "total": time.perf_counter() - t0}, {})

@@ -174,6 +174,8 @@ def summarise_dataset(study, *, methods=IMAGE_METHODS, target: str = "label", pa
                   "model_hash": study.loaded.description.content_hash[:12], "threshold": study.threshold,
                   "interpolation": study.interpolation, "methods": ", ".join(methods), "target": target,
                   "occlusion patches": ", ".join(str(p) for p in patches), "deletion steps": steps,
+                  "deletion score": "log-odds of the explained class",
+                  "maps": "signed where there is a choice (+ supports the explained class)",
                   "deletion unit": "pixel" if tile <= 1 else f"{tile} x {tile} px square",
                   "randomisation cells": len(sample),
                   "randomised layers": ", ".join(ff.randomisable_layers(study.loaded)),

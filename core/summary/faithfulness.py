@@ -4,11 +4,16 @@ Deletion and insertion (Petsiuk, Das & Saenko, 2018, "RISE: Randomized Input Sam
 Explanation of Black-box Models", BMVC): pixels are removed (or added) in the order of
 their attribution, most important first, in ``steps`` equal steps, and the target
 probability is recorded after each step. A faithful map makes the deletion curve fall
-fast (small area under it) and the insertion curve rise fast (large area). A "removed"
+fast (small area under it) and the insertion curve rise fast (large area). The score is
+the explained class's log-odds by default (``score="logit"``: on a saturated cell, P = 1.0
+in float32, every probability curve is flat) or its probability. A "removed"
 pixel shows the local mean colour, i.e. a heavily blurred copy of the image, rather than
 black or grey, colours the model never saw. Ties in the attribution (the flat parts of
 CAM, occlusion and LIME maps) are broken in a fixed random order, so a flat map behaves
-like the random order it is. The same curves for a random order are the reference.
+like the random order it is. The same curves for a random order are the reference: per
+cell, ``deletion_gain`` = random's deletion AUC minus the method's and ``insertion_gain``
+= the method's insertion AUC minus random's (positive = better than random), with
+bootstrap 95 % intervals over cells (``core.summary.bootstrap``).
 
 Model-randomisation sanity check (Adebayo et al., 2018, "Sanity Checks for Saliency
 Maps", NeurIPS): the maps of the trained model are compared with the maps of the same
@@ -87,20 +92,32 @@ def perturbed_batch(image, fill, ranks, steps: int, mode: str) -> np.ndarray:
 
 
 #: Version of the curve computation; part of the cache key of cached curves.
-CURVES_VERSION = 1
+CURVES_VERSION = 2
+#: Default score space of the curves (see the module docstring).
+DEFAULT_SCORE = "logit"
+
+
+def target_scores(loaded, batch, target: str, score: str = DEFAULT_SCORE) -> np.ndarray:
+    """The explained class's score of each image of ``batch``: log-odds or probability, ``(N,)``."""
+    from core.explain._model import handle_for
+    from core.explain.base import check_space, target_score
+
+    space = check_space(score)
+    batch = np.asarray(batch, np.float32)
+    handle = handle_for(loaded)
+    raw = np.concatenate([handle.normal_scores(batch[a:a + 64], space) for a in range(0, len(batch), 64)])
+    return target_score(raw, target, space)
 
 
 def curves_for(loaded, image, values, target: str, *, steps: int = DEFAULT_STEPS, sigma: float = BLUR_SIGMA,
-               seed: int = 0, fill=None, tile: int = 1, cache=None) -> dict:
+               seed: int = 0, fill=None, tile: int = 1, score: str = DEFAULT_SCORE, cache=None) -> dict:
     """Deletion and insertion curves of one map: ``{"deletion": (K+1,), "insertion": (K+1,)}``.
 
-    Both curves are scored in one batch of ``2 (K + 1)`` images. With an
-    ``ExplanationCache`` the curves are stored under a key made of the model's content hash,
-    the image, the map, the fill and the settings, so a second run only reads them.
+    Both curves are scored in one batch of ``2 (K + 1)`` images, in ``score`` space ("logit"
+    or "probability"). With an ``ExplanationCache`` the curves are stored under a key made
+    of the model's content hash, the image, the map, the fill and the settings, so a second
+    run only reads them.
     """
-    from core.explain.base import target_probability
-    from core.predict import predict_scores
-
     image = np.asarray(image, np.float32)
     fill = blurred_copy(image, sigma) if fill is None else np.asarray(fill, np.float32)
 
@@ -108,14 +125,14 @@ def curves_for(loaded, image, values, target: str, *, steps: int = DEFAULT_STEPS
         ranks = pixel_ranks(values, seed=seed, tile=tile)
         batch = np.concatenate([perturbed_batch(image, fill, ranks, steps, "deletion"),
                                 perturbed_batch(image, fill, ranks, steps, "insertion")])
-        p = target_probability(predict_scores(loaded, batch, batch_size=len(batch)), target)
+        p = target_scores(loaded, batch, target, score)
         return p[:steps + 1], p[steps + 1:]
 
     if cache is None:
         deletion, insertion = run()
         return {"deletion": deletion, "insertion": insertion}
-    exp = cache.get_or_compute(_curves_key(loaded, image, values, fill, target, steps, tile, seed),
-                               lambda: _as_explanation(target, steps, tile, seed, *run()))
+    exp = cache.get_or_compute(_curves_key(loaded, image, values, fill, target, steps, tile, seed, score),
+                               lambda: _as_explanation(target, steps, tile, seed, score, *run()))
     return {"deletion": np.asarray(exp.extras["deletion"]), "insertion": np.asarray(exp.extras["insertion"])}
 
 
@@ -126,28 +143,28 @@ def _digest(array) -> str:
     return hashlib.sha256(str(array.shape).encode() + array.tobytes()).hexdigest()
 
 
-def _curves_params(steps, tile, seed, values=None, fill=None):
+def _curves_params(steps, tile, seed, score, values=None, fill=None):
     from core.explain.base import Params
 
-    items = {"steps": int(steps), "tile": int(tile), "seed": int(seed)}
+    items = {"steps": int(steps), "tile": int(tile), "seed": int(seed), "score": str(score)}
     if values is not None:
         items.update(map=_digest(values), fill=_digest(fill))
     return Params(items)
 
 
-def _curves_key(loaded, image, values, fill, target, steps, tile, seed) -> str:
+def _curves_key(loaded, image, values, fill, target, steps, tile, seed, score) -> str:
     from core.cache import make_key
 
     return make_key(loaded.description.content_hash, image[None], "deletion_insertion", CURVES_VERSION, target,
-                    _curves_params(steps, tile, seed, values, fill))
+                    _curves_params(steps, tile, seed, score, values, fill))
 
 
-def _as_explanation(target, steps, tile, seed, deletion, insertion):
+def _as_explanation(target, steps, tile, seed, score, deletion, insertion):
     """Curves packed as a cache entry (the cache stores Explanations; the map is a placeholder)."""
     from core.explain.base import Explanation
 
     return Explanation("deletion_insertion", target, np.zeros((1, 1, 1), np.float32), deletion[:1],
-                       _curves_params(steps, tile, seed), {}, {"deletion": np.asarray(deletion, np.float32),
+                       _curves_params(steps, tile, seed, score), {}, {"deletion": np.asarray(deletion, np.float32),
                                                                "insertion": np.asarray(insertion, np.float32)},
                        CURVES_VERSION)
 
@@ -163,8 +180,8 @@ def area_under(curve) -> float:
 
 
 def faithfulness_curves(study, maps: dict, *, steps: int = DEFAULT_STEPS, sigma: float = BLUR_SIGMA,
-                        tile: int = 1, random_reference: bool = True, seed: int = 0, cache=None,
-                        progress=None) -> pd.DataFrame:
+                        tile: int = 1, random_reference: bool = True, seed: int = 0, score: str = DEFAULT_SCORE,
+                        cache=None, progress=None) -> pd.DataFrame:
     """Deletion and insertion curves of every method and cell (and of a random order).
 
     Parameters
@@ -179,6 +196,8 @@ def faithfulness_curves(study, maps: dict, *, steps: int = DEFAULT_STEPS, sigma:
         1 (default): single pixels; larger: squares of ``tile`` pixels removed whole.
     random_reference : bool
         Add method "random": a random pixel order (seeded per cell).
+    score : {"logit", "probability"}
+        Score of the explained class recorded after each step.
     cache : ExplanationCache, optional
         Curves are cached (see :func:`curves_for`).
     progress : callable(done, total), optional
@@ -187,7 +206,7 @@ def faithfulness_curves(study, maps: dict, *, steps: int = DEFAULT_STEPS, sigma:
     -------
     DataFrame
         Long form: name, group, label, target, method, curve ("deletion"/"insertion"), step,
-        fraction (of pixels removed or added), probability (of the target class).
+        fraction (of pixels removed or added), score (of the target class), space.
     """
     if steps < 1:
         from core.errors import DisplasiaError
@@ -196,7 +215,7 @@ def faithfulness_curves(study, maps: dict, *, steps: int = DEFAULT_STEPS, sigma:
     methods = list(maps)
     if not methods:
         return pd.DataFrame(columns=["name", "group", "label", "target", "method", "curve", "step", "fraction",
-                                     "probability"])
+                                     "score", "space"])
     targets = maps[methods[0]].targets
     groups = study.groups
     jobs = [(i, m) for i in range(len(study)) for m in methods + (["random"] if random_reference else [])]
@@ -212,50 +231,76 @@ def faithfulness_curves(study, maps: dict, *, steps: int = DEFAULT_STEPS, sigma:
         else:
             values, target = maps[method].attribution[i], maps[method].targets[i]
         curves = curves_for(study.loaded, study.images[i], values, target, steps=steps, seed=seed, fill=fills[i],
-                            tile=tile, cache=cache)
+                            tile=tile, score=score, cache=cache)
         cell = study.cells[i]
         for name, curve in curves.items():
             frames.append(pd.DataFrame({"name": cell.name, "group": groups[i], "label": cell.label, "target": target,
                                         "method": method, "curve": name, "step": np.arange(steps + 1),
-                                        "fraction": fraction, "probability": curve.astype(float)}))
+                                        "fraction": fraction, "score": curve.astype(float), "space": score}))
         if progress is not None:
             progress(k + 1, len(jobs))
     return pd.concat(frames, ignore_index=True)
+
+
+#: Per-cell columns of :func:`faithfulness_table` that the summary averages (with intervals).
+FAITHFULNESS_COLUMNS = ("deletion_auc", "insertion_auc", "difference", "deletion_gain", "insertion_gain")
 
 
 def faithfulness_table(curves: pd.DataFrame) -> pd.DataFrame:
     """Area under the deletion and insertion curves per cell and method.
 
     Columns: name, group, label, target, method, deletion_auc (lower = more faithful),
-    insertion_auc (higher = more faithful), difference (insertion - deletion).
+    insertion_auc (higher = more faithful), difference (insertion - deletion), and, when
+    the curves include the "random" order, deletion_gain (random's deletion AUC minus the
+    method's) and insertion_gain (the method's insertion AUC minus random's) for the same
+    cell and target: positive = better than a random order.
     """
     keys = ["name", "group", "label", "target", "method"]
+    columns = keys + ["deletion_auc", "insertion_auc", "difference", "deletion_gain", "insertion_gain"]
     if curves.empty:
-        return pd.DataFrame(columns=keys + ["deletion_auc", "insertion_auc", "difference"])
-    aucs = (curves.sort_values("step").groupby(keys + ["curve"], sort=False, dropna=False)["probability"]
+        return pd.DataFrame(columns=columns)
+    value = "score" if "score" in curves.columns else "probability"
+    aucs = (curves.sort_values("step").groupby(keys + ["curve"], sort=False, dropna=False)[value]
             .apply(area_under).unstack("curve").reset_index())
     aucs = aucs.rename(columns={"deletion": "deletion_auc", "insertion": "insertion_auc"})
     aucs.columns.name = None
     aucs["difference"] = aucs["insertion_auc"] - aucs["deletion_auc"]
+    random = aucs[aucs["method"] == "random"].set_index(["name", "target"])
+    pair = pd.MultiIndex.from_frame(aucs[["name", "target"]])
+    if len(random):
+        aucs["deletion_gain"] = random["deletion_auc"].reindex(pair).to_numpy() - aucs["deletion_auc"].to_numpy()
+        aucs["insertion_gain"] = aucs["insertion_auc"].to_numpy() - random["insertion_auc"].reindex(pair).to_numpy()
+    else:
+        aucs["deletion_gain"] = np.nan
+        aucs["insertion_gain"] = np.nan
     order = list(dict.fromkeys(curves["method"]))
     aucs["method"] = pd.Categorical(aucs["method"], order)
-    return aucs.sort_values(["method", "name"]).assign(method=lambda d: d["method"].astype(str)).reset_index(drop=True)
+    out = aucs.sort_values(["method", "name"]).assign(method=lambda d: d["method"].astype(str))
+    return out[columns].reset_index(drop=True)
 
 
 def faithfulness_summary(table: pd.DataFrame, *, by: str = "label") -> pd.DataFrame:
-    """Mean deletion / insertion AUC per method x class (and "all")."""
+    """Mean deletion / insertion AUC and gain over random per method x class (and "all").
+
+    Each mean comes with its bootstrap 95 % interval over cells (``<column>_lo``,
+    ``<column>_hi``).
+    """
+    from core.summary.bootstrap import add_intervals
+
     if table.empty:
         return pd.DataFrame()
     data = table.copy()
     data[by] = data[by].fillna("unlabelled")
+    columns = [c for c in FAITHFULNESS_COLUMNS if c in data.columns]
     both = pd.concat([data, data.assign(**{by: "all"})], ignore_index=True)
     grouped = both.groupby(["method", by], sort=False)
-    out = grouped[["deletion_auc", "insertion_auc", "difference"]].mean()
+    out = grouped[columns].mean()
     out.insert(0, "n", grouped.size())
     methods = list(dict.fromkeys(table["method"]))
     classes = list(dict.fromkeys(list(data[by]) + ["all"]))
     out = out.reindex(pd.MultiIndex.from_product([methods, classes], names=["method", by]))
-    return out.dropna(subset=["n"]).reset_index()
+    out = out.dropna(subset=["n"]).reset_index()
+    return add_intervals(out, data, ["method", by], columns)
 
 
 # ---------------------------------------------------------------------------------- randomisation
@@ -370,11 +415,22 @@ def randomisation_table(study, methods, *, target: str = "label", layers=None, s
 
 
 def randomisation_summary(table: pd.DataFrame) -> pd.DataFrame:
-    """Mean and SD of the rank correlations per method (lower = more model-dependent)."""
+    """Mean and SD of the rank correlations per method (lower = more model-dependent).
+
+    ``spearman`` compares the signed attributions (the summary's maps all say "+ supports
+    the class", so this is the same quantity for every method); ``spearman_abs`` their
+    magnitudes. The mean of ``spearman`` comes with its bootstrap 95 % interval over cells.
+    """
+    from core.summary.bootstrap import add_intervals
+
     if table.empty:
         return pd.DataFrame()
     grouped = table.groupby("method", sort=False)
     out = grouped[["spearman", "spearman_abs"]].agg(["mean", "std"])
     out.columns = [f"{a}_{b}" for a, b in out.columns]
     out.insert(0, "n", grouped.size())
-    return out.reset_index()
+    out = out.reset_index()
+    intervals = add_intervals(out.rename(columns={"spearman_mean": "spearman"}), table, ["method"], ["spearman"])
+    out.insert(out.columns.get_loc("spearman_mean") + 1, "spearman_lo", intervals["spearman_lo"].to_numpy())
+    out.insert(out.columns.get_loc("spearman_lo") + 1, "spearman_hi", intervals["spearman_hi"].to_numpy())
+    return out

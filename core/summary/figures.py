@@ -136,15 +136,17 @@ def faithfulness_figure(curves: pd.DataFrame, curve: str = "deletion"):
     """Mean deletion (or insertion) curve per method over all cells."""
     go = _go()
     data = curves[curves["curve"] == curve]
-    mean = data.groupby(["method", "fraction"], sort=False)["probability"].mean().reset_index()
+    value = "score" if "score" in data.columns else "probability"
+    mean = data.groupby(["method", "fraction"], sort=False)[value].mean().reset_index()
     fig = go.Figure()
     for method in dict.fromkeys(mean["method"]):
         part = mean[mean["method"] == method]
-        fig.add_trace(go.Scatter(x=part["fraction"], y=part["probability"], mode="lines+markers", name=method,
+        fig.add_trace(go.Scatter(x=part["fraction"], y=part[value], mode="lines+markers", name=method,
                                  line=dict(dash="dot" if method == "random" else "solid")))
     what = "removed" if curve == "deletion" else "added"
     fig.update_layout(xaxis_title=f"fraction of pixels {what} (most important first)",
-                      yaxis_title="probability of the explained class", xaxis_tickformat=".0%",
+                      yaxis_title=("log-odds" if value == "score" and "space" in data.columns and (data["space"] == "logit").all()
+                                   else "probability") + " of the explained class", xaxis_tickformat=".0%",
                       template="plotly_white", height=360, margin=dict(l=50, r=20, t=30, b=40), title=curve)
     return fig
 

@@ -112,8 +112,12 @@ def localisation_summary(table: pd.DataFrame, *, by: str = "label") -> pd.DataFr
     """Means per method x class of the shares, the areas and the pointing game.
 
     Adds ``enrichment_<region>`` = mean share / mean area (1 = no better than a map spread
-    evenly over the image) and ``n`` (cells). Rows ``class == "all"`` pool the classes.
+    evenly over the image), ``n`` (cells) and the bootstrap 95 % interval over cells of each
+    share and of the pointing game (``<column>_lo``, ``<column>_hi``). Rows ``class ==
+    "all"`` pool the classes.
     """
+    from core.summary.bootstrap import add_intervals
+
     if table.empty:
         return pd.DataFrame()
     value_columns = [c for c in table.columns if c.startswith(("share_", "area_"))] + ["pointing"]
@@ -130,4 +134,6 @@ def localisation_summary(table: pd.DataFrame, *, by: str = "label") -> pd.DataFr
     methods = list(dict.fromkeys(table["method"]))
     classes = list(dict.fromkeys(list(data[by]) + ["all"]))
     out = out.reindex(pd.MultiIndex.from_product([methods, classes], names=["method", by]))
-    return out.dropna(how="all", subset=["n"]).reset_index()
+    out = out.dropna(how="all", subset=["n"]).reset_index()
+    shares = [c for c in value_columns if c.startswith("share_")] + ["pointing"]
+    return add_intervals(out, data, ["method", by], shares)

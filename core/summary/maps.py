@@ -7,15 +7,18 @@ windows, LIME perturbations, SmoothGrad samples, Score-CAM channels), which is w
 work is.
 
 How a raw map becomes *attribution* (larger = more evidence for the target class) follows
-the method's registered ``sign``:
+what the map's values mean with its parameters (``MethodSpec.sign_for``):
 
-- "supports" and "magnitude": the map as is (LIME's signed superpixel weights, CAMs,
-  |gradient| maps);
-- "score" (occlusion's raw map, the target probability with the patch in place): the drop
-  ``baseline - map``, so a patch that lowers the target counts as evidence and one that
-  raises it counts against.
+- "supports": the map as is (occlusion's drop of the target score, LIME's signed
+  superpixel weights, CAMs, signed saliency);
+- "magnitude" (|gradient| maps): the map as is, but it has no direction, so its
+  "evidence" also counts places that oppose the class;
+- "score" (a map of the target score with the place hidden): the drop ``baseline - map``.
 
-*Evidence* is the positive part of attribution; shares of relevance mass use it.
+To compare like with like, the summary explains every method in its signed form
+(:func:`summary_params`: saliency and SmoothGrad with ``signed="yes"``), so that
+*evidence*, the positive part of attribution, means "supports the class" for every method;
+shares of relevance mass, deletion/insertion and the randomisation check all use it.
 """
 from __future__ import annotations
 
@@ -29,15 +32,26 @@ from core.explain.registry import get_method, method_names
 IMAGE_METHODS = method_names(localisation=True)
 
 
-def attribution(method: str, maps: np.ndarray, baseline: np.ndarray) -> np.ndarray:
+def summary_params(method: str, params=None) -> dict:
+    """The method's parameters for the evidence tables: signed maps where there is a choice.
+
+    >>> summary_params("saliency"), summary_params("saliency", {"signed": "no"}), summary_params("gradcam")
+    ({'signed': 'yes'}, {'signed': 'no'}, {})
+    """
+    spec = get_method(method)
+    base = {spec.signed_param: "yes"} if spec.signed_param else {}
+    return {**base, **dict(params or {})}
+
+
+def attribution(method: str, maps: np.ndarray, baseline: np.ndarray, params=None) -> np.ndarray:
     """Signed attribution ``(N, H, W)`` float32 from an explanation's raw maps.
 
-    >>> a = attribution("occlusion", np.array([[[0.2, 0.9]]]), np.array([0.8]))
+    >>> a = attribution("occlusion", np.array([[[0.6, -0.1]]]), np.array([0.8]))
     >>> [round(float(v), 3) for v in a.ravel()]
     [0.6, -0.1]
     """
     maps = np.asarray(maps, np.float32)
-    if get_method(method).sign == "score":
+    if get_method(method).sign_for(params) == "score":
         return (np.asarray(baseline, np.float32).reshape(-1, 1, 1) - maps).astype(np.float32)
     return maps
 
@@ -58,6 +72,7 @@ class MethodMaps:
     attribution : (N, H, W) float32 ndarray, signed (see module docstring)
     baseline : (N,) float32 ndarray, P(target) of the unchanged image
     params : Params used
+    sign : str, what the attribution's values mean ("supports" or "magnitude")
     """
 
     method: str
@@ -65,6 +80,7 @@ class MethodMaps:
     attribution: np.ndarray
     baseline: np.ndarray
     params: object = None
+    sign: str = "supports"
 
     @property
     def evidence(self) -> np.ndarray:
@@ -83,6 +99,7 @@ def explain_cells(loaded, images, method: str, targets, *, params=None, cache=No
     targets : str or sequence of str
         One class for all images or one per image.
     params : mapping, optional
+        Completed by :func:`summary_params` (signed maps where there is a choice).
     cache : ExplanationCache, optional
     progress : callable(done, total), optional
         Called after each image.
@@ -92,16 +109,17 @@ def explain_cells(loaded, images, method: str, targets, *, params=None, cache=No
     spec = get_method(method)
     n = len(images)
     targets = tuple([targets] * n if isinstance(targets, str) else targets)
-    values = spec.validate(params)
+    values = spec.validate(summary_params(method, params))
     maps = np.empty((n, *images.shape[1:3]), np.float32)
     baseline = np.empty(n, np.float32)
     for i in range(n):
         exp = compute(method, loaded, images[i:i + 1], targets[i], params=values, cache=cache)
-        maps[i] = attribution(method, exp.maps, exp.baseline)[0]
+        maps[i] = attribution(method, exp.maps, exp.baseline, values)[0]
         baseline[i] = exp.baseline[0]
         if progress is not None:
             progress(i + 1, n)
-    return MethodMaps(method, targets, maps, baseline, values)
+    sign = spec.sign_for(values)
+    return MethodMaps(method, targets, maps, baseline, values, "supports" if sign == "score" else sign)
 
 
 def dataset_maps(study, methods=IMAGE_METHODS, *, target: str = "label", params=None, cache=None,

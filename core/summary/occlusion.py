@@ -1,7 +1,8 @@
 """The study's occlusion summary: score change per patch size and class.
 
 For each cell and patch size the occlusion map is computed on the model score P(normal)
-(target "normal", the score the study's Table 4 reports), with the patch filled by its own
+(target "normal", probability space: the score the study's Table 4 reports; on a
+saturated cell every change is 0 here, the maps elsewhere use the log-odds), with the patch filled by its own
 mean colour unless told otherwise. Per cell the largest drop and the largest rise of the
 score over all patch positions are kept; the table gives, per patch size and class, their
 mean over the cells and their extreme, in percentage points of the score. Reductions are
@@ -44,7 +45,7 @@ def occlusion_changes(study, *, patches=STUDY_PATCHES, fill: str = "mean", cache
     for patch in patches:
         for i, cell in enumerate(study.cells):
             exp = compute("occlusion", study.loaded, study.images[i:i + 1], "normal",
-                          params={"patch": patch, "fill": fill}, cache=cache)
+                          params={"patch": patch, "fill": fill, "score": "probability"}, cache=cache)
             change = np.asarray(exp.extras["window_scores"][0], np.float64) - float(exp.baseline[0])
             rows.append({"name": cell.name, "group": groups[i], "label": cell.label, "patch": patch,
                          "score": float(exp.baseline[0]),
