@@ -158,7 +158,8 @@ def _colorbar_trace(scale: Scale, options, units, colorbar_title, marks, compact
     colorbar = dict(thickness=10, tickvals=tickvals, ticktext=ticktext, tickfont=dict(size=10),
                     title=dict(text=_wrap(title), side="right", font=dict(size=11)))
     if compact:
-        colorbar |= dict(orientation="h", y=-0.02, yanchor="top", len=1.0, thickness=8, title=None)
+        colorbar |= dict(orientation="h", y=-0.02, yanchor="top", x=0.5, xanchor="center", len=0.72, thickness=8,
+                         title=None, ticklabeloverflow="allow")
     return go.Scatter(x=[None], y=[None], mode="markers", hoverinfo="skip",
                       marker=dict(color=[low], cmin=low, cmax=high, colorscale=plotly_colorscale(scale.cmap),
                                   showscale=True, colorbar=colorbar))
