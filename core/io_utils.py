@@ -23,6 +23,18 @@ from pathlib import Path
 from core.errors import DisplasiaError
 
 
+def check_output_path(path) -> Path:
+    """Fail early, before long work, if ``path`` cannot be written as a file."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise DisplasiaError(f"Output folder does not exist: {path.parent}")
+    if path.is_dir():
+        raise DisplasiaError(f"Output {path} is a folder; give a file name.")
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise DisplasiaError(f"Cannot write {path}: permission denied.")
+    return path
+
+
 def atomic_write_bytes(path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file and a rename: never half a file."""
     path = Path(path)

@@ -1,7 +1,6 @@
 """``python -m core predict``: score image files and folders into a CSV."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from core.config import DEFAULT_THRESHOLD, IMAGE_SUFFIXES, INTERPOLATIONS
@@ -40,8 +39,13 @@ def load_model_from_args(args):
     return load_model(json_path, weights)
 
 
-def collect_cells(inputs) -> list:
-    """Cells from image files and folders, each with the class its folder or name gives."""
+def collect_cells(inputs, skipped: list | None = None) -> list:
+    """Cells from image files and folders, each with the class its folder or name gives.
+
+    Files of a folder that cannot be used are left out and appended to ``skipped`` as
+    ``(name, reason)``; an unusable file named directly is an error.
+    """
+    skipped = [] if skipped is None else skipped
     from core.datasets import cell_for_file, scan_dataset
 
     cells = []
@@ -50,8 +54,7 @@ def collect_cells(inputs) -> list:
         if path.is_dir():
             dataset = scan_dataset(path)
             cells.extend(dataset.cells)
-            for name, reason in dataset.skipped:
-                print(f"skipped {name}: {reason}", file=sys.stderr)
+            skipped.extend(dataset.skipped)
         elif path.is_file():
             if path.suffix.lower() not in IMAGE_SUFFIXES:
                 raise DisplasiaError(f"{path.name} is not an image file ({', '.join(IMAGE_SUFFIXES)}).")
@@ -62,15 +65,16 @@ def collect_cells(inputs) -> list:
 
 
 def run(args) -> int:
-    from core.io_utils import atomic_write_bytes, csv_text
+    from core.io_utils import atomic_write_bytes, check_output_path, csv_text
     from core.predict import check_threshold, predict_cells
     from core.progress import ProgressBar
 
     if args.batch_size < 1:
         raise DisplasiaError("--batch-size must be at least 1.")
     check_threshold(args.threshold)
-    out = Path(args.csv)
-    cells = collect_cells(args.inputs)
+    out = check_output_path(args.csv)
+    skipped = []
+    cells = collect_cells(args.inputs, skipped)
     loaded = load_model_from_args(args)
     progress = ProgressBar("predict") if len(cells) > args.batch_size else None
     predictions = predict_cells(loaded, cells, threshold=args.threshold, interpolation=args.interpolation,
@@ -81,5 +85,8 @@ def run(args) -> int:
         rows.append([cell.path.name, f"{p.score:.6f}", p.prediction, p.label or "", agrees, str(cell.path)])
     atomic_write_bytes(out, csv_text(rows).encode("utf-8"))
     n_wrong = sum(p.agrees is False for p in predictions)
-    print(f"{len(predictions)} images scored -> {out} ({n_wrong} disagree with their known class)")
+    for name, reason in skipped:
+        print(f"skipped {name}: {reason}")
+    print(f"{len(predictions)} images scored -> {out} ({n_wrong} disagree with their known class"
+          f"{f'; {len(skipped)} files skipped' if skipped else ''})")
     return 0

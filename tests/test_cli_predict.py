@@ -58,7 +58,8 @@ def test_bad_input_is_one_line_and_exit_2(model_file, images, tmp_path, args, me
     (images / "TN_broken.jpg").write_bytes(b"garbage")
     out = tmp_path / "scores.csv"
     out.write_text("precious,previous,results\n")
-    args = [str(images) if a == "BROKEN" else str(tmp_path / "missing.jpg") if a == "MISSING" else a for a in args]
+    args = [str(images / "TN_broken.jpg") if a == "BROKEN" else str(tmp_path / "missing.jpg") if a == "MISSING" else a
+            for a in args]
     base = ["predict"] + (["--model", str(model_file)] if "--model" not in args else [])
     inputs = [] if ("MISSING" in args or any(a.endswith((".jpg",)) for a in args) or str(images) in args) else [str(images)]
     result = run_cli(*base, *args, *inputs, "--csv", out)
@@ -68,3 +69,12 @@ def test_bad_input_is_one_line_and_exit_2(model_file, images, tmp_path, args, me
     if "invalid choice" not in message:
         assert len(result.stderr.strip().splitlines()) == 1
     assert out.read_text() == "precious,previous,results\n"  # nothing already saved is lost
+
+
+def test_a_broken_file_in_a_folder_is_skipped_and_listed(model_file, images, tmp_path):
+    (images / "TN_broken.jpg").write_bytes(b"garbage")
+    out = tmp_path / "scores.csv"
+    result = run_cli("predict", "--model", model_file, images, "--csv", out)
+    assert result.returncode == 0, result.stderr
+    assert "skipped TN_broken.jpg: not an image" in result.stdout and "1 files skipped" in result.stdout
+    assert [r["image"] for r in csv.DictReader(out.open())] == ["TD_SNE_2.jpg", "TN_SNE_1.jpg", "other.png"]
