@@ -34,6 +34,7 @@ def _assert_nothing_shown(page) -> None:
     # no cell image, thumbnail or figure anywhere
     assert page.locator("[data-testid='stImage'], [data-testid='stImageContainer'], .js-plotly-plot, canvas").count() == 0
     assert not page.locator("[data-testid='stException']").count()
+    assert not page.locator("[data-testid='stSidebarNav']").count()     # not even the page names
 
 
 def _save_condition(page) -> None:

@@ -96,11 +96,9 @@ def require_login() -> str:
         return "admin"
     identity = current()
     if identity is None:
-        st.title("DisplasiaNet explainer")
-        if settings.mode == "password":
-            _password_form(settings)
-        else:
-            _oidc_button(settings)
+        # A navigation of one hidden page replaces the page list, so not even the names of
+        # the pages reach the browser (Streamlit would otherwise list the pages/ folder).
+        st.navigation([st.Page(_login_page, title="Log in", default=True)], position="hidden").run()
         st.stop()
     with st.sidebar:
         cols = st.columns([3, 2])
@@ -113,6 +111,15 @@ def require_login() -> str:
             else:
                 st.rerun()
     return identity.role
+
+
+def _login_page() -> None:
+    settings = _settings()
+    st.title("DisplasiaNet explainer")
+    if settings.mode == "password":
+        _password_form(settings)
+    else:
+        _oidc_button(settings)
 
 
 def plain(text: str) -> str:
@@ -188,7 +195,7 @@ def audit_explain(method: str, target: str, params: dict, key: str, *, from_cach
         return
     seen.add(key)
     audit("explain", cell=cell or st.session_state.get(state.CELL), method=method, target=target,
-          params=dict(params), from_cache=from_cache)
+          params=dict(params), from_cache=from_cache, key=key)
 
 
 def identity_source() -> str:
