@@ -1,12 +1,25 @@
-"""Measure the dashboard as a user sees it (real Chromium): cold start to the rendered Home
-page, first computation of each method on the demo cell, and page switches once cached.
+"""Measure the dashboard as a user sees it, in a real headless Chromium, and print one table.
 
-    .venv/bin/python scripts/measure_dashboard.py
+    .venv/bin/python scripts/measure_dashboard.py [--rounds 5]
 
-Prints seconds; nothing is asserted (timings depend on the machine).
+Rows (seconds; nothing is asserted, timings depend on the machine and its load, which is
+printed with the table):
+
+- cold start, new dataset: a fresh server and an empty cache; browser opens the URL ->
+  first thumbnail on screen, and -> every score filled in;
+- cold start, scored before: the server restarted on the same cache -> gallery with every
+  score (no TensorFlow needed);
+- first map per page: first visit of each Explain page (whatever prefetch has not computed);
+- cached page switch per page: sidebar link -> the page's result on screen, median and max
+  over the rounds;
+- parameter change -> new map, and back to the earlier (cached) setting;
+- annotation save: a click on a reading -> the new reading in the database.
 """
 from __future__ import annotations
 
+import argparse
+import os
+import statistics
 import sys
 import tempfile
 import time
@@ -17,34 +30,133 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.browser_support import browser_page, streamlit_server, wait_until_idle  # noqa: E402
 from ui import page_list  # noqa: E402
 
-# (sidebar link, text that proves the page's result is on screen), from the one page list
-PAGES = [(p.title, p.proof) for p in page_list.PAGES if p.section == "Explain"]
+EXPLAIN = [p for p in page_list.PAGES if p.section == "Explain"]
+SWITCH = [p for p in page_list.PAGES if p.section in ("Cells", "Explain", "Evidence") and p.url_path != "annotate"]
+LONG = 600_000
 
 
-def visit(page, link: str, proof: str) -> float:
-    """Click a sidebar link (an in-app page switch, same session) until the result shows."""
+def _idle(page) -> None:
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]') && "
+                           "!document.querySelector('[data-stale=\"true\"]')", timeout=LONG)
+
+
+def visit(page, info) -> float:
+    """Click a sidebar link (an in-app page switch, same session) until the page's result shows."""
     start = time.perf_counter()
-    page.locator("[data-testid='stSidebarNav']").get_by_role("link", name=link, exact=True).click()
-    page.get_by_text(proof, exact=False).first.wait_for(state="visible", timeout=600_000)
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=600_000)
+    page.locator("[data-testid='stSidebarNav']").get_by_role("link", name=info.title, exact=True).click()
+    page.wait_for_url(f"**/{info.url_path}*", timeout=LONG)
+    page.locator("[data-testid='stMain']").get_by_text(info.proof, exact=False).first.wait_for(state="visible", timeout=LONG)
+    _idle(page)
+    if page.locator("[data-testid='stMain'] .js-plotly-plot").count():
+        page.locator("[data-testid='stMain'] .js-plotly-plot .main-svg").first.wait_for(state="attached", timeout=LONG)
     return time.perf_counter() - start
 
 
+def heatmaps(page) -> list:
+    return page.eval_on_selector_all("[data-testid='stMain'] .js-plotly-plot g.hm image, [data-testid='stMain'] img",
+                                     "els => els.map(e => e.getAttribute('href') || e.getAttribute('src'))")
+
+
+def until(probe, timeout: float = 600.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(0.05)
+    return None
+
+
+def cold_start(env: dict) -> tuple[float, float]:
+    """(first thumbnail, all scores) after opening the URL of a freshly started server."""
+    with streamlit_server(env) as url, browser_page(1440, 900) as page:
+        start = time.perf_counter()
+        page.goto(url)
+        page.locator("[data-testid='stMain'] [data-testid='stImage'] img").first.wait_for(state="visible", timeout=LONG)
+        thumbs = time.perf_counter() - start
+        page.get_by_text("cells scored.", exact=False).first.wait_for(state="visible", timeout=LONG)
+        return thumbs, time.perf_counter() - start
+
+
+def fmt(values) -> str:
+    values = list(values)
+    if len(values) == 1:
+        return f"{values[0]:.2f}"
+    return f"{statistics.median(values):.2f} (max {max(values):.2f})"
+
+
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    rows: list[tuple[str, str]] = []
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as folder:
         env = {"DISPLASIA_CACHE_DIR": f"{folder}/cache", "DISPLASIA_DB": f"sqlite:///{folder}/a.sqlite"}
-        start = time.perf_counter()
-        with streamlit_server(env) as url, browser_page() as page:
+        thumbs, scored = cold_start(env)
+        rows += [("cold start, new dataset: first thumbnails", f"{thumbs:.2f}"),
+                 ("cold start, new dataset: all 56 scores", f"{scored:.2f}")]
+        _, again = cold_start(env)
+        rows.append(("cold start, dataset scored before: gallery with all scores", f"{again:.2f}"))
+        with streamlit_server(env) as url, browser_page(1440, 900) as page:
             page.goto(url)
-            page.get_by_text("Predicted dysplastic").first.wait_for(state="visible", timeout=600_000)
+            page.get_by_text("cells scored.", exact=False).first.wait_for(state="visible", timeout=LONG)
             wait_until_idle(page)
-            print(f"cold start (server launch -> Home gallery rendered with scores): {time.perf_counter() - start:.1f} s")
-            for link, proof in PAGES[1:]:
-                print(f"first visit, computing  {link:<16} {visit(page, link, proof):6.2f} s")
-            for link, proof in PAGES[1:]:
-                print(f"page switch, cached     {link:<16} {visit(page, link, proof):6.2f} s")
-            print(f"Compare grid, all cached                 {visit(page, *PAGES[0]):6.2f} s")
+            for info in EXPLAIN:
+                rows.append((f"first map: {info.title}", f"{visit(page, info):.2f}"))
+            times = {info.title: [] for info in SWITCH}
+            for _ in range(args.rounds):
+                for info in SWITCH:
+                    times[info.title].append(visit(page, info))
+            for title, values in times.items():
+                rows.append((f"cached page switch: {title}", fmt(values)))
+            all_switches = [v for values in times.values() for v in values]
+            rows.append(("cached page switch, all pages", fmt(all_switches)))
+            # parameter change -> new map; back to the cached setting
+            page.goto(f"{url}/occlusion")
+            wait_until_idle(page)
+            page.get_by_text("largest reduction").first.wait_for(state="visible", timeout=LONG)
+            _idle(page)
+            before = heatmaps(page)
+            start = time.perf_counter()
+            page.get_by_role("combobox", name="Fill", exact=True).click()
+            page.get_by_role("option", name="grey").click()
+            changed = until(lambda: (now := heatmaps(page)) and now != before and now)
+            rows.append(("parameter change -> new map (occlusion fill)", f"{time.perf_counter() - start:.2f}"))
+            _idle(page)
+            start = time.perf_counter()
+            page.get_by_role("combobox", name="Fill", exact=True).click()
+            page.get_by_role("option", name="mean").first.click()
+            until(lambda: (now := heatmaps(page)) and now != changed and now)
+            rows.append(("back to a cached setting -> map", f"{time.perf_counter() - start:.2f}"))
+            rows.append(("annotation save (click -> stored)", f"{annotation_save(page, url, env):.2f}"))
+    load_after = os.getloadavg()
+    width = max(len(r[0]) for r in rows)
+    print(f"{'measurement':<{width}}  seconds")
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+    print(f"machine: {os.cpu_count()} CPUs; load average before {load_before[0]:.1f}, after {load_after[0]:.1f} "
+          f"(1 min); median (max) over {args.rounds} rounds")
     return 0
+
+
+def annotation_save(page, url: str, env: dict) -> float:
+    """Click a reading on the Annotate page; seconds until the database holds it."""
+    from core.annotations.store import AnnotationStore
+
+    page.goto(f"{url}/annotate")
+    wait_until_idle(page)
+    box = page.get_by_label("Annotator", exact=True)
+    box.fill("dr-measure")
+    box.press("Enter")
+    wait_until_idle(page)
+    page.locator("canvas.upper-canvas").first.wait_for(state="visible", timeout=LONG)
+    main = page.locator("[data-testid='stMain']")
+    store = AnnotationStore(env["DISPLASIA_DB"])
+    start = time.perf_counter()
+    main.get_by_role("radiogroup", name="Cell condition").get_by_text("dysplastic", exact=True).click()
+    until(lambda: [a for a in store.all_latest() if a.annotator == "dr-measure" and a.condition.value == "dysplastic"])
+    return time.perf_counter() - start
 
 
 if __name__ == "__main__":

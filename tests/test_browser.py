@@ -159,3 +159,76 @@ def test_annotation_survives_reload(annotate_server, page):
     assert reddish, "the stroke is not on the reloaded canvas"
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "annotate.png"))
+
+
+# ------------------------------------------------------------------ the chosen model survives everything
+
+@pytest.fixture(scope="module")
+def model_server(tmp_path_factory):
+    import shutil
+
+    from core.config import DEMO_MODEL_KERAS
+    from core.explain.testing import tiny_cnn
+
+    folder = tmp_path_factory.mktemp("models")
+    configured = folder / "configured.keras"
+    shutil.copy(DEMO_MODEL_KERAS, configured)
+    upload = folder / "mine.keras"
+    tiny_cnn(32, seed=3).save(upload)
+    env = {"DISPLASIA_MODEL": str(configured), "DISPLASIA_CACHE_DIR": str(folder / "cache"),
+           "DISPLASIA_DB": f"sqlite:///{folder / 'annotations.sqlite'}", "DISPLASIA_PREFETCH_CPU_SECONDS": "0"}
+    with streamlit_server(env) as url:
+        yield url, upload
+
+
+def model_shown(page) -> str:
+    return page.locator("[data-testid='stSidebar'] [data-testid='stSelectbox']").first.inner_text()
+
+
+def visit_every_page(page, expected: str) -> None:
+    """Click through every page of the sidebar; the chosen model must stay, in the picker and the URL."""
+    key = dict(p.split("=", 1) for p in page.url.split("?", 1)[1].split("&"))["model"]
+    for info in page_list.PAGES:
+        link = page.locator("[data-testid='stSidebarNav']").get_by_role("link", name=info.title, exact=True)
+        if not link.count():
+            continue
+        link.click()
+        page.wait_for_url(f"**/{info.url_path}*")
+        wait_until_idle(page)
+        assert expected in model_shown(page), f"{info.title}: the picker shows {model_shown(page)!r}"
+        assert f"model={key}" in page.url, f"{info.title}: the URL lost the model ({page.url})"
+
+
+def test_configured_uploaded_and_shared_models_survive_every_page(model_server):
+    url, upload = model_server
+    with browser_page(1440, 900) as page:
+        page.goto(url)
+        wait_until_idle(page)
+        page.get_by_text("cells scored.", exact=False).first.wait_for(state="visible", timeout=240_000)
+        assert "Configured: configured.keras" in model_shown(page)
+        visit_every_page(page, "Configured: configured.keras")
+        # upload another model: it becomes the model of every page until another is picked
+        sidebar = page.locator("[data-testid='stSidebar']")
+        sidebar.get_by_text("Use your own model").click()
+        sidebar.locator("input[type='file']").first.set_input_files(str(upload))
+        sidebar.get_by_role("button", name="Use uploaded model").click()
+        wait_until_idle(page)
+        poll(lambda: "Uploaded: mine.keras" in model_shown(page), timeout=60)
+        assert "Uploaded: mine.keras" in model_shown(page)
+        visit_every_page(page, "Uploaded: mine.keras")
+        shared = page.url
+        options = sidebar.locator("[data-testid='stSelectbox']").first
+        options.click()
+        listed = [o.inner_text() for o in page.get_by_role("option").all()]
+        page.keyboard.press("Escape")
+        assert len(listed) == len(set(listed)), f"duplicate model entries: {listed}"
+    # a colleague opening the link (a new browser session) gets the same model ...
+    with browser_page(1440, 900) as other:
+        other.goto(shared)
+        wait_until_idle(other)
+        assert "Uploaded: mine.keras" in model_shown(other)
+        visit_every_page(other, "Uploaded: mine.keras")
+        # ... and a link to a model this server does not have says so
+        other.goto(f"{url}/?model=0123456789abcdef")
+        wait_until_idle(other)
+        assert other.get_by_text("which this server does not have", exact=False).first.is_visible()

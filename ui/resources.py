@@ -131,7 +131,7 @@ def load_model(choice: ModelChoice, stamp: tuple = ()):
         return loaded_model(choice)
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
+@st.cache_resource(show_spinner=False, max_entries=16)
 def dataset(root: str, stamp: float):
     """The dataset; each image's decode check is remembered in the score store, so reopening
     20,000 cells stats them instead of decoding them."""
@@ -157,9 +157,25 @@ def dataset_stamp(root: str) -> float:
     return path.stat().st_mtime if path.exists() else 0.0
 
 
+_hash_memo: dict = {}              # (paths tuple id, first, last, count) -> (time, hashes)
+HASH_MEMO_S = 30.0
+
+
 def image_hashes(paths) -> list[str]:
-    """File hashes of the cells (read once, then known by path, size and time)."""
-    return score_store().file_hashes(paths)
+    """File hashes of the cells (read once, then known by path, size and time; the list of a
+    dataset is kept in memory for 30 s, so reruns of a 20,000-cell gallery do not stat every file)."""
+    import time
+
+    paths = list(paths)
+    key = (len(paths), paths[0] if paths else "", paths[-1] if paths else "", hash(tuple(paths)))
+    memo = _hash_memo.get(key)
+    if memo is not None and time.monotonic() - memo[0] < HASH_MEMO_S:
+        return memo[1]
+    hashes = score_store().file_hashes(paths)
+    if len(_hash_memo) > 16:
+        _hash_memo.clear()
+    _hash_memo[key] = (time.monotonic(), hashes)
+    return hashes
 
 
 # ------------------------------------------------------------------ background scoring

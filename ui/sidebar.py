@@ -169,6 +169,29 @@ def _folder_label(folder: str) -> str:
         st.session_state[_UPLOAD_KEY]) else path.name
 
 
+LONG_LIST = 1000                  # more cells than this: type a name instead of a 20,000-entry list
+
+
+def _cell_picker(ds) -> None:
+    ss = st.session_state
+    names = ds.names()
+    if ss.get(state.CELL) not in names:
+        ss[state.CELL] = names[0]
+    ss["cell_select"] = ss[state.CELL]
+    if len(names) <= LONG_LIST:
+        st.selectbox("Current cell", names, key="cell_select",
+                     on_change=lambda: ss.__setitem__(state.CELL, ss["cell_select"]))
+        return
+    known = set(names)
+
+    def _typed():
+        if ss["cell_select"] in known:
+            ss[state.CELL] = ss["cell_select"]
+
+    st.text_input("Current cell", key="cell_select", on_change=_typed,
+                  help=f"{len(names):,} cells: type a name, or pick one in the gallery.")
+
+
 def render() -> None:
     """Draw the shared sidebar and keep the selection (and the URL) consistent."""
     ss = st.session_state
@@ -183,12 +206,7 @@ def render() -> None:
             st.error(str(exc))
             state.set_dataset(str(default_dataset()))
             return
-        names = ds.names()
-        if ss.get(state.CELL) not in names:
-            ss[state.CELL] = names[0]
-        ss["cell_select"] = ss[state.CELL]
-        st.selectbox("Current cell", names, key="cell_select",
-                     on_change=lambda: ss.__setitem__(state.CELL, ss["cell_select"]))
+        _cell_picker(ds)
         ss["target_select"] = ss[state.TARGET]
         st.radio("Explain the class", state.TARGETS, key="target_select", horizontal=True,
                  on_change=lambda: ss.__setitem__(state.TARGET, ss["target_select"]))
@@ -200,7 +218,7 @@ def render() -> None:
         st.selectbox("Resize interpolation", INTERPOLATIONS, key="interp_select",
                      help="DisplasiaNet was trained on nearest-neighbour resized images.",
                      on_change=lambda: ss.__setitem__(state.INTERPOLATION, ss["interp_select"]))
-        plan = warm.prefetch(ss[state.MODEL], [(c.name, str(c.path)) for c in ds.cells], ss[state.CELL],
+        plan = warm.prefetch(ss[state.MODEL], ds.cells, ss[state.CELL],
                              ss[state.TARGET], ss[state.INTERPOLATION])
         if (status := warm.prefetch_status(plan)) is not None:
             st.caption(status)

@@ -110,8 +110,8 @@ def neighbours(names: list, current: str, n: int = NEIGHBOURS) -> list:
 def prefetch(choice, cells: list, current: str, target: str, interpolation: str) -> PrefetchPlan | None:
     """Start prefetching for ``current`` unless the same plan is already running or done.
 
-    ``cells`` is ``[(name, path)]`` in gallery order. Reads the on-screen parameters here, in
-    the page thread; everything else happens in the worker.
+    ``cells`` are the dataset's cells (``name``, ``path``) in gallery order. Reads the
+    on-screen parameters here, in the page thread; everything else happens in the worker.
     """
     global _plan, _pool
     from concurrent.futures import ThreadPoolExecutor
@@ -127,8 +127,8 @@ def prefetch(choice, cells: list, current: str, target: str, interpolation: str)
             return _plan
         if _plan is not None:
             _plan.cancelled = True               # the user moved on: stop the old plan between batches
-        paths = dict(cells)
-        order = neighbours([name for name, _ in cells], current)
+        paths = {c.name: str(c.path) for c in cells}
+        order = neighbours(list(paths), current)
         plan = _plan = PrefetchPlan(key, [(n, paths[n]) for n in order], warm_requests(), target, interpolation, budget)
         if _pool is None:
             _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch")
