@@ -190,3 +190,18 @@ def test_report_section_has_the_table_sentences_and_figures(red_result):
     assert "bright red" in text and "raises the normal logit" in text and "too few cells" in text
     assert text.count("data:image/png;base64,") == 2
     assert "No concept analysis" in concepts_section_html(None)
+
+
+def test_cav_fitted_in_the_span_of_the_cells_equals_the_full_fit():
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(5)
+    pos, neg = rng.normal(0.3, 1.0, (12, 50)), rng.normal(-0.3, 1.0, (12, 50))
+    cav, _ = fit_cav(pos, neg, held_out=0.25, seed=4)  # 18 training rows < 50 features: reduced fit
+    # the same split and scaling, fitted directly in all 50 dimensions
+    split = np.random.default_rng(4)
+    order_p, order_n = split.permutation(12), split.permutation(12)
+    x = np.concatenate([pos[order_p[3:]], neg[order_n[3:]]])
+    y = np.r_[np.ones(9), np.zeros(9)]
+    w = LogisticRegression(C=1.0, max_iter=5000, tol=1e-10).fit(x / np.abs(x).max(), y).coef_[0]
+    np.testing.assert_allclose(cav, w / np.linalg.norm(w), atol=2e-3)  # solver tolerance 1e-4

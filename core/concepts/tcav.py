@@ -179,13 +179,23 @@ def fit_cav(positives, negatives, *, classifier: str = "logistic", held_out: flo
     # Activations of a ReLU network are large and non-negative; scaling by one global
     # factor keeps the solver well conditioned without changing the direction.
     scale = float(np.abs(x_train).max()) or 1.0
+    x_train, x_test = x_train / scale, x_test / scale
+    basis = None
+    if x_train.shape[1] > len(x_train):
+        # With fewer cells than activations, the L2-regularised optimum lies in the span of the
+        # training rows (representer theorem): fit in that basis and map back, the same answer
+        # in a few dozen dimensions instead of tens of thousands.
+        _, _, basis = np.linalg.svd(x_train, full_matrices=False)
+        x_train, x_test = x_train @ basis.T, x_test @ basis.T
     if classifier == "svm":
         model = LinearSVC(C=1.0, dual=True, max_iter=5000, random_state=seed)
     else:
         model = LogisticRegression(C=1.0, max_iter=2000)
-    model.fit(x_train / scale, y_train)
-    accuracy = float((model.predict(x_test / scale) == y_test).mean())
+    model.fit(x_train, y_train)
+    accuracy = float((model.predict(x_test) == y_test).mean())
     w = np.asarray(model.coef_, np.float64).reshape(-1)
+    if basis is not None:
+        w = basis.T @ w
     norm = float(np.linalg.norm(w))
     cav = w / norm if norm > 0 else w
     return cav, accuracy
