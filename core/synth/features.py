@@ -3,11 +3,13 @@
 The class rules follow the morphology a pathologist reads, in priority order
 (shared domain brief): cytoplasm granularity, chromatin, lobes.
 
-- normal: granular cytoplasm, 3-5 lobes, homogeneous dense chromatin;
+- normal: granular cytoplasm, homogeneous dense chromatin, and either 3-5 lobes
+  (segmented) or a band nucleus (a normal maturation stage: about half of the real
+  normal cells the generator is calibrated on are band neutrophils);
 - dysplastic: hypo/agranular cytoplasm (at most a third of the normal granule
   density), clumped heterogeneous chromatin with lighter patches, and/or a
-  hyposegmented (dumbbell, band, round), hypersegmented (> 5 lobes) or ring
-  nucleus.
+  hyposegmented (pseudo-Pelger-Huet dumbbell, round), hypersegmented (> 5 lobes)
+  or ring-like nucleus.
 
 Classes overlap on purpose: a fraction of dysplastic cells carry a single
 abnormal feature, some normal cells are borderline (fewer granules, a little
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 #: Bumped whenever a change alters the pixels drawn for a given seed.
-GENERATOR_VERSION = "1.0"
+GENERATOR_VERSION = "2.0"
 
 KINDS = ("normal", "dysplastic")
 #: Nucleus shapes the renderer knows.
@@ -76,9 +78,12 @@ class CellFeatures:
 
     @property
     def lobe_state(self) -> str:
-        """Lobe reading: hyposegmented (< 3), normal (3-5) or hypersegmented (> 5, ring)."""
+        """Lobe reading: hyposegmented (< 3), normal (3-5, or a band nucleus) or
+        hypersegmented (> 5, ring)."""
         if self.nucleus_shape == "ring" or self.lobe_count > 5:
             return "hypersegmented"
+        if self.nucleus_shape == "band":
+            return "normal"
         if self.lobe_count < 3:
             return "hyposegmented"
         return "normal"
@@ -107,15 +112,21 @@ def _choice(rng: np.random.Generator, options, p):
     return options[int(rng.choice(len(options), p=np.asarray(p) / np.sum(p)))]
 
 
+#: Share of band nuclei among cells whose lobes are normal.
+BAND_SHARE = 0.45
+
+
 def _normal_nucleus(rng):
-    lobes = _choice(rng, (2, 3, 4, 5), (0.04, 0.42, 0.40, 0.14))
+    if rng.random() < BAND_SHARE:
+        return "band", 1
+    lobes = _choice(rng, (2, 3, 4, 5), (0.05, 0.45, 0.38, 0.12))
     return "segmented", int(lobes)
 
 
 def _abnormal_nucleus(rng):
-    shape = _choice(rng, ("dumbbell", "band", "round", "hypersegmented", "ring"),
-                    (0.38, 0.22, 0.10, 0.18, 0.12))
-    lobes = {"dumbbell": 2, "band": 1, "round": 1, "ring": 1}.get(shape)
+    shape = _choice(rng, ("dumbbell", "round", "hypersegmented", "ring"),
+                    (0.45, 0.2, 0.22, 0.13))
+    lobes = {"dumbbell": 2, "round": 1, "ring": 1}.get(shape)
     if lobes is None:
         lobes = int(rng.integers(6, 8))
     return shape, lobes
@@ -139,7 +150,7 @@ def sample_features(rng: np.random.Generator, kind: str) -> CellFeatures:
             heterogeneity = rng.uniform(0.0, 0.25)
         shape, lobes = _normal_nucleus(rng)
         dohle = int(rng.random() < 0.08) * int(rng.integers(1, 3))
-        cell_radius = rng.uniform(74, 90)
+        cell_radius = rng.uniform(60, 77)
     else:
         if rng.random() < 0.12:
             # The hard ones: a single abnormal feature.
@@ -157,10 +168,10 @@ def sample_features(rng: np.random.Generator, kind: str) -> CellFeatures:
             granule_density = rng.uniform(0.6, 1.1)
         heterogeneity = rng.uniform(0.6, 1.0) if "chromatin" in abnormal else rng.uniform(0.05, 0.35)
         shape, lobes = _abnormal_nucleus(rng) if "lobes" in abnormal else _normal_nucleus(rng)
-        if "lobes" not in abnormal and lobes == 2:
+        if "lobes" not in abnormal and shape == "segmented" and lobes == 2:
             lobes = 3
         dohle = int(rng.random() < 0.25) * int(rng.integers(1, 4))
-        cell_radius = rng.uniform(70, 88)
+        cell_radius = rng.uniform(58, 76)
     return CellFeatures(
         kind=kind,
         seed=seed,
@@ -174,11 +185,11 @@ def sample_features(rng: np.random.Generator, kind: str) -> CellFeatures:
         stain_hue=round(float(rng.uniform(-1.0, 1.0)), 3),
         stain_intensity=round(float(rng.uniform(0.85, 1.15)), 3),
         blur_sigma=round(float(0.0 if rng.random() < 0.5 else rng.uniform(0.2, 1.0)), 3),
-        jpeg_quality=int(rng.integers(80, 96)),
+        jpeg_quality=int(rng.integers(72, 79)),
         dohle_bodies=dohle,
         drumstick=bool(rng.random() < 0.08),
-        rbc_overlap=int(_choice(rng, (0, 1, 2, 3), (0.4, 0.35, 0.2, 0.05))),
-        rbc_count=int(rng.integers(8, 20)),
+        rbc_overlap=int(_choice(rng, (0, 1, 2, 3, 4), (0.15, 0.3, 0.3, 0.17, 0.08))),
+        rbc_count=int(rng.integers(14, 30)),
         platelets=int(_choice(rng, (0, 1, 2, 3), (0.6, 0.25, 0.1, 0.05))),
         abnormal_features=abnormal,
     )

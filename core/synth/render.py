@@ -1,13 +1,21 @@
 """Render one CellaVision-like May-Grunwald-Giemsa neutrophil from its latent features.
 
 The image is composed in optical density (Beer-Lambert): every stained object adds
-an absorbance per colour channel and the transmitted colour is the cream
-background times ``exp(-total density)``. Overlapping red cells therefore darken
-where they overlap, as on a smear, and the nucleus shows through the cytoplasm.
+an absorbance per colour channel and the transmitted colour is the warm peach
+background times ``exp(-total density)``; the nucleus shows through the cytoplasm.
+Red cells are opaque discs: where two touch or overlap, the denser of the two wins
+(they do not add up into a darker lens), and the neutrophil lies on top of them.
+
+Colours, sizes and textures are calibrated against real CellaVision DM96 captures of
+normal neutrophils (PBC data set, Acevedo et al. 2020; see docs/REALISM.md): warm
+peach background, greyish-mauve red cells with a pale centre, packed and touching,
+an irregular neutrophil outline with a soft edge, fine dusty pink-lilac granulation
+that is barely resolved, and a nucleus with a darker rim, chromatin clumps, pale
+clefts and lobes joined by thin filaments.
 
 Every object is drawn inside its own bounding box and the nucleus is a union of
-signed-distance shapes (lobes as ellipses, filaments and bands as capsules), so a
-360 x 363 cell costs a few tens of milliseconds in NumPy.
+signed-distance shapes (a chain of lobes along a curved path, capsules of varying
+width), so a 360 x 363 cell costs a few tens of milliseconds in NumPy.
 """
 from __future__ import annotations
 
@@ -23,18 +31,21 @@ from .features import CellFeatures
 #: CellaVision DM96 image size, (height, width).
 IMAGE_SHAPE = (363, 360)
 
-# Transmitted colours (RGB over a white-balanced cream background) of each stained
-# object at full strength; converted to optical densities below.
-_BACKGROUND = np.array([236.0, 228.0, 210.0])
-_RED_CELL = (224.0, 170.0, 166.0)
+# Transmitted colours (RGB over the peach background) of each stained object at full
+# strength; converted to optical densities below. Measured on the tuning half of the
+# real cells (medians of segmented parts), then adjusted for blur, noise and JPEG.
+_BACKGROUND = np.array([255.0, 230.0, 203.0])
+_RED_CELL = (196.0, 152.0, 160.0)
 # Secondary granules give normal cytoplasm its pink-lilac tint; without them it is a
 # paler, greyer blue-lilac (the hypogranular look).
-_CYTOPLASM = (224.0, 196.0, 212.0)
-_CYTOPLASM_AGRANULAR = (214.0, 206.0, 224.0)
-_GRANULE = (150.0, 92.0, 160.0)
-_NUCLEUS_BLUE = (78.0, 52.0, 140.0)
-_NUCLEUS_RED = (112.0, 46.0, 122.0)
-_DOHLE = (178.0, 196.0, 224.0)
+_CYTOPLASM = (220.0, 182.0, 184.0)
+_CYTOPLASM_AGRANULAR = (222.0, 204.0, 214.0)
+_GRANULE = (205.0, 160.0, 180.0)
+_GRANULE_DARK = (175.0, 100.0, 160.0)
+# Deep violet at unit chromatin density (the bulk of a real nucleus sits near Lab
+# (25, 42, -47)); stains vary towards bluer or redder per capture.
+_NUCLEUS = (94.0, 42.0, 146.0)
+_DOHLE = (190.0, 196.0, 214.0)
 _PLATELET = (150.0, 100.0, 175.0)
 
 
@@ -46,8 +57,8 @@ OD_RED_CELL = _od(_RED_CELL)
 OD_CYTOPLASM = _od(_CYTOPLASM)
 OD_CYTOPLASM_AGRANULAR = _od(_CYTOPLASM_AGRANULAR)
 OD_GRANULE = _od(_GRANULE)
-OD_NUCLEUS_BLUE = _od(_NUCLEUS_BLUE)
-OD_NUCLEUS_RED = _od(_NUCLEUS_RED)
+OD_GRANULE_DARK = _od(_GRANULE_DARK)
+OD_NUCLEUS = _od(_NUCLEUS)
 OD_DOHLE = _od(_DOHLE)
 OD_PLATELET = _od(_PLATELET)
 
@@ -109,19 +120,29 @@ class _Box:
 def _smooth_noise(rng: np.random.Generator, shape, sigma: float) -> np.ndarray:
     """Band-limited Gaussian noise with zero mean and unit standard deviation."""
     n = ndimage.gaussian_filter(rng.standard_normal(shape).astype(np.float32), sigma, mode="wrap")
+    n -= n.mean()
     return n / max(float(n.std()), 1e-6)
 
 
-def _wobbly_radius(rng, theta, radius, amplitude, harmonics):
-    r = np.ones_like(theta)
+def _wobbly_radius(rng, dy, dx, radius, amplitude, harmonics):
+    """A radius that wobbles with the angle of (dy, dx): low harmonics of random phase."""
+    # cos(k theta + phase) = Re(z^k e^{i phase}) with z = e^{i theta} = (dx + i dy) / r:
+    # complex powers are much cheaper than a cosine per harmonic.
+    dy, dx = np.broadcast_arrays(np.asarray(dy, np.float32), np.asarray(dx, np.float32))
+    z = (dx + 1j * dy).astype(np.complex64)
+    z /= np.maximum(np.abs(z), np.float32(1e-6))
+    zk = z
+    r = np.ones(z.shape, dtype=np.float32)
     for k in range(2, 2 + harmonics):
-        r += (amplitude / k) * rng.uniform(0.3, 1.0) * np.cos(k * theta + rng.uniform(0, 2 * np.pi))
+        zk = zk * z
+        coef = (amplitude / k) * rng.uniform(0.3, 1.0) * np.exp(1j * rng.uniform(0, 2 * np.pi))
+        r += (zk * np.complex64(coef)).real
     return radius * r
 
 
-def _soft(d):
-    """Anti-aliased coverage of a signed distance (negative inside), in [0, 1]."""
-    return np.clip(0.5 - d, 0.0, 1.0)
+def _soft(d, width: float = 1.0):
+    """Coverage of a signed distance (negative inside) with an edge ``width`` pixels wide."""
+    return np.clip(0.5 - d / width, 0.0, 1.0)
 
 
 def _ellipse_sdf(yy, xx, cy, cx, a, b, angle):
@@ -146,114 +167,188 @@ def _polyline_sdf(yy, xx, points, widths):
     return best
 
 
-def _arc(cy, cx, radius, start, span, n):
-    t = start + span * np.linspace(0.0, 1.0, n)
-    return np.stack([cy + radius * np.sin(t), cx + radius * np.cos(t)], axis=1), t
+def _curved_path(rng, cy, cx, length, curvature, twist, n):
+    """``n`` points along a path of ``length`` pixels whose heading turns at rate
+    ``curvature + twist * (s - 1/2)`` (radians per path length): C shapes when
+    ``twist`` is 0, S shapes when it dominates. Centred on (cy, cx)."""
+    s = np.linspace(0.0, 1.0, n)
+    heading = rng.uniform(0, 2 * np.pi) + curvature * s + 0.5 * twist * (s * s - s)
+    step = length / (n - 1)
+    y = np.concatenate([[0.0], np.cumsum(np.sin(heading[:-1]) * step)])
+    x = np.concatenate([[0.0], np.cumsum(np.cos(heading[:-1]) * step)])
+    return np.stack([y - y.mean() + cy, x - x.mean() + cx], axis=1)
+
+
+def _lobe_widths(rng, n, lobes, width, filament):
+    """Half-widths along a path split into ``lobes`` rounded lobes joined by filaments."""
+    s = np.linspace(0.0, 1.0, n)
+    if lobes <= 1:
+        # A band: near-constant width with gentle constrictions, rounded ends.
+        w = width * (1.0 + 0.12 * np.sin(2 * np.pi * rng.uniform(1.0, 2.5) * s + rng.uniform(0, 6.3)))
+        return np.maximum(w * np.clip(np.sin(np.pi * s) * 3.0, 0.35, 1.0), 1.0)
+    # Lobes of unequal length; a short gap between them is only a filament.
+    sizes = rng.uniform(0.7, 1.3, lobes)
+    gap = rng.uniform(0.04, 0.08)
+    edges = np.concatenate([[0.0], np.cumsum(sizes / sizes.sum() * (1.0 - gap * (lobes - 1)))])
+    w = np.full(n, float(filament))
+    for k in range(lobes):
+        a = edges[k] + gap * k
+        b = edges[k + 1] + gap * k
+        u = np.clip((s - a) / max(b - a, 1e-6), 0.0, 1.0)
+        inside = (s >= a) & (s <= b)
+        lobe_w = width * rng.uniform(0.85, 1.15) * np.sqrt(np.clip(np.sin(np.pi * u), 0.0, 1.0))
+        w = np.where(inside, np.maximum(w, lobe_w), w)
+    return w
 
 
 def _nucleus_components(f: CellFeatures, rng, cy, cx, R):
     """Signed-distance callables ``(yy, xx) -> d`` whose union (minimum) is the nucleus."""
     s = f.nucleus_scale
     parts = []
-    lobes = []
-    rot = rng.uniform(0, 2 * np.pi)
+    anchors = []   # (y, x, half-width) of lobes, for a drumstick
     shape = f.nucleus_shape
-    if shape in ("segmented", "hypersegmented"):
-        k = f.lobe_count
-        span = {2: 1.7, 3: 2.6, 4: 3.4, 5: 4.0}.get(k, 4.9) * rng.uniform(0.85, 1.1)
-        lobe_a = R * s * (0.32 if k <= 3 else 0.29 if k <= 5 else 0.23) * rng.uniform(0.9, 1.1)
-        rc = min(R * rng.uniform(0.36, 0.46), 0.86 * R - lobe_a)
-        ocy = cy + rng.uniform(-0.06, 0.06) * R
-        ocx = cx + rng.uniform(-0.06, 0.06) * R
-        centres, t = _arc(ocy, ocx, rc, rot, span, k)
-        # Jitter along and across the chain so lobes are not beads on a circle.
-        centres = centres + rng.normal(0, 0.035 * R, centres.shape)
-        for (ly, lx), tt in zip(centres, t):
-            a = lobe_a * rng.uniform(0.85, 1.15)
-            b = a * rng.uniform(0.6, 0.85)
-            ang = tt + np.pi / 2 + rng.uniform(-0.7, 0.7)
-            parts.append(lambda yy, xx, ly=ly, lx=lx, a=a, b=b, ang=ang: _ellipse_sdf(yy, xx, ly, lx, a, b, ang))
-            lobes.append((ly, lx, a))
-        fil = rng.uniform(0.9, 1.8)
-        parts.append(lambda yy, xx, c=centres, w=fil: _polyline_sdf(yy, xx, c, np.full(len(c), w)))
+    ocy = cy + rng.uniform(-0.08, 0.08) * R
+    ocx = cx + rng.uniform(-0.08, 0.08) * R
+    n = 36
+    if shape in ("segmented", "hypersegmented", "band"):
+        k = f.lobe_count if shape != "band" else 1
+        width = R * s * (rng.uniform(0.27, 0.33) if k <= 1 else rng.uniform(0.28, 0.34) if k <= 5
+                         else rng.uniform(0.21, 0.25))
+        length = R * s * (rng.uniform(1.8, 2.5) if k <= 1 else {2: 1.6, 3: 2.2, 4: 2.6, 5: 3.0}.get(k, 3.6)
+                          * rng.uniform(0.85, 1.1))
+        # Curl the chain so it fits inside the cell: longer chains turn more.
+        curvature = rng.choice([-1, 1]) * rng.uniform(2.2, 3.6) * (length / (2.3 * R)) ** 0.7
+        twist = rng.choice([0.0, rng.uniform(-7.0, 7.0)], p=[0.6, 0.4])
+        pts = _curved_path(rng, ocy, ocx, length, curvature, twist, n)
+        pts = pts + rng.normal(0, 0.012 * R, pts.shape)
+        widths = _lobe_widths(rng, n, k, width, rng.uniform(0.9, 1.6))
+        parts.append(lambda yy, xx, p=pts, w=widths: _polyline_sdf(yy, xx, p, w))
+        anchors += [(pts[i][0], pts[i][1], widths[i]) for i in (3, n - 4)]
     elif shape == "dumbbell":
-        # Pseudo-Pelger-Huet: two round lobes joined by a thin bridge (spectacles).
+        # Pseudo-Pelger-Huet: two round, dense lobes joined by a thin bridge (spectacles).
+        rot = rng.uniform(0, 2 * np.pi)
         a = R * s * rng.uniform(0.30, 0.36)
-        half = a * rng.uniform(1.15, 1.55)
+        half = a * rng.uniform(1.2, 1.6)
         dy, dx = np.sin(rot) * half, np.cos(rot) * half
-        ends = [(cy - dy, cx - dx), (cy + dy, cx + dx)]
+        ends = [(ocy - dy, ocx - dx), (ocy + dy, ocx + dx)]
         for ly, lx in ends:
-            b = a * rng.uniform(0.85, 1.0)
-            ang = rot + rng.uniform(-0.4, 0.4)
+            b = a * rng.uniform(0.8, 0.98)
+            ang = rot + rng.uniform(-0.5, 0.5)
             parts.append(lambda yy, xx, ly=ly, lx=lx, a=a, b=b, ang=ang: _ellipse_sdf(yy, xx, ly, lx, a, b, ang))
-            lobes.append((ly, lx, a))
-        bridge = rng.uniform(1.5, 4.5)
+            anchors.append((ly, lx, a))
+        bridge = rng.uniform(1.2, 3.5)
         parts.append(lambda yy, xx, c=ends, w=bridge: _polyline_sdf(yy, xx, c, [w, w]))
-    elif shape == "band":
-        rc = R * s * rng.uniform(0.36, 0.46)
-        span = rng.uniform(2.6, 4.2)
-        w = R * s * rng.uniform(0.17, 0.21)
-        pts, _ = _arc(cy + rng.uniform(-0.06, 0.06) * R, cx + rng.uniform(-0.06, 0.06) * R, rc, rot, span, 10)
-        widths = w * (1.0 + 0.12 * rng.standard_normal(len(pts)))
-        parts.append(lambda yy, xx, p=pts, ww=widths: _polyline_sdf(yy, xx, p, ww))
-        lobes.extend((p[0], p[1], w) for p in pts[[0, -1]])
     elif shape == "round":
-        a = R * s * rng.uniform(0.46, 0.54)
-        b = a * rng.uniform(0.78, 0.92)
-        ly, lx = cy + rng.uniform(-0.1, 0.1) * R, cx + rng.uniform(-0.1, 0.1) * R
-        parts.append(lambda yy, xx: _ellipse_sdf(yy, xx, ly, lx, a, b, rot))
-        lobes.append((ly, lx, a))
-    else:  # ring
-        rc = R * s * rng.uniform(0.36, 0.44)
-        w = R * s * rng.uniform(0.13, 0.16)
-        pts, _ = _arc(cy, cx, rc, rot, 2 * np.pi, 17)
-        parts.append(lambda yy, xx, p=pts: _polyline_sdf(yy, xx, p, np.full(len(p), w)))
-        lobes.append((pts[0][0], pts[0][1], w))
+        # Unsegmented, round to oval (non-lobulated Pelger form).
+        rot = rng.uniform(0, 2 * np.pi)
+        a = R * s * rng.uniform(0.45, 0.53)
+        b = a * rng.uniform(0.75, 0.92)
+        parts.append(lambda yy, xx: _ellipse_sdf(yy, xx, ocy, ocx, a, b, rot))
+        anchors.append((ocy, ocx, a))
+    else:
+        # Ring-like: a band curled into an almost closed, uneven loop (never a perfect
+        # doughnut): the ends nearly meet or overlap, the width varies along it.
+        length = R * s * rng.uniform(2.6, 3.2)
+        curvature = rng.choice([-1, 1]) * rng.uniform(4.9, 5.8)
+        pts = _curved_path(rng, ocy, ocx, length, curvature, rng.uniform(-2.0, 2.0), n)
+        pts = pts + rng.normal(0, 0.015 * R, pts.shape)
+        w = R * s * rng.uniform(0.13, 0.18) * (1.0 + 0.3 * _smooth_noise(rng, (n,), 3.0))
+        widths = np.maximum(w, 1.2)
+        parts.append(lambda yy, xx, p=pts, ww=widths: _polyline_sdf(yy, xx, p, ww))
+        anchors.append((pts[0][0], pts[0][1], widths[0]))
     if f.drumstick:
         # Drumstick appendage: a small round head on a thin stalk, pointing outwards.
-        ly, lx, a = lobes[int(rng.integers(len(lobes)))]
-        direction = np.arctan2(ly - cy, lx - cx) + rng.uniform(-0.5, 0.5)
-        if abs(ly - cy) + abs(lx - cx) < 1:
-            direction = rng.uniform(0, 2 * np.pi)
+        # The head sits clear of the nucleus and inside the cell: of a few candidate
+        # directions from a lobe, the one leaving the head farthest from the nucleus.
+        ly, lx, a = anchors[int(rng.integers(len(anchors)))]
         head_r = rng.uniform(3.5, 4.8)
-        reach = a + rng.uniform(6.0, 10.0)
-        hy, hx = ly + reach * np.sin(direction), lx + reach * np.cos(direction)
-        d_cell = np.hypot(hy - cy, hx - cx)
-        if d_cell > 0.9 * R - head_r:
-            k = (0.9 * R - head_r) / d_cell
-            hy, hx = cy + (hy - cy) * k, cx + (hx - cx) * k
+        reach = a + rng.uniform(8.0, 12.0)
+        best = None
+        for direction in rng.uniform(0, 2 * np.pi, 12):
+            hy, hx = ly + reach * np.sin(direction), lx + reach * np.cos(direction)
+            d_cell = np.hypot(hy - cy, hx - cx)
+            if d_cell > 0.86 * R - head_r:
+                k = (0.86 * R - head_r) / d_cell
+                hy, hx = cy + (hy - cy) * k, cx + (hx - cx) * k
+            py, px = np.float32([[hy]]), np.float32([[hx]])
+            clear = float(min(part(py, px)[0, 0] for part in parts))
+            if best is None or clear > best[0]:
+                best = (clear, hy, hx)
+        _, hy, hx = best
         parts.append(lambda yy, xx: np.hypot(yy - hy, xx - hx) - head_r)
         parts.append(lambda yy, xx: _polyline_sdf(yy, xx, [(ly, lx), (hy, hx)], [0.8, 0.8]))
     return parts
 
 
-def _draw_red_cell(od, rng, cy, cx, r, strength):
-    box = _Box(cy, cx, r * 1.15 + 2)
+def _draw_red_cell(field, rng, cy, cx, r, pallor=None, edge=2.6):
+    """Add one opaque biconcave red cell to the red-cell density ``field`` (max-combined)."""
+    box = _Box(cy, cx, r * 1.3 + 3)
     if box.empty:
         return
     dy, dx = box.yy - cy, box.xx - cx
-    rr = np.hypot(dy, dx)
-    theta = np.arctan2(dy, dx)
-    rb = _wobbly_radius(rng, theta, r, 0.06, 3)
-    alpha = _soft(rr - rb)
+    # Slightly oval and deformed, not a perfect circle.
+    ang = rng.uniform(0, np.pi)
+    e = rng.uniform(0.0, 0.12)
+    u = dx * np.cos(ang) + dy * np.sin(ang)
+    v = -dx * np.sin(ang) + dy * np.cos(ang)
+    rr = np.hypot(u * (1 - e / 2), v * (1 + e / 2))
+    rb = _wobbly_radius(rng, v, u, r, 0.10, 4)
+    alpha = _soft(rr - rb, edge)
     rn = rr / rb
     # Biconcave disc: pale centre, denser towards the rim.
-    pallor = rng.uniform(0.5, 0.75)
-    profile = 1.0 - pallor * np.exp(-((rn / rng.uniform(0.45, 0.6)) ** 2)) + 0.12 * np.exp(-(((rn - 0.88) / 0.1) ** 2))
-    od[box.slices] += (alpha * profile * strength)[..., None] * OD_RED_CELL
+    # The central pallor has a fairly distinct edge (a flat pale centre, not a dome).
+    pallor = rng.uniform(0.3, 0.85) if pallor is None else pallor * rng.uniform(0.85, 1.15)
+    width = rng.uniform(0.4, 0.62)
+    centre = 1.0 / (1.0 + np.exp((rn - width) / rng.uniform(0.09, 0.16)))
+    profile = 1.0 - pallor * centre + 0.08 * np.exp(-(((rn - 0.85) / 0.12) ** 2))
+    density = alpha * profile * rng.uniform(0.75, 1.2)
+    field[box.slices] = np.maximum(field[box.slices], density)
 
 
 def _draw_platelet(od, rng, cy, cx):
-    r = rng.uniform(3.0, 6.5)
+    r = rng.uniform(3.0, 6.0)
     box = _Box(cy, cx, r + 4)
     if box.empty:
         return
     dy, dx = box.yy - cy, box.xx - cx
-    theta = np.arctan2(dy, dx)
-    rb = _wobbly_radius(rng, theta, r, 0.35, 3)
-    alpha = _soft(np.hypot(dy, dx) - rb)
-    grain = 0.75 + 0.35 * rng.random(box.shape).astype(np.float32)
+    rb = _wobbly_radius(rng, dy, dx, r, 0.35, 3)
+    alpha = _soft(np.hypot(dy, dx) - rb, 1.5)
+    grain = 0.6 + 0.5 * ndimage.gaussian_filter(rng.random(box.shape).astype(np.float32), 0.7)
     od[box.slices] += (alpha * grain * rng.uniform(0.6, 1.0))[..., None] * OD_PLATELET
+
+
+def _place_red_cells(rng, f: CellFeatures, cy, cx, R):
+    """Centres and radii of red cells: packed, touching, a few against the neutrophil."""
+    H, W = IMAGE_SHAPE
+    rbc_r = rng.uniform(31, 37)
+    placed: list[tuple[float, float, float]] = []
+    for _ in range(f.rbc_overlap):
+        r = rbc_r * rng.uniform(0.9, 1.1)
+        ang = rng.uniform(0, 2 * np.pi)
+        dist = R + r * rng.uniform(0.55, 0.95)
+        placed.append((cy + dist * np.sin(ang), cx + dist * np.cos(ang), r))
+    # Packing: the smear's density sets how close neighbours may come (touching or a
+    # little overlapping when dense, gaps when thin).
+    closeness = rng.uniform(0.84, 1.0)
+    target = f.rbc_overlap + f.rbc_count
+    # Candidates drawn in one batch, accepted in order (same result as one at a time).
+    n_try = 60 * (f.rbc_count + 1)
+    radii = rbc_r * rng.uniform(0.88, 1.12, n_try)
+    ys = rng.uniform(0, 1, n_try) * (H + 1.2 * radii) - 0.6 * radii
+    xs = rng.uniform(0, 1, n_try) * (W + 1.2 * radii) - 0.6 * radii
+    free = np.hypot(ys - cy, xs - cx) >= R + radii * 0.92
+    py = np.array([p[0] for p in placed] + [0.0] * target)
+    px = np.array([p[1] for p in placed] + [0.0] * target)
+    pr = np.array([p[2] for p in placed] + [0.0] * target)
+    n = len(placed)
+    for y, x, r in zip(ys[free], xs[free], radii[free]):
+        if n >= target:
+            break
+        if n and (np.hypot(y - py[:n], x - px[:n]) < (r + pr[:n]) * closeness).any():
+            continue
+        py[n], px[n], pr[n] = y, x, r
+        n += 1
+    return list(zip(py[:n].tolist(), px[:n].tolist(), pr[:n].tolist()))
 
 
 def render_cell(features: CellFeatures) -> SyntheticCell:
@@ -267,31 +362,30 @@ def render_cell(features: CellFeatures) -> SyntheticCell:
     H, W = IMAGE_SHAPE
     od = np.zeros((H, W, 3), dtype=np.float32)
 
-    cy = H / 2 + rng.uniform(-12, 12)
-    cx = W / 2 + rng.uniform(-12, 12)
+    cy = H / 2 + rng.uniform(-10, 10)
+    cx = W / 2 + rng.uniform(-10, 10)
     R = float(f.cell_radius)
 
-    # Red cells: a few touching or overlapping the neutrophil, the rest spread around it.
-    rbc_r = rng.uniform(34, 41)
-    placed: list[tuple[float, float, float]] = []
-    for _ in range(f.rbc_overlap):
-        r = rbc_r * rng.uniform(0.9, 1.1)
-        ang = rng.uniform(0, 2 * np.pi)
-        dist = R + r * rng.uniform(0.55, 1.0)
-        placed.append((cy + dist * np.sin(ang), cx + dist * np.cos(ang), r))
-    tries = 0
-    while len(placed) < f.rbc_overlap + f.rbc_count and tries < 40 * (f.rbc_count + 1):
-        tries += 1
-        r = rbc_r * rng.uniform(0.88, 1.12)
-        y, x = rng.uniform(-r * 0.5, H + r * 0.5), rng.uniform(-r * 0.5, W + r * 0.5)
-        if np.hypot(y - cy, x - cx) < R + r * 1.05:
-            continue
-        if any(np.hypot(y - py, x - px) < (r + pr) * 0.8 for py, px, pr in placed):
-            continue
-        placed.append((y, x, r))
-    rbc_strength = rng.uniform(0.8, 1.15)
-    for y, x, r in placed:
-        _draw_red_cell(od, rng, y, x, r, rbc_strength * rng.uniform(0.9, 1.1))
+    # The neutrophil's outline first: red cells are hidden where it lies on them.
+    box = _Box(cy, cx, R * 1.2 + 4)
+    yy, xx = box.yy, box.xx
+    dy, dx = yy - cy, xx - cx
+    rr = np.hypot(dy, dx)
+    outline = _wobbly_radius(rng, dy, dx, R, rng.uniform(0.08, 0.16), 5)
+    outline = outline * (1.0 + 0.012 * _smooth_noise(rng, box.shape, 4.0))
+    cell_d = rr - outline
+    cell_alpha = _soft(cell_d, 2.2)
+    cell_m = cell_d < 0
+
+    red = np.zeros((H, W), dtype=np.float32)
+    # Pallor and edge sharpness are properties of the smear (drying, focus), shared by
+    # the red cells of one capture.
+    pallor, edge = rng.uniform(0.5, 0.9), rng.uniform(2.2, 4.5)
+    for y, x, r in _place_red_cells(rng, f, cy, cx, R):
+        _draw_red_cell(red, rng, y, x, r, pallor, edge)
+    red[box.slices] *= 1.0 - 0.92 * cell_alpha
+    rbc_strength = rng.uniform(0.82, 1.15) * (1.0 + 0.07 * rng.standard_normal(3)).astype(np.float32)
+    od += red[..., None] * (OD_RED_CELL * rbc_strength)
     for _ in range(f.platelets):
         for _try in range(20):
             y, x = rng.uniform(8, H - 8), rng.uniform(8, W - 8)
@@ -299,68 +393,71 @@ def render_cell(features: CellFeatures) -> SyntheticCell:
                 _draw_platelet(od, rng, y, x)
                 break
 
-    # The neutrophil, inside one box.
-    box = _Box(cy, cx, R * 1.12 + 3)
-    yy, xx = box.yy, box.xx
-    dy, dx = yy - cy, xx - cx
-    rr = np.hypot(dy, dx)
-    theta = np.arctan2(dy, dx)
-    cell_d = rr - _wobbly_radius(rng, theta, R, 0.05, 4)
-    cell_alpha = _soft(cell_d)
-
-    boundary = _smooth_noise(rng, box.shape, 3.0) * 1.2
+    boundary = _smooth_noise(rng, box.shape, 2.5) * 0.6
     nuc_d = None
     for part in _nucleus_components(f, rng, cy, cx, R):
         d = part(yy, xx)
         nuc_d = d if nuc_d is None else np.minimum(nuc_d, d)
     nuc_d = nuc_d + boundary
-    nuc_alpha = _soft(nuc_d) * cell_alpha
-    cell_m = cell_d < 0
+    nuc_alpha = _soft(nuc_d, 0.9) * cell_alpha
     nuc_m = (nuc_d < 0) & cell_m
     cyto_m = cell_m & ~nuc_m
 
     # Stain: the hue slides between a bluer and a redder Giemsa, the intensity scales all.
-    hue = 0.5 + 0.5 * f.stain_hue
-    od_nucleus = (1 - hue) * OD_NUCLEUS_BLUE + hue * OD_NUCLEUS_RED
+    od_nucleus = OD_NUCLEUS * np.array([1.0 - 0.18 * f.stain_hue, 1.0, 1.0 + 0.25 * f.stain_hue], np.float32)
     intensity = f.stain_intensity
 
     local = np.zeros(box.shape + (3,), dtype=np.float32)
-    cyto_tex = 1.0 + 0.06 * _smooth_noise(rng, box.shape, 6.0)
+    cyto_tex = 1.0 + 0.05 * _smooth_noise(rng, box.shape, 5.0)
     tint = float(np.clip(f.granule_density, 0.0, 1.0))
     od_cytoplasm = tint * OD_CYTOPLASM + (1.0 - tint) * OD_CYTOPLASM_AGRANULAR
     local += (cell_alpha * cyto_tex * intensity)[..., None] * od_cytoplasm
 
-    # Chromatin: homogeneous and dense when normal; clumps and lighter patches as
-    # heterogeneity rises.
+    # Chromatin: a dense network with small pale windows and thin pale clefts in every
+    # nucleus; heterogeneity adds coarse clumping and larger lighter patches.
     h = f.chromatin_heterogeneity
     fine = _smooth_noise(rng, box.shape, 1.2)
     clumps = _smooth_noise(rng, box.shape, 2.2)
-    patches = _smooth_noise(rng, box.shape, 6.0)
-    light = 1.0 / (1.0 + np.exp(-(patches - 0.4) * 3.0))
-    density = 1.0 + 0.07 * fine + h * (0.4 * clumps - 0.8 * light) - 0.12 * h
-    # Darker rim where the lobe edge is seen edge-on.
-    density += 0.12 * np.exp(-np.clip(-nuc_d, 0, None) / 2.0)
-    density = np.clip(density, 0.2, None)
+    windows = 1.0 / (1.0 + np.exp(-(_smooth_noise(rng, box.shape, 1.8) - 1.4) * 6.0))
+    cleft_field = _smooth_noise(rng, box.shape, 3.0)
+    clefts = np.exp(-((cleft_field / 0.2) ** 2))
+    patches = _smooth_noise(rng, box.shape, 5.0)
+    light = 1.0 / (1.0 + np.exp(-(patches - 0.5) * 3.0))
+    density = (1.1 + 0.04 * fine + (0.05 + 0.38 * h) * clumps - 0.75 * windows - (0.15 + 0.15 * h) * clefts
+               - h * 0.6 * light - 0.08 * h)
+    # Darker rim where the lobe edge is seen edge-on: a crisp blue-black outline.
+    inside = np.clip(-nuc_d, 0, None)
+    density += 0.55 * np.exp(-inside / 2.2)
+    density = np.clip(density, 0.25, None)
     local += (nuc_alpha * density * intensity)[..., None] * od_nucleus
 
-    # Granules: points scattered over the cytoplasm, blurred to their size.
+    # Granules: dense, faint and soft (a barely resolved pink-lilac dust), and fewer,
+    # larger, darker purple ones; neither reads as discrete dark dots.
     cyto_idx = np.flatnonzero(cyto_m)
-    area_ratio = cyto_idx.size / 15000.0
-    n_granules = int(rng.poisson(max(f.granule_density, 0.0) * 1300.0 * area_ratio))
-    n_granules = min(n_granules, cyto_idx.size)
+    area_ratio = cyto_idx.size / 12000.0
+    n_fine = int(rng.poisson(max(f.granule_density, 0.0) * 1400.0 * area_ratio))
+    n_dark = int(rng.poisson(max(f.granule_density, 0.0) * 110.0 * area_ratio))
+    n_granules = min(n_fine + n_dark, cyto_idx.size)
     granule_field = np.zeros(box.shape, dtype=np.float32)
+    dark_field = np.zeros(box.shape, dtype=np.float32)
     granule_mask = np.zeros(box.shape, dtype=bool)
     if n_granules:
         pick = cyto_idx[rng.choice(cyto_idx.size, size=n_granules, replace=False)]
-        weights = rng.uniform(0.6, 1.2, n_granules).astype(np.float32)
-        granule_field = np.bincount(pick, weights=weights, minlength=granule_field.size)
-        granule_field = granule_field.reshape(box.shape).astype(np.float32)
-        sig = f.granule_size * 0.7
-        granule_field = ndimage.gaussian_filter(granule_field, sig) * (2 * np.pi * sig * sig)
-        granule_mask = (granule_field > 0.35) & cyto_m
-    local += (np.minimum(granule_field, 1.8) * cell_alpha * intensity * 0.75)[..., None] * OD_GRANULE
+        weights = rng.uniform(0.5, 1.1, n_granules).astype(np.float32)
+        sig = f.granule_size * 1.3
+        norm = 2 * np.pi * sig * sig
+        fine_pick, dark_pick = pick[:n_fine], pick[n_fine:]
+        granule_field = np.bincount(fine_pick, weights=weights[:n_fine], minlength=granule_field.size)
+        granule_field = ndimage.gaussian_filter(granule_field.reshape(box.shape).astype(np.float32), sig) * norm
+        if len(dark_pick):
+            dark_field = np.bincount(dark_pick, weights=weights[n_fine:], minlength=dark_field.size)
+            dark_field = ndimage.gaussian_filter(dark_field.reshape(box.shape).astype(np.float32), sig * 1.3)
+            dark_field *= norm * 1.69
+        granule_mask = ((granule_field + dark_field) > 0.4) & cyto_m
+    local += (np.minimum(granule_field, 2.0) * cell_alpha * intensity * 0.25)[..., None] * OD_GRANULE
+    local += (np.minimum(dark_field, 1.2) * cell_alpha * intensity * 0.9)[..., None] * OD_GRANULE_DARK
 
-    # Dohle bodies: pale blue patches at the edge of the cytoplasm.
+    # Dohle bodies: pale blue-grey patches at the edge of the cytoplasm.
     for _ in range(f.dohle_bodies):
         ang = rng.uniform(0, 2 * np.pi)
         dist = R * rng.uniform(0.72, 0.84)
@@ -372,20 +469,25 @@ def render_cell(features: CellFeatures) -> SyntheticCell:
 
     od[box.slices] += local
 
-    # Illumination: cream background with a gentle vignette and shading drift.
-    bg = _BACKGROUND * rng.uniform(0.97, 1.02, 3)
+    # Illumination: peach background, white balance varying between captures, a gentle
+    # vignette and shading drift.
+    bg = _BACKGROUND * rng.uniform([0.99, 0.985, 0.95], [1.01, 1.01, 1.03]) * rng.uniform(0.99, 1.01)
     gy = np.linspace(-1, 1, H, dtype=np.float32)[:, None]
     gx = np.linspace(-1, 1, W, dtype=np.float32)[None, :]
-    shade = 1.0 + rng.uniform(-0.015, 0.015) * gy + rng.uniform(-0.015, 0.015) * gx - 0.02 * (gy * gy + gx * gx)
+    shade = 1.0 + rng.uniform(-0.015, 0.015) * gy + rng.uniform(-0.015, 0.015) * gx - 0.015 * (gy * gy + gx * gx)
     img = (shade[..., None] * bg.astype(np.float32)) * np.exp(-od)
     # Optics: every capture is slightly soft; focus blur adds to it.
-    sigma = float(np.hypot(0.55, f.blur_sigma))
+    sigma = float(np.hypot(0.6, f.blur_sigma))
     img = ndimage.gaussian_filter(img, (sigma, sigma, 0))
-    img += rng.normal(0.0, 1.6, img.shape).astype(np.float32)
+    # Sensor noise, spatially correlated by demosaicing (stronger in blue, the weakest
+    # channel under this illumination).
+    noise = rng.normal(0.0, 1.0, img.shape).astype(np.float32) * np.array([2.6, 2.4, 5.5], np.float32)
+    img += ndimage.gaussian_filter(noise, (0.45, 0.45, 0))
     rgb8 = np.clip(np.rint(img), 0, 255).astype(np.uint8)
 
     buf = io.BytesIO()
-    Image.fromarray(rgb8, "RGB").save(buf, format="JPEG", quality=int(f.jpeg_quality))
+    # CellaVision DM96 writes baseline JPEG at quality 75 without chroma subsampling (4:4:4).
+    Image.fromarray(rgb8, "RGB").save(buf, format="JPEG", quality=int(f.jpeg_quality), subsampling=0)
     jpeg = buf.getvalue()
     decoded = np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB"))
 
