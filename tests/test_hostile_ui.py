@@ -188,3 +188,11 @@ def test_upload_folder_that_cannot_be_created_is_one_line(tmp_path):
     (tmp_path / "file").write_bytes(b"x")
     with pytest.raises(DisplasiaError, match="Cannot create an upload folder"):
         SessionFolder(tmp_path / "file" / "sub")
+
+
+def test_dataset_wide_work_stops_at_the_session_budget(hostile_env, monkeypatch):
+    monkeypatch.setenv("DISPLASIA_QUOTAS_DATASET_WORK_CELLS", "3")
+    at = run_app("pages/projection.py")
+    assert not at.exception, at.exception
+    errors = [e.value for e in at.error]
+    assert any("needs 4 cell computations; this session has 3 of 3 left" in e for e in errors), errors

@@ -72,6 +72,10 @@ def explanation(method: str, loaded, images: np.ndarray, target: str, params: di
         if slot is not None:
             slot.caption(f"from cache in {log[method]['seconds'] * 1000:.0f} ms")
         return hit
+    if len(images) > 1:  # dataset-wide work counts against the session's budget (quotas.dataset_work_cells)
+        from ui.quota import charge
+
+        charge(len(images), label or spec.title)
     box = slot.container() if slot is not None else st.container()
     stop_key = f"stop:{method}:{key[:12]}"
     if st.session_state.get(stop_key):

@@ -87,6 +87,9 @@ def start_evidence(stud, methods, patches, steps: int, randomisation_cells: int)
         job = _jobs.get(key)
         if job is not None and not (job.finished and (job.error or job.stop)):
             return job
+        from ui.quota import charge
+
+        charge(len(stud) * max(1, len(methods)), "The evidence summary")  # quotas.dataset_work_cells
         job = _jobs[key] = EvidenceJob(key, time.monotonic())
     st.session_state[JOB] = key
     cache = resources.explanation_cache()
