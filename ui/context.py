@@ -9,6 +9,7 @@ import streamlit as st
 
 from core.predict import label_of
 from ui import resources, state
+from ui.widgets import plain
 
 
 @dataclass
@@ -168,5 +169,5 @@ def cell_header(ctx: CellContext) -> None:
     """One line with the cell, the model's verdict and the class being explained."""
     label = ctx.cell.label or "unlabelled"
     mark = "" if ctx.cell.label is None else (" ✓" if ctx.cell.label == ctx.prediction else " ✗")
-    st.markdown(f"**{ctx.cell.name}** · score P(normal) **{ctx.score:.4f}** → **{ctx.prediction}** "
+    st.markdown(f"**{plain(ctx.cell.name)}** · score P(normal) **{ctx.score:.4f}** → **{ctx.prediction}** "
                 f"(threshold {ctx.threshold:.3f}) · dataset label: {label}{mark} · explaining **{ctx.target}**")
