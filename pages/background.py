@@ -5,12 +5,13 @@ from core.io_utils import frame_csv_bytes
 from core.preprocess import resize_mask
 from ui import background, context, display, resources, state
 from ui import explain_view as ev
+from ui.widgets import plain
 
 st.title("Background test")
 ctx = context.current_cell()
 context.cell_header(ctx)
 regions = resources.regions(str(ctx.cell.path), ctx.rgb)
-st.caption(f"Cell outline from: **{regions.source}**. Scores are P(normal).")
+st.caption(f"Cell outline from: **{plain(regions.source)}**. Scores are P(normal).")
 mask = resize_mask(regions.cell, ctx.loaded.description.image_size)
 exp = ev.explanation("background", ctx.loaded, ctx.image, ctx.target, {}, cell_mask=mask)
 if exp:

@@ -10,6 +10,7 @@ import core.display as cd
 from core.explain import get_method
 from ui import display
 from ui import explain_view as ev
+from ui.widgets import plain
 
 
 def shared_limits(views: dict, options: cd.DisplayOptions) -> dict:
@@ -51,7 +52,7 @@ def grid(ctx, methods, params_for, *, columns: int = 4, height: int = 270, max_s
             with column:
                 if method == "__cell__":
                     st.markdown("**Cell**")
-                    st.caption(f"{ctx.cell.name}")
+                    st.caption(plain(ctx.cell.name))
                     st.plotly_chart(display.image_figure(ctx.rgb, height=height - 40), key=f"{key}_cell")
                     continue
                 st.markdown(f"**{get_method(method).title}**")

@@ -5,6 +5,7 @@ import streamlit as st
 
 from core.errors import DisplasiaError
 from core.quota import WorkBudget
+from ui.widgets import plain
 
 _KEY = "work_budget"
 
@@ -20,5 +21,5 @@ def charge(units: int, what: str) -> None:
     try:
         budget().charge(units, what=what)
     except DisplasiaError as exc:
-        st.error(str(exc))
+        st.error(plain(str(exc)))
         st.stop()

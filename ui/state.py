@@ -14,6 +14,7 @@ from core.config import DEFAULT_INTERPOLATION, DEFAULT_THRESHOLD, default_datase
 from core.errors import DisplasiaError
 from core.explain.base import TARGETS
 from ui.resources import ModelChoice
+from ui.widgets import plain
 
 MODEL = "model_choice"
 DATASET = "dataset_root"
@@ -71,7 +72,7 @@ def init() -> None:
     try:
         load_settings()
     except DisplasiaError as exc:
-        st.error(f"The server's settings are invalid, so the dashboard cannot start: {exc}")
+        st.error(f"The server's settings are invalid, so the dashboard cannot start: {plain(exc)}")
         st.stop()
     from ui.uploads import startup_sweep
 
@@ -140,5 +141,5 @@ def user_errors():
     try:
         yield
     except DisplasiaError as exc:
-        st.error(str(exc))
+        st.error(plain(str(exc)))  # messages name files: never render them as Markdown
         st.stop()

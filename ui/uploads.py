@@ -8,6 +8,7 @@ import streamlit as st
 
 from core.errors import DisplasiaError
 from core.uploads import SessionFolder, max_upload_bytes, safe_name, sweep
+from ui.widgets import plain
 
 _HOLDER = "upload_folder_holder"
 
@@ -29,7 +30,7 @@ def session_folder() -> Path:
         try:
             holder = SessionFolder()
         except DisplasiaError as exc:
-            st.error(str(exc))
+            st.error(plain(str(exc)))
             st.stop()
         st.session_state[_HOLDER] = holder
     return holder.path

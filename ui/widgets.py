@@ -15,14 +15,24 @@ _SEEDED = "_seeded_from_url"
 def plain(text) -> str:
     """``text`` with every Markdown/HTML character escaped, for names shown through st.markdown,
     st.caption, st.error... (a file named ``![t](https://host)`` must not make browsers fetch it).
+    Dots, dashes and slashes stay readable; a leading list or heading marker is escaped.
 
     >>> print(plain("![t](https://host)_x*.jpg"))
-    \\!\\[t\\]\\(https\\:\\/\\/host\\)\\_x\\*\\.jpg
+    \\!\\[t\\]\\(https\\://host\\)\\_x\\*.jpg
+    >>> print(plain("- not a list; 1. not either"), plain("1. cell.jpg"))
+    \\- not a list; 1. not either 1\\. cell.jpg
     """
-    return "".join("\\" + c if c in _MARKDOWN_SPECIAL else c for c in str(text)).replace("\n", " ")
+    text = " ".join(str(text).splitlines())
+    out = "".join("\\" + c if c in _MARKDOWN_SPECIAL else c for c in text)
+    if out[:1] in ("-", "="):
+        return "\\" + out
+    digits = len(out) - len(out.lstrip("0123456789"))
+    if digits and out[digits:digits + 1] in (".", ")"):  # "1. x.jpg" would start an ordered list
+        return out[:digits] + "\\" + out[digits:]
+    return out
 
 
-_MARKDOWN_SPECIAL = frozenset("\\`*_{}[]()#+-.!|<>~$&:/=\"'")
+_MARKDOWN_SPECIAL = frozenset("\\`*_{}[]()#+!|<>~$&:")
 
 
 def _number(raw: str) -> float | None:
