@@ -15,7 +15,8 @@ cols = st.columns(4)
 cols[0].metric("Parameters", f"{desc.params:,}")
 cols[1].metric("GFLOP / image", f"{desc.flops / 1e9:.3f}")
 cols[2].metric("Input", "×".join(map(str, desc.input_shape)))
-cols[3].metric("Output", "sigmoid P(normal)" if desc.output_kind == "sigmoid" else f"softmax, unit {desc.normal_unit} = normal")
+cols[3].metric("Output", "P(normal)" if desc.output_kind == "sigmoid" else f"softmax[{desc.normal_unit}]",
+               help="sigmoid: P(normal)" if desc.output_kind == "sigmoid" else f"2-unit softmax, unit {desc.normal_unit} = normal")
 st.markdown(f"Source: {plain(loaded.source)}  \nContent hash: `{desc.content_hash[:16]}…`  \n"
             f"CAM layer: {plain(desc.cam_layer)} (after last conv {plain(desc.last_conv)}) · "
             f"deep features: {plain(desc.features_layer)} · "

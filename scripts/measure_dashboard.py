@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.browser_support import browser_page, streamlit_server, wait_until_idle  # noqa: E402
+from tests.browser_support import browser_page, sidebar_link, streamlit_server, wait_until_idle  # noqa: E402
 from ui import page_list  # noqa: E402
 
 EXPLAIN = [p for p in page_list.PAGES if p.section == "Explain"]
@@ -43,7 +43,7 @@ def _idle(page) -> None:
 def visit(page, info) -> float:
     """Click a sidebar link (an in-app page switch, same session) until the page's result shows."""
     start = time.perf_counter()
-    page.locator("[data-testid='stSidebarNav']").get_by_role("link", name=info.title, exact=True).click()
+    sidebar_link(page, info.title).click()
     page.wait_for_url(f"**/{info.url_path}*", timeout=LONG)
     page.locator("[data-testid='stMain']").get_by_text(info.proof, exact=False).first.wait_for(state="visible", timeout=LONG)
     _idle(page)
@@ -89,7 +89,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    rows: list[tuple[str, str]] = []
+    rows = _Rows()
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as folder:
         env = {"DISPLASIA_CACHE_DIR": f"{folder}/cache", "DISPLASIA_DB": f"sqlite:///{folder}/a.sqlite"}
@@ -131,6 +131,7 @@ def main() -> int:
             rows.append(("back to a cached setting -> map", f"{time.perf_counter() - start:.2f}"))
             rows.append(("annotation save (click -> stored)", f"{annotation_save(page, url, env):.2f}"))
     load_after = os.getloadavg()
+    print()
     width = max(len(r[0]) for r in rows)
     print(f"{'measurement':<{width}}  seconds")
     for name, value in rows:
@@ -138,6 +139,19 @@ def main() -> int:
     print(f"machine: {os.cpu_count()} CPUs; load average before {load_before[0]:.1f}, after {load_after[0]:.1f} "
           f"(1 min); median (max) over {args.rounds} rounds")
     return 0
+
+
+class _Rows(list):
+    """The table's rows, each also printed as soon as it is measured (long runs show progress)."""
+
+    def append(self, row) -> None:
+        print(f"  {row[0]}: {row[1]}", flush=True)
+        super().append(row)
+
+    def __iadd__(self, rows):
+        for row in rows:
+            self.append(row)
+        return self
 
 
 def annotation_save(page, url: str, env: dict) -> float:

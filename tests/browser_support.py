@@ -61,7 +61,7 @@ def streamlit_server(env: dict | None = None, timeout: float = 120.0):
                     break
             except OSError:
                 if process.poll() is not None:
-                    raise RuntimeError(f"streamlit exited early, see {log.name}")
+                    raise RuntimeError(f"streamlit exited early, see {log.name}") from None
                 time.sleep(0.5)
         yield url
     finally:
@@ -97,3 +97,16 @@ def wait_until_idle(page, timeout_ms: int = 180_000) -> None:
     page.wait_for_function(
         "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout_ms)
     page.wait_for_function("() => Array.from(document.images).every(i => i.complete)", timeout=timeout_ms)
+
+
+def sidebar_link(page, title: str):
+    """The sidebar's link to the page called ``title``, expanding a collapsed navigation
+    ("View N more") first."""
+    nav = page.locator("[data-testid='stSidebarNav']")
+    link = nav.get_by_role("link", name=title, exact=True)
+    if not link.count():
+        more = nav.locator("[data-testid='stSidebarNavViewButton']")
+        if more.count() and "more" in more.inner_text():
+            more.click()
+            link.wait_for(state="visible")
+    return link

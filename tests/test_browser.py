@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from core.config import DEMO_DIR, DEMO_MODEL_JSON
-from tests.browser_support import SCREENSHOTS, browser_page, streamlit_server, wait_until_idle
+from tests.browser_support import SCREENSHOTS, browser_page, sidebar_link, streamlit_server, wait_until_idle
 from ui import page_list
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -189,10 +189,7 @@ def visit_every_page(page, expected: str) -> None:
     """Click through every page of the sidebar; the chosen model must stay, in the picker and the URL."""
     key = dict(p.split("=", 1) for p in page.url.split("?", 1)[1].split("&"))["model"]
     for info in page_list.PAGES:
-        link = page.locator("[data-testid='stSidebarNav']").get_by_role("link", name=info.title, exact=True)
-        if not link.count():
-            continue
-        link.click()
+        sidebar_link(page, info.title).click()
         page.wait_for_url(f"**/{info.url_path}*")
         wait_until_idle(page)
         assert expected in model_shown(page), f"{info.title}: the picker shows {model_shown(page)!r}"

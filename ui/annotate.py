@@ -199,11 +199,11 @@ def autosave(start, saved_before: bool, reading) -> None:
 
 def score_panel(reading) -> None:
     scores = reading.scores
-    cols = st.columns(4)
-    cols[0].metric("Cytoplasm S_g", f"{scores.cytoplasm:+d}")
-    cols[1].metric("Chromatin S_c", f"{scores.chromatin:+d}")
-    cols[2].metric("Lobes S_l", f"{scores.lobes:+d}")
-    cols[3].metric("Total S_t", f"{reading.total:+d}")
+    top, bottom = st.columns(2), st.columns(2)          # 2 x 2: labels are never cut in the narrow column
+    top[0].metric("Cytoplasm S_g", f"{scores.cytoplasm:+d}")
+    top[1].metric("Chromatin S_c", f"{scores.chromatin:+d}")
+    bottom[0].metric("Lobes S_l", f"{scores.lobes:+d}")
+    bottom[1].metric("Total S_t", f"{reading.total:+d}")
     if reading.disagrees:
         reads = "dysplastic" if reading.total >= 1 else "normal"
         st.warning(f"The total {reading.total:+d} reads {reads}, but the condition chosen is {reading.condition.value}.")
