@@ -185,7 +185,10 @@ def fit_cav(positives, negatives, *, classifier: str = "logistic", held_out: flo
         # With fewer cells than activations, the L2-regularised optimum lies in the span of the
         # training rows (representer theorem): fit in that basis and map back, the same answer
         # in a few dozen dimensions instead of tens of thousands.
-        _, _, basis = np.linalg.svd(x_train, full_matrices=False)
+        # The basis comes from the small Gram matrix (n x n), not an SVD of the wide matrix.
+        eigval, eigvec = np.linalg.eigh(x_train @ x_train.T)
+        keep = eigval > eigval.max() * 1e-10
+        basis = (eigvec[:, keep].T @ x_train) / np.sqrt(eigval[keep])[:, None]
         x_train, x_test = x_train @ basis.T, x_test @ basis.T
     if classifier == "svm":
         model = LinearSVC(C=1.0, dual=True, max_iter=5000, random_state=seed)
@@ -485,6 +488,23 @@ def _compute(loaded, concepts, random_pool, class_inputs, params, layers, progre
         raise DisplasiaError(f"The random pool holds {n_pool} cells; TCAV needs at least {2 * params.min_images}.")
 
     rows, run_scores, null_scores = [], [], {}
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):  # many tiny BLAS calls: threads only fight TensorFlow's for the cores
+        _score_layers(concepts, layers, params, feats, pool, grads, n_pool, n_null, rows, run_scores, null_scores,
+                      tick)
+    table = pd.DataFrame(rows, columns=list(COLUMNS))
+    table["p_corrected"] = correct(table["p"].to_numpy(dtype=float), params.correction)
+    table["significant"] = (table["p_corrected"] < params.alpha).fillna(False).astype(bool)
+    timings["cavs"] = time.perf_counter() - t1
+    timings["total"] = time.perf_counter() - t0
+    return TcavResult(table, np.asarray(run_scores, np.float64).reshape(len(rows), params.runs), null_scores,
+                      params, timings)
+
+
+
+def _score_layers(concepts, layers, params, feats, pool, grads, n_pool, n_null, rows, run_scores, null_scores, tick):
+    """CAVs, TCAV scores and t-tests of every concept at every layer (appends to rows/run_scores)."""
     for layer in layers:
         null = {kind: [] for kind in TARGETS}
         for r in range(params.runs):
@@ -539,14 +559,6 @@ def _compute(loaded, concepts, random_pool, class_inputs, params, layers, progre
                                  derivative=float(np.mean(derivs[kind])), t=t, p=p))
                 run_scores.append(s)
         tick()
-    table = pd.DataFrame(rows, columns=list(COLUMNS))
-    table["p_corrected"] = correct(table["p"].to_numpy(dtype=float), params.correction)
-    table["significant"] = (table["p_corrected"] < params.alpha).fillna(False).astype(bool)
-    timings["cavs"] = time.perf_counter() - t1
-    timings["total"] = time.perf_counter() - t0
-    return TcavResult(table, np.asarray(run_scores, np.float64).reshape(len(rows), params.runs), null_scores,
-                      params, timings)
-
 
 def _sign(kind: str) -> float:
     return 1.0 if kind == "normal" else -1.0
