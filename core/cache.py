@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
 import time
 import zipfile
 from pathlib import Path
@@ -80,6 +81,32 @@ def from_arrays(key: str, members) -> Explanation:
     extras.update(meta["scalars"])
     return Explanation(meta["method"], meta["target"], members["maps"], members["baseline"],
                        Params(meta["params"]), meta["timings"], extras, meta["version"])
+
+
+_inflight: dict[str, list] = {}          # key -> [lock, number of holders and waiters]
+_inflight_guard = threading.Lock()
+
+
+class _key_lock:
+    """A process-wide lock per cache key, forgotten when nobody holds or waits for it."""
+
+    def __init__(self, key: str):
+        self.key = key
+
+    def __enter__(self):
+        with _inflight_guard:
+            entry = _inflight.setdefault(self.key, [threading.Lock(), 0])
+            entry[1] += 1
+        entry[0].acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with _inflight_guard:
+            entry = _inflight[self.key]
+            entry[0].release()
+            entry[1] -= 1
+            if entry[1] == 0:
+                del _inflight[self.key]
 
 
 class ExplanationCache:
@@ -156,9 +183,16 @@ class ExplanationCache:
 
     def get_or_compute(self, key: str, compute) -> Explanation:
         exp = self.get(key)
-        if exp is None:
-            exp = compute()
-            self.put(key, exp)
+        if exp is not None:
+            return exp
+        # Single flight: sessions asking for the same map at once wait for the first one's
+        # result instead of each computing it (ten users on one cell cost one computation).
+        with _key_lock(key):
+            # Written while we waited? (checked without counting a second miss)
+            exp = self.get(key) if self.path_of(key).is_file() else None
+            if exp is None:
+                exp = compute()
+                self.put(key, exp)
         return exp
 
     def entries(self) -> list:
