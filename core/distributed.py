@@ -262,19 +262,32 @@ def explain_chunk(ref: ModelRef, cells, jobs, cache_folder: str, max_bytes: int,
 
 def in_memory_projection(ref: ModelRef, paths, targets, params_json: str, cache_folder: str, max_bytes: int,
                          interpolation: str) -> int:
-    """Dask task: ``compute("features", all images, target)`` per target (small sets only)."""
+    """Dask task: the entries of ``compute("features", all images, target)`` (small sets only).
+
+    The projection does not depend on the target, so it runs once; the other target's entry
+    is the same result with its baseline turned into that class's probability. Returns the
+    number of entries written.
+    """
+    from dataclasses import replace
+
     from core.cache import ExplanationCache
-    from core.explain import compute
-    from core.explain.base import Params
+    from core.explain import cache_key, compute
+    from core.explain.base import Params, target_probability
     from core.preprocess import load_batch
 
     loaded = worker_model(ref)
     images = load_batch(paths, loaded.description.image_size, interpolation)
     cache = ExplanationCache(cache_folder, max_bytes=max_bytes)
-    before = cache.misses
-    for target in targets:
-        compute("features", loaded, images, target, params=Params(json.loads(params_json)), cache=cache)
-    return cache.misses - before
+    params = Params(json.loads(params_json))
+    keys = {t: cache_key(loaded, images, "features", t, params) for t in targets}
+    missing = [t for t in targets if cache.get(keys[t]) is None]
+    if not missing:
+        return 0
+    exp = compute("features", loaded, images, "normal", params=params)
+    p_normal = np.asarray(exp.baseline, np.float32)
+    for target in missing:
+        cache.put(keys[target], replace(exp, target=target, baseline=target_probability(p_normal, target)))
+    return len(missing)
 
 
 # ------------------------------------------------------------------------- client side
@@ -418,7 +431,7 @@ class PrecomputeRun:
 def run_precompute(folder, methods=None, *, targets=None, params=None, model=None, weights=None, cache=None,
                    interpolation: str = DEFAULT_INTERPOLATION, threshold: float = DEFAULT_THRESHOLD,
                    scheduler: str | None = None, workers: int = DEFAULT_WORKERS, chunk_size: int = DEFAULT_CHUNK,
-                   client=None, progress=None, background: bool = True, names=None) -> PrecomputeRun:
+                   client=None, progress=None, background: bool = True, names=None, extra_jobs=()) -> PrecomputeRun:
     """Fill the explanation cache for a folder of cells on a Dask cluster.
 
     Parameters
@@ -445,6 +458,8 @@ def run_precompute(folder, methods=None, *, targets=None, params=None, model=Non
         Return at once with the run going on in a thread (dashboard); False waits (CLI).
     names : sequence of str, optional
         Only these cells of the folder.
+    extra_jobs : sequence of Job, optional
+        More maps per cell (e.g. one method at several settings, see :func:`make_jobs`).
 
     Returns
     -------
@@ -457,7 +472,8 @@ def run_precompute(folder, methods=None, *, targets=None, params=None, model=Non
 
     methods = list(methods or method_names(precompute=True))
     targets = list(targets or TARGETS)
-    jobs = make_jobs(methods, targets, params)
+    jobs = make_jobs(methods, targets, params) + [j for j in extra_jobs]
+    jobs = list(dict.fromkeys(jobs))
     dataset_methods = [m for m in methods if get_method(m).kind == "dataset"]
     for name in dataset_methods:
         if name != "features":

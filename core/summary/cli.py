@@ -43,6 +43,10 @@ def add_parsers(subparsers) -> None:
                    help="annotation database (SQLAlchemy URL); default: the JSON files in DIR/annotations")
     p.add_argument("--out", required=True, metavar="FILE.html", help="output HTML file")
     p.add_argument("--tables", metavar="DIR", help="also write every table of the dataset report as CSV into DIR")
+    p.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                   help="compute the maps on this Dask cluster first (workers share the cache folder)")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="compute the maps on a local Dask cluster of N processes first")
     p.set_defaults(func=run_report)
 
 
@@ -69,6 +73,12 @@ def run_report(args) -> int:
     from core.summary.maps import check_methods
 
     methods = check_methods(args.methods)
+    if args.scheduler or args.workers is not None:
+        if args.no_cache:
+            raise DisplasiaError("--scheduler and --workers fill the cache: they cannot be used with --no-cache.")
+        if args.workers is not None and args.workers < 1:
+            raise DisplasiaError("--workers must be at least 1.")
+        _maps_on_cluster(args, methods)
     store = _store(args.db)
     from core.predict_cli import load_model_from_args
 
@@ -99,6 +109,26 @@ def run_report(args) -> int:
     print(f"wrote {out} ({len(text) / 1e6:.1f} MB, {len(study)} cell{'s' if len(study) != 1 else ''})",
           file=sys.stderr)
     return 0
+
+
+def _maps_on_cluster(args, methods) -> None:
+    """Compute every map the report reads on a Dask cluster, into the cache the report then hits.
+
+    The same keys as the report's own calls: each method for each cell's target, and the
+    occlusion summary's patch sizes (target normal, patch mean fill).
+    """
+    from core.distributed import make_jobs, print_progress, run_precompute
+
+    extra = []
+    for patch in args.patches:
+        extra += make_jobs(["occlusion"], ["normal"], {"occlusion": {"patch": patch, "fill": "mean"}})
+    run = run_precompute(args.folder, methods, targets=[args.target], model=args.model, weights=args.weights,
+                         cache=args.cache, interpolation=args.interpolation, threshold=args.threshold,
+                         scheduler=args.scheduler, workers=args.workers or 2, progress=print_progress(),
+                         background=False, names=[args.image] if args.image else None, extra_jobs=extra)
+    run.wait()
+    for name, reason in run.failures:
+        print(f"report: {name} skipped on the cluster: {reason}", file=sys.stderr)
 
 
 def _store(url):
