@@ -30,8 +30,14 @@ def check_output_path(path) -> Path:
         raise DisplasiaError(f"Output folder does not exist: {path.parent}")
     if path.is_dir():
         raise DisplasiaError(f"Output {path} is a folder; give a file name.")
-    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+    if path.exists() and not os.access(path, os.W_OK):
         raise DisplasiaError(f"Cannot write {path}: permission denied.")
+    try:  # a real probe: permissions, read-only or pseudo file systems (/proc), quotas
+        fd, probe = tempfile.mkstemp(dir=path.parent, prefix=".probe-", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise DisplasiaError(f"Cannot write in {path.parent}: {exc.strerror or exc}.") from None
     return path
 
 
