@@ -115,7 +115,7 @@ def scan_dataset(folder, labels_csv=None, *, roots=None, check_images: bool = Tr
     cells = []
     for path, folder_class in found:
         name = path.relative_to(root).as_posix()
-        reason = _confinement_problem(path, allowed) or (image_problem(path) if check_images else None)
+        reason = confinement_problem(path, allowed) or (image_problem(path) if check_images else None)
         if reason:
             skipped.append((name, reason))
             continue
@@ -176,7 +176,7 @@ def _images_in(folder: Path, root: Path, skipped: list) -> list[Path]:
     return out
 
 
-def _confinement_problem(path: Path, allowed: list[Path]) -> str | None:
+def confinement_problem(path: Path, allowed: list[Path]) -> str | None:
     """Why ``path`` may not be read (its real path leaves every allowed folder), or None."""
     try:
         real = path.resolve(strict=True)

@@ -297,3 +297,15 @@ def test_guarded_tsne_equals_sklearn_on_normal_features():
     got, init = tsne_2d(x, perplexity=3.0, seed=0, isolate=False, max_iter=250)
     assert init == "pca"
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_model_file_linking_outside_the_roots_is_refused(shared):
+    """The dashboard's model picker offers only files whose real path stays in the roots."""
+    from core.datasets import confinement_problem
+
+    root, private = shared
+    (private / "secret.keras").write_bytes(b"PK")
+    (root / "evil.keras").symlink_to(private / "secret.keras")
+    (root / "fine.keras").write_bytes(b"PK")
+    assert confinement_problem(root / "evil.keras", [root.resolve()]) == "refused: links outside the shared folders"
+    assert confinement_problem(root / "fine.keras", [root.resolve()]) is None

@@ -12,6 +12,7 @@ from pathlib import Path
 import streamlit as st
 
 from core.config import DEMO_MODEL_JSON, data_roots
+from core.datasets import confinement_problem
 from core.errors import DisplasiaError
 from ui import resources
 from ui.resources import ModelChoice
@@ -40,12 +41,14 @@ def _found(roots: tuple) -> list:
     for root in map(Path, roots):
         if not root.is_dir():
             continue
+        inside = [Path(r).resolve() for r in roots]  # a link whose real path leaves the roots is not offered
         for path in sorted(root.rglob("*.keras")):
-            found.append(ModelChoice(f"{path.relative_to(root)}", str(path)))
+            if confinement_problem(path, inside) is None:
+                found.append(ModelChoice(f"{path.relative_to(root)}", str(path)))
         for path in sorted(root.rglob("*.json")):
             weights = next((w for w in (path.with_name(path.stem + "_weights.h5"), path.with_suffix(".h5"))
                             if w.is_file()), None)
-            if weights:
+            if weights and confinement_problem(path, inside) is None and confinement_problem(weights, inside) is None:
                 found.append(ModelChoice(f"{path.relative_to(root)} + {weights.name}", str(path), str(weights)))
     return found
 
