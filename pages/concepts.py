@@ -3,6 +3,7 @@ synthetic twin, and TCAV scores per concept, layer and class with the random-con
 import streamlit as st
 
 from core.concepts.sweeps import SWEEPS, describe_sweep
+from core.io_utils import frame_csv_bytes
 from ui import concepts as ui
 from ui import context, state
 
@@ -43,5 +44,5 @@ with tab_tcav:
         st.plotly_chart(ui.tcav_figure(result, target), key="concepts_tcav")
         layer = st.selectbox("Layer for the table", list(result.params.layers), index=len(result.params.layers) - 1)
         st.dataframe(ui.concept_table(result, layer, target), hide_index=True)
-        st.download_button("TCAV table CSV", result.table.to_csv(index=False).encode(), "tcav.csv", "text/csv",
+        st.download_button("TCAV table CSV", frame_csv_bytes(result.table), "tcav.csv", "text/csv",
                            key="concepts_csv")

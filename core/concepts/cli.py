@@ -119,7 +119,7 @@ def _store(url, folder: Path):
 def run_tcav_command(args) -> int:
     from core.concepts import figures
     from core.concepts.tcav import TcavParams, run_tcav, sentence
-    from core.io_utils import atomic_write_bytes
+    from core.io_utils import atomic_write_bytes, frame_csv_bytes
     from core.predict_cli import load_model_from_args
     from core.progress import ProgressBar
 
@@ -137,7 +137,7 @@ def run_tcav_command(args) -> int:
     seconds = time.perf_counter() - start
     table = result.table.copy()
     table["sentence"] = [sentence(row) for _, row in table.iterrows()]
-    atomic_write_bytes(out / "tcav.csv", table.to_csv(index=False).encode("utf-8"))
+    atomic_write_bytes(out / "tcav.csv", frame_csv_bytes(table))
     for target in ("dysplastic", "normal"):
         atomic_write_bytes(out / f"tcav_{target}.png", figures.tcav_png(result, target))
     layer = result.params.layers[-1]

@@ -76,7 +76,9 @@ def sweep_frame(result) -> pd.DataFrame:
 
 
 def sweep_csv(result) -> str:
-    return sweep_frame(result).to_csv(index=False)
+    from core.io_utils import safe_frame
+
+    return safe_frame(sweep_frame(result)).to_csv(index=False)
 
 
 def sweep_png(result) -> bytes:
