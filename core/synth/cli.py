@@ -50,6 +50,8 @@ def add_parsers(subparsers) -> None:
     src.add_argument("--n", type=int, default=200, help="synthetic cells to generate (default 200)")
     r.add_argument("--seed", type=int, default=None, help="seed of the generated cells (default 777)")
     r.add_argument("--classifier", choices=("logistic", "boosting"), default="logistic")
+    r.add_argument("--sheet", type=Path, default=None,
+                   help="also write a PNG of held-out real cells beside synthetic ones")
     r.set_defaults(func=run_realism)
 
 
@@ -91,5 +93,12 @@ def run_realism(args: argparse.Namespace) -> int:
     report = realism_report(real, synth, classifier=args.classifier, source=source)
     for line in report.lines():
         print(line)
+    if args.sheet is not None:
+        from .realism import comparison_sheet, is_held_out
+
+        held = [x for i, x in enumerate(real) if is_held_out(i)][:8]
+        args.sheet.parent.mkdir(parents=True, exist_ok=True)
+        comparison_sheet(held, synth[:8]).save(args.sheet, optimize=True)
+        print(f"sheet: {args.sheet}")
     print(f"({time.perf_counter() - start:.0f} s)")
     return 0

@@ -282,7 +282,7 @@ def _nucleus_components(f: CellFeatures, rng, cy, cx, R):
 
 def _draw_red_cell(field, rng, cy, cx, r, pallor=None, edge=2.6):
     """Add one opaque biconcave red cell to the red-cell density ``field`` (max-combined)."""
-    box = _Box(cy, cx, r * 1.3 + 3)
+    box = _Box(cy, cx, r * 1.22 + 4)
     if box.empty:
         return
     dy, dx = box.yy - cy, box.xx - cx
