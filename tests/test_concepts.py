@@ -205,3 +205,14 @@ def test_cav_fitted_in_the_span_of_the_cells_equals_the_full_fit():
     y = np.r_[np.ones(9), np.zeros(9)]
     w = LogisticRegression(C=1.0, max_iter=5000, tol=1e-10).fit(x / np.abs(x).max(), y).coef_[0]
     np.testing.assert_allclose(cav, w / np.linalg.norm(w), atol=2e-3)  # solver tolerance 1e-4
+
+
+def test_registry_adapter_keeps_the_engine_contract():
+    from core.concepts.method import explain
+
+    x = images(np.random.default_rng(9), 4)
+    exp = explain(red_model(), x, "normal", layer="activation", cells=10, runs=3)
+    assert exp.method == "tcav" and exp.maps.shape == (4, SIZE, SIZE) and not exp.maps.any()
+    assert list(exp.extras["concept"])[-1] == "random control" and len(exp.extras["concept"]) == 8
+    assert all(exp.extras[k].dtype.kind in "biufU" for k in exp.extras)
+    np.testing.assert_allclose(exp.baseline, red_model().score_fn(x).numpy().reshape(-1), rtol=1e-5)
