@@ -4,13 +4,13 @@ CSV files written anywhere in the project go through :func:`csv_safe` (or
 :func:`frame_csv_bytes` / :func:`csv_text`): a text cell that starts with ``= + - @``, a
 tab or a carriage return is what spreadsheet programs run as a formula (a cell image named
 ``=cmd|' -C calc'!A0.jpg``), so it is written with a leading apostrophe, as OWASP advises.
-Numbers are written as numbers.
+Numbers are written as numbers. Lines end with CRLF (RFC 4180), so that a carriage return
+inside a cell is quoted instead of splitting the row.
 
 >>> csv_safe("=cmd|' -C calc'!A0.jpg"), csv_safe("TN_1.jpg"), csv_safe(-0.5)
 ("'=cmd|' -C calc'!A0.jpg", 'TN_1.jpg', -0.5)
->>> print(csv_text([["image", "score"], ["@SUM(A1)", 0.25]]), end="")
-image,score
-'@SUM(A1),0.25
+>>> csv_text([["image", "score"], ["@SUM(A1)", 0.25], ["cr\\r.jpg", 1]]).splitlines()
+['image,score', "'@SUM(A1),0.25", '"cr', '.jpg",1']
 """
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ def csv_safe(value):
 def csv_text(rows) -> str:
     """CSV text of an iterable of rows (the first is the header), every cell through ``csv_safe``."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = csv.writer(buffer, lineterminator="\r\n")
     for row in rows:
         writer.writerow([csv_safe(v) for v in row])
     return buffer.getvalue()
@@ -97,4 +97,5 @@ def safe_frame(frame):
 def frame_csv_bytes(frame, **kwargs) -> bytes:
     """UTF-8 CSV of a DataFrame with formula-like text neutralised (``index=False`` by default)."""
     kwargs.setdefault("index", False)
+    kwargs.setdefault("lineterminator", "\r\n")  # a CR inside a cell is then quoted
     return safe_frame(frame).to_csv(**kwargs).encode("utf-8")
