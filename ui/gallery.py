@@ -3,7 +3,7 @@
 Filters and sorting work on the score table only; the grid shows one page of 48 cells and
 loads only those thumbnails (small JPEGs cached on disk), so a 20,000-cell dataset pages as
 fast as the demo. Scores come from the persistent store; while the background job fills in
-missing ones, the gallery redraws itself every second (a fragment), then the whole page once.
+missing ones, the gallery redraws itself every 2 s (a fragment), then the whole page once.
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from ui import context, resources, state
 PAGE_SIZE = 48
 COLUMNS = 6
 SORTS = ["name", "score ↑", "score ↓"]
+POLL_S = 2.0                     # while scores are missing, the gallery redraws this often
 AGREEMENT = ["all", "agree", "disagree", "unlabelled"]
 
 
@@ -29,7 +30,7 @@ def live(view, current: str | None) -> None:
         body(view, current)
         return
 
-    @st.fragment(run_every=1.0)
+    @st.fragment(run_every=POLL_S)
     def refresh():
         now = context.score_view()
         if not now.missing or now.job is None or (now.job.finished and now.job.error):

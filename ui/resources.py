@@ -12,6 +12,7 @@ from core.datasets import scan_dataset
 from core.preprocess import load_rgb
 
 _warmup_started = False
+WARMUP_DELAY_S = 3.0
 _warmup_lock = threading.Lock()
 
 
@@ -32,7 +33,7 @@ def start_tensorflow_warmup() -> None:
 
         from core.runtime import import_tensorflow
 
-        time.sleep(1.0)          # let the first page render first: the import holds the GIL for seconds
+        time.sleep(WARMUP_DELAY_S)   # let the first page render first: the import holds the GIL for seconds
         import_tensorflow()
 
     threading.Thread(target=_import, name="tensorflow-warmup", daemon=True).start()

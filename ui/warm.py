@@ -52,6 +52,7 @@ def warm_jobs(ctx, cache) -> list:
 #: Order of method families when a method's cost was never measured here (cheapest first).
 FAMILY_ORDER = ("cam", "activation", "gradient", "perturbation")
 NEIGHBOURS = 2                       # cells on each side of the current one, in gallery order
+START_DELAY_S = 2.0
 
 _lock = threading.Lock()
 _pool = None
@@ -142,6 +143,7 @@ def _run(choice, plan: PrefetchPlan, cache) -> None:
     from core.explain.base import Cancelled
     from core.preprocess import load_rgb, to_model_input
 
+    time.sleep(START_DELAY_S)                    # the page that made the cell current renders first
     start = time.process_time()
 
     def stop() -> bool:
