@@ -11,7 +11,7 @@ from core.model_io import from_keras
 #: Small settings so that the whole registry runs in seconds on 16x16 inputs (methods not
 #: listed run with their defaults, so a new method is covered without an edit here).
 QUICK = {"occlusion": {"patch": 4}, "lime": {"samples": 40, "max_dist": 5}, "smoothgrad": {"samples": 4},
-         "features": {"perplexity": 2}}
+         "features": {"perplexity": 2}, "tcav": {"cells": 4, "runs": 2}}
 
 
 def quick(name, **extra):

@@ -260,6 +260,16 @@ METHODS = {spec.name: spec for spec in (
                "Channels weighted by the activation-weighted mean gradient.", reference="Fu et al. (2020)", **_CAM),
     MethodSpec("layercam", "LayerCAM", "core.explain.layercam", (_LAYER, _EVIDENCE),
                "Every activation weighted by its own positive gradient.", reference="Jiang et al. (2021)", **_CAM),
+    MethodSpec("tcav", "Concept sensitivity (TCAV)", "core.concepts.method", (
+        Param("layer", "layer", None, "Layer of the concept directions; empty = post-ReLU output of the last conv "
+              "block.", optional=True),
+        Param("cells", "int", 20, "Generated cells on each side of a concept (and twice as many random cells).", 4,
+              200),
+        Param("runs", "int", 20, "CAVs per concept and random CAVs for the t-test (the paper: at least 20).", 2, 100),
+        _SEED,
+    ), "How often moving a cell's activations towards a morphological concept raises the class logit.",
+        kind="dataset", page="pages/concepts.py", sign="magnitude", family="concept",
+        reference="Kim et al. (2018)"),
     MethodSpec("background", "Background test", "core.explain.background", (
         Param("colour", "choice", "median", "Uniform background: median or mean of the pixels outside the cell.",
               choices=("median", "mean")),
