@@ -45,7 +45,8 @@ class ConceptSet:
     ``negatives`` is None for a concept tested against random cells, the paper's default
     (Kim et al. 2018); otherwise each CAV separates the concept from that contrast set.
     ``family`` groups concepts the pathologist reads together ("granularity", "chromatin",
-    "lobes", "confounder", "control").
+    "lobes", "confounder", "control"). ``paired``: image i of both sides is the same cell
+    with and without the concept.
     """
 
     name: str
@@ -55,6 +56,7 @@ class ConceptSet:
     source: str
     positives: ImageSet
     negatives: ImageSet | None = None
+    paired: bool = False
 
     @property
     def is_control(self) -> bool:
@@ -193,7 +195,7 @@ def generator_concepts(*, n: int = 40, seed: int = 2018, names=None, size=(299, 
                 name, _fingerprint("concept", concept.name, side, seed, n, size, interpolation), n,
                 lambda c=concept, s=side: render_inputs(_sided(c, seed, n, s), size, interpolation))
         sets.append(ConceptSet(concept.name, concept.family, concept.description, concept.contrast_name,
-                               "generator", sides["concept"], sides["contrast"]))
+                               "generator", sides["concept"], sides["contrast"], paired=True))
     if control:
         sets.append(control_concept(n=n, seed=seed + 7919, size=size, interpolation=interpolation))
     return sets
@@ -206,8 +208,13 @@ def random_cells(*, n: int, seed: int, size=(299, 299), interpolation: str = "ne
 
 
 def control_concept(*, n: int, seed: int, size=(299, 299), interpolation: str = "nearest") -> ConceptSet:
-    """The random-concept control: random cells against random cells."""
-    cells = random_cells(n=n, seed=seed, size=size, interpolation=interpolation, name="random control")
+    """The random-concept control: random cells against random cells.
+
+    It holds ``2 n`` cells, so each run draws a largely different random set: one *fixed*
+    set of 40 random cells is not random to this model (its share of dysplastic cells is
+    off 50 % by chance, and the model reads exactly that), and would be "significant".
+    """
+    cells = random_cells(n=2 * n, seed=seed, size=size, interpolation=interpolation, name="random control")
     return ConceptSet("random control", "control", "a random set of cells (control: must not be significant)",
                       "random cells", "generator", cells, None)
 

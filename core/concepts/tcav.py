@@ -38,7 +38,7 @@ import pandas as pd
 from core.errors import DisplasiaError
 
 #: Version of the algorithm; part of the cache key.
-VERSION = 1
+VERSION = 2
 METHOD = "tcav"
 TARGETS = ("dysplastic", "normal")
 CLASSIFIERS = ("logistic", "svm")
@@ -136,7 +136,8 @@ def reduce_features(activations, max_features: int) -> np.ndarray:
     return a[:, :hh * k, :ww * k].reshape(n, hh, k, ww, k, c).mean(axis=(2, 4)).reshape(n, -1)
 
 
-def fit_cav(positives, negatives, *, classifier: str = "logistic", held_out: float = 1.0 / 3.0, seed: int = 0):
+def fit_cav(positives, negatives, *, classifier: str = "logistic", held_out: float = 1.0 / 3.0, seed: int = 0,
+            paired: bool = False):
     """Learn a concept activation vector.
 
     Parameters
@@ -146,6 +147,10 @@ def fit_cav(positives, negatives, *, classifier: str = "logistic", held_out: flo
     classifier : {"logistic", "linear SVM"}
     held_out : float
         Fraction of each side kept out of the fit to measure the accuracy.
+    paired : bool
+        Row i of both sides shows the same cell with and without the concept: pairs are kept
+        together on one side of the split (a held-out cell whose twin was fitted would be
+        judged by its twin's label, driving the accuracy *below* chance).
 
     Returns
     -------
@@ -167,8 +172,9 @@ def fit_cav(positives, negatives, *, classifier: str = "logistic", held_out: flo
     pos, neg = np.asarray(positives, np.float64), np.asarray(negatives, np.float64)
     rng = np.random.default_rng(seed)
     train, test = [], []
+    shared = rng.permutation(len(pos)) if paired and len(pos) == len(neg) else None
     for side, label in ((pos, 1), (neg, 0)):
-        order = rng.permutation(len(side))
+        order = shared if shared is not None else rng.permutation(len(side))
         n_test = min(max(1, int(round(held_out * len(side)))), len(side) - 1)
         test.append((side[order[:n_test]], np.full(n_test, label)))
         train.append((side[order[n_test:]], np.full(len(side) - n_test, label)))
@@ -407,7 +413,7 @@ def cache_key(loaded, concepts, random_pool, class_inputs, params: TcavParams) -
 
     digest = hashlib.sha256()
     for c in concepts:
-        digest.update(f"{c.name}|{c.family}|{c.source}|{c.positives.fingerprint}|"
+        digest.update(f"{c.name}|{c.family}|{c.source}|{c.paired}|{c.positives.fingerprint}|"
                       f"{c.negatives.fingerprint if c.negatives else '-'}".encode())
     digest.update(random_pool.fingerprint.encode())
     for kind in TARGETS:
@@ -533,10 +539,12 @@ def _score_layers(concepts, layers, params, feats, pool, grads, n_pool, n_null, 
                 else:  # concept vs random set r, as in the paper
                     neg_all = pool[layer][np.random.default_rng([params.seed, 3, r]).permutation(n_pool)[:n_null]]
                 m = max(params.min_images // 2, int(round(params.subsample * min(len(pos_all), len(neg_all)))))
-                pos = pos_all[rng.permutation(len(pos_all))[:m]]
-                neg = neg_all[rng.permutation(len(neg_all))[:m]]
+                paired = c.paired and len(pos_all) == len(neg_all)
+                pick = rng.permutation(len(pos_all))[:m]
+                pos = pos_all[pick]
+                neg = neg_all[pick if paired else rng.permutation(len(neg_all))[:m]]
                 cav, accuracy = fit_cav(pos, neg, classifier=params.classifier, held_out=params.held_out,
-                                        seed=int(rng.integers(2**31)))
+                                        seed=int(rng.integers(2**31)), paired=paired)
                 accuracies.append(accuracy)
                 for kind in TARGETS:
                     s = _sign(kind) * directional_derivatives(grads[kind][layer], cav)
