@@ -45,6 +45,8 @@ def grid(ctx, methods, params_for, *, columns: int = 4, height: int = 270, max_s
     each has a one-line title, a one-line progress/cache slot, the map, then its notes.
     """
     options = display.options_widget()
+    rgb = np.asarray(ctx.rgb).view()
+    rgb.flags.writeable = False  # one read-only view: its digest is computed once for the whole grid
     names = list(methods) + (["__cell__"] if cell_tile else [])
     tiles = {}
     for start in range(0, len(names), columns):
@@ -53,7 +55,7 @@ def grid(ctx, methods, params_for, *, columns: int = 4, height: int = 270, max_s
                 if method == "__cell__":
                     st.markdown("**Cell**")
                     st.caption(plain(ctx.cell.name))
-                    st.plotly_chart(display.image_figure(ctx.rgb, height=height - 40), key=f"{key}_cell")
+                    st.plotly_chart(display.image_figure(rgb, height=height - 40), key=f"{key}_cell")
                     continue
                 st.markdown(f"**{get_method(method).title}**")
                 tiles[method] = (st.empty(), st.container())
@@ -70,12 +72,12 @@ def grid(ctx, methods, params_for, *, columns: int = 4, height: int = 270, max_s
         group = (views[method].family, views[method].units.title)
         view = ev.map_view(exp, options, limit=limits.get(group))
         with tiles[method][1]:
-            ev.show_map(exp, ctx.rgb, options, view=view, height=height, max_side=max_side, compact=compact,
+            ev.show_map(exp, rgb, options, view=view, height=height, max_side=max_side, compact=compact,
                         key=f"{key}_{method}")
             shared = [t for t in members[group] if t != spec.title]
             st.caption(_scale_line(view, shared, options))
             if downloads:
-                ev.downloads(exp, ctx.rgb, options, ctx.cell.path.stem)
+                ev.downloads(exp, rgb, options, ctx.cell.path.stem)
             if links and spec.page:
                 st.page_link(spec.page, label=f"Open {spec.title}", icon=":material/open_in_new:")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import weakref
 
 import numpy as np
 import plotly.graph_objects as go
@@ -66,13 +67,34 @@ def digest(array) -> str:
     return hashlib.blake2b(array.tobytes() + str((array.shape, array.dtype)).encode(), digest_size=12).hexdigest()
 
 
+_DIGESTS: dict = {}  # id(array) -> (weak reference, digest) of read-only arrays
+
+
+def _digest_of(array) -> str:
+    """:func:`digest`, remembered for read-only arrays that are still alive (the same cell
+    image is drawn under every tile of a grid)."""
+    array = np.asarray(array)
+    if array.flags.writeable:
+        return digest(array)
+    entry = _DIGESTS.get(id(array))
+    if entry is not None and entry[0]() is array:
+        return entry[1]
+    value = digest(array)
+    if len(_DIGESTS) > 256:
+        _DIGESTS.clear()
+    _DIGESTS[id(array)] = (weakref.ref(array), value)
+    return value
+
+
 def map_figure(rgb: np.ndarray, values: np.ndarray, options: DisplayOptions, *, sign: str = "supports",
                units: Units | None = None, scale: Scale | None = None, title: str = "", colorbar_title: str = "",
                marks: dict | None = None, height: int = 430, max_side: int = 299, faint: bool = False,
-               target: str = "", compact: bool = False) -> go.Figure:
+               target: str = "", compact: bool = False, values_key: str | None = None) -> go.Figure:
     """The cell with the map over it; hover gives the (block-averaged) value and the pixel.
 
     ``marks`` adds labelled ticks to the colour bar (e.g. ``{"baseline 0.98": 0.98}``).
+    ``values_key`` names the values when the caller knows them (an explanation's cache key),
+    instead of hashing them.
     ``max_side`` shrinks the image sent for small tiles; ``compact`` puts a short colour bar
     (ends "opposes" / "supports") below the image, for tiles too narrow for a title.
     """
@@ -81,12 +103,12 @@ def map_figure(rgb: np.ndarray, values: np.ndarray, options: DisplayOptions, *, 
     settings = dict(options=options, sign=sign, units=units, scale=scale, title=title, colorbar_title=colorbar_title,
                     marks=dict(sorted((marks or {}).items())), height=height, max_side=max_side, faint=faint,
                     target=target, compact=compact)
-    return _cached_figure(figure_key(rgb, values, settings), rgb, values, settings)
+    return _cached_figure(figure_key(rgb, values, settings, values_key=values_key), rgb, values, settings)
 
 
-def figure_key(rgb, values, settings: dict) -> str:
+def figure_key(rgb, values, settings: dict, *, values_key: str | None = None) -> str:
     """Cache key of one map figure: the two arrays' contents and every display setting."""
-    return f"{digest(rgb)}:{digest(values)}:{sorted(settings.items())!r}"
+    return f"{_digest_of(rgb)}:{values_key or digest(values)}:{sorted(settings.items())!r}"
 
 
 @st.cache_resource(max_entries=512, show_spinner=False)
@@ -190,7 +212,7 @@ def image_figure(rgb: np.ndarray, *, title: str = "", height: int = 430) -> go.F
     """A picture (cell, masked cell, superpixels) as a zoomable figure sent as one WebP."""
     if rgb.dtype != np.uint8:
         rgb = np.clip(np.round(np.asarray(rgb) * 255.0), 0, 255).astype(np.uint8)
-    return _cached_image_figure(f"{digest(rgb)}:{title!r}:{height}", rgb, title, height)
+    return _cached_image_figure(f"{_digest_of(rgb)}:{title!r}:{height}", rgb, title, height)
 
 
 @st.cache_resource(max_entries=256, show_spinner=False)

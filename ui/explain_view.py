@@ -3,7 +3,10 @@ stop button, the map on the cell, numbers and downloads."""
 from __future__ import annotations
 
 import json
+import threading
 import time
+import weakref
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,7 +67,11 @@ def explanation(method: str, loaded, images: np.ndarray, target: str, params: di
     images = images if images.ndim == 4 else images[None]
     key = cache_key(loaded, images, method, target, params, cell_mask=cell_mask)
     start = time.perf_counter()
-    hit = cache.get(key)
+    hit = _remembered(key)
+    if hit is None:
+        hit = cache.get(key)
+        if hit is not None:
+            _remember(key, hit)
     auth.audit_explain(method, target, params, key, from_cache=hit is not None)
     log = st.session_state.setdefault(LOG, {})
     if hit is not None:
@@ -99,7 +106,39 @@ def explanation(method: str, loaded, images: np.ndarray, target: str, params: di
     if slot is not None:
         slot.caption(f"computed in {seconds:.1f} s")
     log[method] = {"key": key, "from_cache": False, "seconds": seconds}
+    _remember(key, exp)
     return exp
+
+
+#: The most recent explanations read or computed in this process, by cache key: a page
+#: switch redraws them without reading the disk cache again (results are immutable).
+_MEMO: OrderedDict = OrderedDict()
+_MEMO_SIZE = 96
+_MEMO_LOCK = threading.Lock()
+_KEYS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _remembered(key: str):
+    with _MEMO_LOCK:
+        exp = _MEMO.get(key)
+        if exp is not None:
+            _MEMO.move_to_end(key)
+        return exp
+
+
+def _remember(key: str, exp) -> None:
+    with _MEMO_LOCK:
+        _MEMO[key] = exp
+        _MEMO.move_to_end(key)
+        while len(_MEMO) > _MEMO_SIZE:
+            _MEMO.popitem(last=False)
+        _KEYS[exp] = key
+
+
+def key_of(exp) -> str | None:
+    """The cache key an explanation was read or computed under (None if unknown)."""
+    with _MEMO_LOCK:
+        return _KEYS.get(exp)
 
 
 def empty_positive(exp, index: int = 0) -> bool:
@@ -176,9 +215,12 @@ def show_map(exp, rgb: np.ndarray, options: DisplayOptions, *, index: int = 0, v
     view = view or map_view(exp, options, index=index, values=values, sign=sign, limit=limit)
     state = view.assessment.state
     drawn = np.zeros_like(view.values) if state == "flat" and view.sign != "score" else view.values
+    known = key_of(exp)
+    values_key = f"{known}:{index}:{view.sign}:{state}" if known and values is None else None
     fig = map_figure(rgb, drawn, options, sign=view.sign, units=view.units, scale=view.scale, title=title,
                      colorbar_title=colorbar_title, marks=marks, height=height, max_side=max_side,
-                     faint=state == "negligible", target=exp.target if view.sign != "score" else "", compact=compact)
+                     faint=state == "negligible", target=exp.target if view.sign != "score" else "", compact=compact,
+                     values_key=values_key)
     st.plotly_chart(fig, key=key or f"fig:{exp.method}:{title}", config={"displaylogo": False})
     map_notes(exp, view, index=index, compact=compact, key=key or f"{exp.method}:{title}")
     return view
