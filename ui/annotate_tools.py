@@ -11,6 +11,7 @@ from core.display import png_bytes
 from core.errors import DisplasiaError
 from ui import resources
 from ui.annotate import GENERATION
+from ui.widgets import plain
 
 
 def suggest(reading, rgb) -> None:
@@ -34,11 +35,11 @@ def legacy_import(cell, name: str) -> None:
                                                      annotator=name)
             version = resources.annotation_store().save(annotation, only_if_changed=True)
         except DisplasiaError as exc:
-            st.error(f"Not imported: {exc}")
+            st.error(f"Not imported: {plain(exc)}")
             return
         for warning in warnings:
-            st.warning(warning)
-        st.success(f"Imported as version {version} for {name}.")
+            st.warning(plain(warning))
+        st.success(f"Imported as version {version} for {plain(name)}.")
         st.session_state[GENERATION] = st.session_state.get(GENERATION, 0) + 1
         st.rerun()
 

@@ -9,6 +9,7 @@ import streamlit as st
 from core.config import INTERPOLATIONS, data_roots, default_dataset
 from core.errors import DisplasiaError
 from ui import auth, models, resources, state, warm
+from ui.widgets import plain
 
 _UPLOAD_KEY = "upload_dir"
 
@@ -62,7 +63,7 @@ def _model_picker() -> None:
     st.selectbox("Model", keys, key="model_select", format_func=lambda k: options[k].label, on_change=_picked,
                  help="The model every page uses; it stays chosen until you pick another and travels in the URL.")
     if ss.get(state.MODEL_NOTICE):
-        st.warning(ss[state.MODEL_NOTICE])
+        st.warning(plain(ss[state.MODEL_NOTICE]))
     if not auth.may("upload_model"):
         return
     with st.expander("Use your own model"):
@@ -78,7 +79,7 @@ def _model_picker() -> None:
             try:
                 models.remember_upload(choice)
             except DisplasiaError as exc:
-                st.error(str(exc))
+                st.error(plain(str(exc)))
                 return
             auth.audit("model_uploaded", detail=[p.name for p in saved])
             state.set_model(choice)
@@ -135,7 +136,7 @@ def _dataset_picker() -> None:
                 st.error("That folder is outside the folders this server shares: "
                          + ", ".join(str(r) for r in data_roots()) + ".")
             elif not path.is_dir():
-                st.error(f"Folder not found: {folder}")
+                st.error(f"Folder not found: {plain(folder)}")
             else:
                 _open(path)
         uploads = st.file_uploader("…or upload cell images, or one .zip of images with an optional labels.csv",
@@ -153,7 +154,7 @@ def _dataset_picker() -> None:
                     else:
                         _save_upload(upload, folder)
             except DisplasiaError as exc:
-                st.error(str(exc))
+                st.error(plain(str(exc)))
                 return
             _open(folder)
         if st.button("Back to the demo cells", key="demo_dataset"):
@@ -203,7 +204,7 @@ def render() -> None:
         try:
             ds = resources.dataset(ss[state.DATASET], resources.dataset_stamp(ss[state.DATASET]))
         except DisplasiaError as exc:
-            st.error(str(exc))
+            st.error(plain(str(exc)))
             state.set_dataset(str(default_dataset()))
             return
         _cell_picker(ds)
