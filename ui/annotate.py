@@ -20,6 +20,7 @@ from core.annotations.schema import (
 from core.errors import DisplasiaError
 from core.preprocess import image_hash
 from ui import auth, resources, saving, state
+from ui.widgets import plain
 
 ANNOTATOR = "annotator_name"
 CANVAS_PX = 430                  # canvas side at zoom 1: canvas and score panel fit a 1440 x 900 window
@@ -109,7 +110,7 @@ def starting_reading(cell, rgb, name: str):
         saving.flush()
         saved = resources.annotation_store().latest(sha, name)
     except DisplasiaError as exc:      # database down: continue from the edit kept in the session
-        st.warning(f"Annotations cannot be read now: {exc}")
+        st.warning(f"Annotations cannot be read now: {plain(exc)}")
         saved = None
     kept = saving.pending_reading(sha, name)
     if kept is not None:
@@ -191,7 +192,7 @@ def autosave(start, saved_before: bool, reading) -> None:
     try:
         version = saving.save(reading)
     except DisplasiaError as exc:
-        st.error(str(exc))
+        st.error(plain(str(exc)))
         return
     if version is not None:
         st.caption(f"Saved automatically · version {version}")
@@ -246,4 +247,4 @@ def agreement(cell) -> None:
         st.subheader("Agreement between annotators")
         st.dataframe(pd.DataFrame(image_agreement(readings)), hide_index=True)
     elif readings:
-        st.caption(f"Annotated by: {', '.join(sorted(readings))}")
+        st.caption(f"Annotated by: {plain(', '.join(sorted(readings)))}")

@@ -6,6 +6,7 @@ import streamlit as st
 
 from core.annotations.store import DatabaseUnavailable
 from ui import auth, resources
+from ui.widgets import plain
 
 COALESCE_S = 120.0                    # edits of one cell within 2 minutes of its version's first save: one version
 PENDING = "pending_annotations"       # {(image_sha256, annotator): Annotation} not yet stored
@@ -21,7 +22,7 @@ def save(reading) -> int | None:
                                                     coalesce_within_s=COALESCE_S)
     except DatabaseUnavailable as exc:
         pending[key] = reading
-        st.warning(f"Not saved yet, kept in this session until the database is back: {exc}")
+        st.warning(f"Not saved yet, kept in this session until the database is back: {plain(exc)}")
         return None
     pending.pop(key, None)
     auth.audit("annotation_saved", cell=reading.image, version=version, image_sha256=reading.image_sha256)
