@@ -15,6 +15,7 @@ import numpy as np
 BENCHMARKS = {
     "predict": "core.bench:bench_predict",
     "explain": "core.explain.bench:run",
+    "scale": "core.bench_scale:run",
 }
 
 
@@ -25,6 +26,9 @@ def add_parsers(subparsers) -> None:
     p.add_argument("--repeats", type=int, default=3, help="best of this many runs")
     p.add_argument("--model", metavar="PATH", help="model (default: the bundled demo, else an untrained DisplasiaNet)")
     p.add_argument("--weights", metavar="PATH")
+    from core.bench_scale import add_arguments
+
+    add_arguments(p)
     p.set_defaults(func=_dispatch)
 
 

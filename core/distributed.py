@@ -49,10 +49,12 @@ DEFAULT_CHUNK = 8
 #: Cells per feature-extraction task of the projection (one batched forward pass each).
 FEATURE_CHUNK = 256
 #: Up to this many cells, precompute also caches the in-memory projection the Projection
-#: page asks for (``compute("features", images)``, ~1 MB of pixels per cell in memory).
+#: page asks for (``compute(<projection>, images)``, ~1 MB of pixels per cell in memory).
 IN_MEMORY_PROJECTION = 512
 #: Models kept loaded per worker process.
 MODELS_PER_WORKER = 2
+#: The module whose whole-dataset method streams image files (registry kind "dataset").
+STREAMED_MODULE = "core.explain.features"
 #: Targets a job may name besides the two classes: resolved per cell on the worker.
 CELL_TARGETS = ("label", "prediction")
 
@@ -260,9 +262,9 @@ def explain_chunk(ref: ModelRef, cells, jobs, cache_folder: str, max_bytes: int,
     return out
 
 
-def in_memory_projection(ref: ModelRef, paths, targets, params_json: str, cache_folder: str, max_bytes: int,
+def in_memory_projection(ref: ModelRef, method: str, paths, targets, params_json: str, cache_folder: str, max_bytes: int,
                          interpolation: str) -> int:
-    """Dask task: the entries of ``compute("features", all images, target)`` (small sets only).
+    """Dask task: the entries of ``compute(method, all images, target)`` (small sets only).
 
     The projection does not depend on the target, so it runs once; the other target's entry
     is the same result with its baseline turned into that class's probability. Returns the
@@ -279,11 +281,11 @@ def in_memory_projection(ref: ModelRef, paths, targets, params_json: str, cache_
     images = load_batch(paths, loaded.description.image_size, interpolation)
     cache = ExplanationCache(cache_folder, max_bytes=max_bytes)
     params = Params(json.loads(params_json))
-    keys = {t: cache_key(loaded, images, "features", t, params) for t in targets}
+    keys = {t: cache_key(loaded, images, method, t, params) for t in targets}
     missing = [t for t in targets if cache.get(keys[t]) is None]
     if not missing:
         return 0
-    exp = compute("features", loaded, images, "normal", params=params)
+    exp = compute(method, loaded, images, "normal", params=params)
     p_normal = np.asarray(exp.baseline, np.float32)
     for target in missing:
         cache.put(keys[target], replace(exp, target=target, baseline=target_probability(p_normal, target)))
@@ -476,7 +478,7 @@ def run_precompute(folder, methods=None, *, targets=None, params=None, model=Non
     jobs = list(dict.fromkeys(jobs))
     dataset_methods = [m for m in methods if get_method(m).kind == "dataset"]
     for name in dataset_methods:
-        if name != "features":
+        if get_method(name).module != STREAMED_MODULE:
             raise DisplasiaError(f"{get_method(name).title} cannot run on a cluster yet.")
     if workers < 1 or chunk_size < 1:
         raise DisplasiaError("--workers and the chunk size must be at least 1.")
@@ -492,8 +494,9 @@ def run_precompute(folder, methods=None, *, targets=None, params=None, model=Non
     run = PrecomputeRun()
     run.failures.extend(dataset.skipped)
     run.progress.total = len(cells)
-    feature_params = get_method("features").validate((params or {}).get("features")) if dataset_methods else None
-    plan = dict(cells=cells, jobs=jobs, features=feature_params, targets=targets, ref=ref, cache=cache,
+    projection = dataset_methods[0] if dataset_methods else None
+    feature_params = get_method(projection).validate((params or {}).get(projection)) if projection else None
+    plan = dict(cells=cells, jobs=jobs, features=feature_params, projection=projection, targets=targets, ref=ref, cache=cache,
                 interpolation=interpolation, threshold=float(threshold), chunk_size=int(chunk_size))
 
     def body():
@@ -663,7 +666,7 @@ def _execute(run: PrecomputeRun, client, plan: dict, progress) -> None:
         failed = {name for name, _ in run.failures}
         paths = [str(c.path) for c in cells if c.name not in failed]
         if paths:
-            client.submit(in_memory_projection, ref, paths, plan["targets"], params.to_json(), str(cache.folder),
+            client.submit(in_memory_projection, ref, plan["projection"], paths, plan["targets"], params.to_json(), str(cache.folder),
                           cache.max_bytes, interp, pure=False).result()
 
 
