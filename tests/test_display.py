@@ -246,3 +246,40 @@ def test_score_weighted_and_gradient_weighted_cams_never_share_a_scale():
     limits = shared_limits(views, DisplayOptions())
     assert sorted(limits.values()) == [pytest.approx(0.02), pytest.approx(7.0)]
     assert shared_limits(views, DisplayOptions(normalisation="minmax")) == {}
+
+
+def _occlusion(drop, *, space, probability, saturated):
+    from core.explain.base import Explanation, Params
+
+    extras = {"score_space": space, "baseline_score": np.array([probability if space == "probability" else 18.0],
+                                                                np.float32),
+              "saturated": np.array([saturated]), "window_scores": np.zeros((1, 2, 2), np.float32)}
+    return Explanation("occlusion", "normal", drop[None], np.array([probability]),
+                       Params({"patch": 20, "score": space}), extras=extras)
+
+
+def test_saturated_probability_map_is_flat_and_says_so_while_the_logit_map_is_drawn():
+    from ui.explain_view import map_view
+
+    ulp = float(np.spacing(np.float32(1.0)))
+    steps = np.zeros((8, 8), np.float32)
+    steps[2:4, 2:4] = ulp
+    flat = _occlusion(steps, space="probability", probability=1.0, saturated=True)
+    view = map_view(flat, DisplayOptions())
+    assert view.assessment.state == "flat" and cd.is_saturated(flat)
+    assert view.units.quantity == "P(normal)" and view.units.region == "patch"
+    logit = np.zeros((8, 8), np.float32)
+    logit[2:4, 2:4] = 2.1
+    moved = _occlusion(logit, space="logit", probability=1.0, saturated=False)
+    drawn = map_view(moved, DisplayOptions())
+    assert drawn.assessment.state == "ok" and drawn.scale.high == pytest.approx(2.1) and not cd.is_saturated(moved)
+
+
+def test_raw_score_view_uses_its_own_range_and_score_units():
+    from ui.explain_view import map_view
+
+    exp = _occlusion(np.zeros((4, 4), np.float32), space="logit", probability=0.9, saturated=False)
+    scores = np.array([[2.0, 1.5], [2.2, 2.2]], np.float32)
+    view = map_view(exp, DisplayOptions(), values=scores, sign="score")
+    assert (view.scale.low, view.scale.high, view.scale.diverging) == (1.5, pytest.approx(2.2), False)
+    assert view.units.title == "logit of normal with the patch hidden"

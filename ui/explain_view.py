@@ -195,9 +195,12 @@ def map_view(exp, options: DisplayOptions, *, index: int = 0, values=None, sign:
         reference = float(cd.extra(exp, "baseline_score", index, float(exp.baseline[index])))
     shown = cd.shown_values(data, sign, options)
     assessment = cd.assess(shown if sign != "score" else shown - reference, units, reference=reference)
-    if sign == "score":
+    if sign == "score":  # the raw score map: its own range, the score's units, flat when within float noise
         assessment = cd.Assessment("flat", assessment.peak, assessment.resolution, assessment.message) \
             if assessment.state == "flat" else cd.Assessment("ok", assessment.peak, assessment.resolution)
+        quantity = units.quantity or "score"
+        units = cd.Units(f"{quantity} with the {units.region} hidden", f"{quantity} with the {units.region} hidden",
+                         units.quantity, units.space, None, units.region)
         low, high = float(np.min(data)), float(np.max(data))
         scale = cd.Scale(low, high if high > low else low + max(assessment.resolution, 1e-12),
                          options.cmap if options.cmap != "auto" else "viridis", False)
@@ -232,7 +235,7 @@ def map_notes(exp, view: MapView, *, index: int = 0, compact: bool = False, key:
         empty_map_note(exp, exp.target, compact=compact)
     elif view.assessment.state != "ok":
         (st.caption if compact or view.assessment.state == "negligible" else st.warning)(view.assessment.message)
-    if cd.is_saturated(exp, index):
+    if cd.is_saturated(exp, index) and view.sign != "score":
         spec = get_method(exp.method)
         probability = float(exp.baseline[index])
         st.warning(f"Saturated: P({exp.target}) = {probability:.7f}, within 1e-6 of {round(probability)}; "
