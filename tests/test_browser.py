@@ -33,7 +33,9 @@ def page():
 
 def heatmap_images(page) -> list[str]:
     """The rendered heatmap layers (plotly draws them as data-URL images)."""
-    return page.eval_on_selector_all(".js-plotly-plot g.hm image", "els => els.map(e => e.getAttribute('href'))")
+    # maps are sent as one picture (image trace) with a transparent hover heatmap on top
+    return page.eval_on_selector_all(".js-plotly-plot g.imagelayer image, .js-plotly-plot g.hm image",
+                                     "els => els.map(e => e.getAttribute('href'))")
 
 
 @pytest.mark.parametrize("path, name, proof", PAGES)
