@@ -5,6 +5,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from core.config import INTERPOLATIONS
 from core.errors import DisplasiaError
 
@@ -183,8 +185,10 @@ def run_sweep_command(args) -> int:
     print(sweeps.describe_sweep(result))
     if len(cells) > 1:
         strict = float(sweeps.monotone_curves(result.logit, tolerance=0.0).mean())
+        rho = result.spearman()
         print(f"monotone logit: {result.monotone().mean():.0%} of cells within 5% of their range, {strict:.0%} "
-              "strictly")
+              f"strictly; Spearman rho(feature, logit) >= 0.9 for {np.mean(np.abs(rho) >= 0.9):.0%} "
+              f"(median {np.nanmedian(rho):+.2f})")
     print(f"sweep: {len(cells)} cells x {len(result.values)} steps in {seconds:.1f} s "
           f"({'cache' if result.from_cache else 'computed'}); wrote {out}", file=sys.stderr)
     return 0

@@ -269,7 +269,10 @@ def describe_sweep(result: SweepResult) -> str:
         what = (f"{trend} from {mean_p[0]:.2f} to {mean_p[-1]:.2f} on average (logit {mean_z[0]:+.1f} to "
                 f"{mean_z[-1]:+.1f})")
     cells = "the cell" if n == 1 else f"{n} cells"
-    mono = "" if n == 1 else f"; the curve is monotone for {share:.0%} of cells"
+    rho = result.spearman()
+    mono = "" if n == 1 else (f"; the logit follows the feature's order (Spearman |rho| >= 0.9) for "
+                              f"{np.mean(np.abs(rho) >= 0.9):.0%} of cells and is monotone within 5 % of its range "
+                              f"for {share:.0%}")
     if not math.isfinite(share):
         mono = ""
     return f"As {spec.label} goes from {first:g} to {last:g}, P(normal) of {cells} {what}{mono}."

@@ -39,6 +39,8 @@ from core.errors import DisplasiaError
 
 #: Version of the algorithm; part of the cache key.
 VERSION = 2
+#: Version of the cached per-set activations and gradients (independent of the test's VERSION).
+FEATURES_VERSION = 2
 METHOD = "tcav"
 TARGETS = ("dysplastic", "normal")
 CLASSIFIERS = ("logistic", "svm")
@@ -388,7 +390,7 @@ def set_features(loaded, image_set, layers, *, max_features: int, gradients: boo
 
     token = np.frombuffer(hashlib.sha256(image_set.fingerprint.encode()).digest(), np.uint8)
     params = {"layers": ",".join(layers), "max_features": int(max_features)}
-    key = make_key(loaded.description.content_hash, token, METHOD + "-features", VERSION,
+    key = make_key(loaded.description.content_hash, token, METHOD + "-features", FEATURES_VERSION,
                    "gradients" if gradients else "activations", params)
     hit = cache.get(key)
     if hit is not None and all("f:" + name in hit.extras for name in layers):
@@ -397,7 +399,7 @@ def set_features(loaded, image_set, layers, *, max_features: int, gradients: boo
                            batch_size=batch_size)
     cache.put(key, Explanation(METHOD + "-features", "both", np.zeros((0, 1, 1), np.float32),
                                np.zeros(0, np.float32), Params(params), {},
-                               {"f:" + name: v for name, v in feats.items()}, VERSION))
+                               {"f:" + name: v for name, v in feats.items()}, FEATURES_VERSION))
     return feats
 
 
