@@ -196,3 +196,21 @@ def test_dataset_wide_work_stops_at_the_session_budget(hostile_env, monkeypatch)
     assert not at.exception, at.exception
     errors = [e.value for e in at.error]
     assert any("needs 4 cell computations; this session has 3 of 3 left" in e for e in errors), errors
+
+
+@pytest.mark.parametrize("env", [{"DISPLASIA_AUTH_MODE": "root"}, {"DISPLASIA_CACHE_MAX_MB": "nan"},
+                                 {"DISPLASIA_SETTINGS": "/nonexistent/settings.toml"}],
+                         ids=["auth-mode", "cache-nan", "missing-file"])
+def test_invalid_settings_stop_the_dashboard_with_one_line(hostile_env, monkeypatch, env):
+    from core.settings import reload_settings
+
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    try:
+        at = run_app()
+        assert not at.exception, at.exception
+        assert len(at.error) == 1 and "settings" in at.error[0].value.lower()
+        assert not at.text and not at.dataframe  # nothing else shown
+    finally:
+        monkeypatch.undo()
+        reload_settings()

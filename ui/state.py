@@ -62,10 +62,10 @@ def set_dataset(folder: str) -> None:
         del ss[key]
 
 
-def init() -> None:
-    """Fill defaults once per session, taking the URL's values where present.
+def require_settings() -> None:
+    """Stop the page with one red line when the server's settings (``core.settings``) are invalid.
 
-    Invalid server settings (``core.settings``) stop every page with their one-line message.
+    The router calls it first, before anything reads a setting (login, warm-up, sidebar).
     """
     from core.settings import load_settings
 
@@ -74,6 +74,14 @@ def init() -> None:
     except DisplasiaError as exc:
         st.error(f"The server's settings are invalid, so the dashboard cannot start: {plain(exc)}")
         st.stop()
+
+
+def init() -> None:
+    """Fill defaults once per session, taking the URL's values where present.
+
+    Invalid server settings (``core.settings``) stop every page with their one-line message.
+    """
+    require_settings()
     from ui.uploads import startup_sweep
 
     startup_sweep()  # once per server process: delete upload folders older than uploads.ttl_hours
