@@ -168,11 +168,17 @@ def make_jobs(methods, targets, params=None) -> list:
     return jobs
 
 
+#: Seconds between two evictions by one worker process.
+EVICT_EVERY_S = 30.0
+_last_evict = [0.0]
+
+
 class _ChunkCache:
-    """The shared cache, evicting once per chunk instead of after every entry.
+    """The shared cache, evicting at most every :data:`EVICT_EVERY_S` per worker instead of per entry.
 
     ``ExplanationCache.put`` scans the whole folder to evict; with 100,000 entries that
-    scan would cost more than the maps.
+    scan would cost more than the maps. The folder may overshoot its limit by what the
+    workers write in that interval.
     """
 
     def __init__(self, folder, max_bytes):
@@ -184,9 +190,13 @@ class _ChunkCache:
 
         self.cache = Deferred(folder, max_bytes=max_bytes)
 
-    def flush(self) -> int:
+    def flush(self, force: bool = False) -> int:
         from core.cache import ExplanationCache
 
+        now = time.monotonic()
+        if not force and now - _last_evict[0] < EVICT_EVERY_S:
+            return 0
+        _last_evict[0] = now
         return ExplanationCache.evict(self.cache)
 
 
