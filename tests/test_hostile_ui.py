@@ -214,3 +214,21 @@ def test_invalid_settings_stop_the_dashboard_with_one_line(hostile_env, monkeypa
     finally:
         monkeypatch.undo()
         reload_settings()
+
+
+def test_projection_of_four_identical_cells_keeps_the_server_alive(tmp_path, monkeypatch, tiny_model):
+    """The reported crash: 4 identical uploaded cells + Projection segfaulted the whole server
+    (scikit-learn t-SNE, init='pca'). AppTest runs the page in this very process."""
+    cells = tmp_path / "same"
+    cells.mkdir()
+    pixels = np.random.default_rng(1).integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    for i in range(4):
+        Image.fromarray(pixels).save(cells / f"TN_{i}.png")
+    tiny_model.save(tmp_path / "tiny.keras")
+    for key, value in {"DISPLASIA_MODEL": str(tmp_path / "tiny.keras"), "DISPLASIA_DATASET": str(cells),
+                       "DISPLASIA_DATA_ROOTS": str(tmp_path), "DISPLASIA_CACHE_DIR": str(tmp_path / "cache"),
+                       "DISPLASIA_DB": f"sqlite:///{tmp_path / 'a.sqlite'}"}.items():
+        monkeypatch.setenv(key, value)
+    at = run_app("pages/projection.py", {"projection.kind": "t-SNE"})
+    assert not at.exception, at.exception
+    assert at.session_state["explain_log"]["features"]["from_cache"] is False
