@@ -85,6 +85,8 @@ def grid(ctx, methods, params_for, *, columns: int = 4, height: int = 270, max_s
 def _scale_line(view, shared: list, options) -> str:
     """'drop in logit of normal when hidden (log-odds): ±0.52, shared with LIME'."""
     scale = view.scale
+    if view.assessment.state == "flat":
+        return f"{view.units.title}: flat, no scale"
     if options.normalisation == "minmax":
         span = f"stretched {scale.low:.3g} to {scale.high:.3g}"
     elif scale.diverging:
