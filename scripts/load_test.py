@@ -14,6 +14,7 @@ is on screen. It reports:
 - the peak resident memory of the server process (``VmHWM``) and its memory at the end;
 - cache reuse: of the maps shown (audit log ``explain`` records), how many came from the
   shared explanation cache instead of being computed;
+- the same plan walked once by a single user alone afterwards (warm cache), for comparison;
 - identical results: every user saw the same heatmaps (plotly images) for the same page and
   cell, and every map computed under load equals the map a single user computes alone
   (recomputed here, in this process, without the cache; maximum absolute difference).
@@ -133,12 +134,13 @@ async def _heatmaps(page) -> str:
     return hashlib.sha256("\n".join(hrefs).encode()).hexdigest()[:16] if hrefs else ""
 
 
-async def user(index: int, browser, url: str, steps: list, deadline: float, timeout_s: float, out: list) -> None:
+async def user(index: int, browser, url: str, steps: list, deadline: float, timeout_s: float, out: list,
+               max_steps: int | None = None) -> None:
     context = await browser.new_context(viewport={"width": 1400, "height": 1000})
     page = await context.new_page()
-    step = index
+    step = max(index, 0)
     try:
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and (max_steps is None or step < max_steps):
             path, cell = steps[step % len(steps)]
             step += 1
             start = time.monotonic()
@@ -182,6 +184,11 @@ async def run_users(url: str, users: int, steps: list, duration_s: float, timeou
             warmup_s = time.monotonic() - start
             deadline = time.monotonic() + duration_s
             await asyncio.gather(*(user(i, browser, url, steps, deadline, timeout_s, out) for i in range(users)))
+            # Reference: one user alone walks the whole plan once, on the now warm cache.
+            alone: list = []
+            await user(-1, browser, url, steps, time.monotonic() + len(steps) * timeout_s, timeout_s, alone,
+                       max_steps=len(steps))
+            out.extend(dict(r, alone=True) for r in alone)
         finally:
             await browser.close()
     return out, warmup_s
@@ -218,7 +225,14 @@ def single_user_check(audit_path: Path, cache_dir: Path) -> dict:
     return {"maps_compared": compared, "maps_missing_from_cache": missing, "max_abs_difference": worst}
 
 
+def _median(values: list) -> float | None:
+    values = sorted(values)
+    return round(values[len(values) // 2], 2) if values else None
+
+
 def summarise(records: list, server: Server, audit_path: Path, users: int, duration_s: float) -> dict:
+    alone = [r for r in records if r.get("alone")]
+    records = [r for r in records if not r.get("alone")]
     done = [r for r in records if r["finished"]]
     ok = [r for r in done if r["ok"]]
     latencies = sorted(r["seconds"] for r in ok)
@@ -240,6 +254,9 @@ def summarise(records: list, server: Server, audit_path: Path, users: int, durat
         "error_samples": sorted({r["error"] for r in done if not r["ok"]})[:5],
         "latency_p50_s": pct(0.50), "latency_p95_s": pct(0.95), "latency_max_s": round(latencies[-1], 2) if latencies else None,
         "requests_per_page": {p: sum(1 for r in done if r["page"] == p) for p in PAGES},
+        "one_user_alone_cached": {"requests": len(alone), "errors": sum(1 for r in alone if not r["ok"]),
+                                  "latency_p50_s": _median([r["seconds"] for r in alone if r["ok"]]),
+                                  "latency_max_s": round(max((r["seconds"] for r in alone), default=0), 2)},
         "server_peak_rss_mb": round(server.peak_rss() / 2**20), "server_rss_end_mb": round(server.rss() / 2**20),
         "maps_shown": len(explains), "maps_from_cache": from_cache,
         "cache_reuse": round(from_cache / len(explains), 3) if explains else None,
@@ -288,7 +305,8 @@ def main(argv=None) -> int:
     print(text)
     if args.json:
         Path(args.json).write_text(text)
-    return 0 if report["errors"] == 0 and report["identical_results"] else 1
+    ok = report["errors"] == 0 and report["one_user_alone_cached"]["errors"] == 0 and report["identical_results"]
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
