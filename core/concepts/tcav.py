@@ -346,12 +346,12 @@ def _heads(loaded, layers, max_features: int):
             return [tf.reshape(t if k == 1 else tf.nn.avg_pool2d(t, k, k, "VALID"), (tf.shape(t)[0], -1))
                     for t, k in zip(tensors, factors)]
 
-        @tf.function(input_signature=[spec])
+        @tf.function(input_signature=[spec], autograph=False)
         def forward(x):
             out = acts(x, training=False)
             return reduce(out if isinstance(out, (list, tuple)) else [out])
 
-        @tf.function(input_signature=[spec])
+        @tf.function(input_signature=[spec], autograph=False)
         def backward(x):
             with tf.GradientTape() as tape:
                 *a, z = both(x, training=False)
