@@ -2,7 +2,7 @@
 import streamlit as st
 
 from core.explain import get_method, method_names
-from ui import compare_view, context
+from ui import cam_weights, compare_view, context
 from ui.widgets import persistent
 
 CAMS = method_names(family="cam")
@@ -24,4 +24,5 @@ for method in CAMS:  # what the Compare page reuses
     st.session_state[f"{method}.layer"], st.session_state[f"{method}.evidence"] = layer, evidence
 compare_view.grid(ctx, CAMS, lambda method: params, columns=3, height=380, max_side=299, links=False,
                   downloads=True, cell_tile=False, compact=False, key="cams")
+cam_weights.scorecam_weights(ctx, params)
 st.caption(" · ".join(f"{get_method(m).title}: {get_method(m).reference}" for m in CAMS))
