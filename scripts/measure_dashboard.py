@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.browser_support import browser_page, sidebar_link, streamlit_server, wait_until_idle  # noqa: E402
+from tests.browser_support import browser_page, on_page, sidebar_link, streamlit_server, wait_until_idle  # noqa: E402
 from ui import page_list  # noqa: E402
 
 EXPLAIN = [p for p in page_list.PAGES if p.section == "Explain"]
@@ -44,7 +44,7 @@ def visit(page, info) -> float:
     """Click a sidebar link (an in-app page switch, same session) until the page's result shows."""
     start = time.perf_counter()
     sidebar_link(page, info.title).click()
-    page.wait_for_url(f"**/{info.url_path}*", timeout=LONG)
+    page.wait_for_url(lambda url: on_page(url, info), timeout=LONG)
     page.locator("[data-testid='stMain']").get_by_text(info.proof, exact=False).first.wait_for(state="visible", timeout=LONG)
     _idle(page)
     if page.locator("[data-testid='stMain'] .js-plotly-plot").count():

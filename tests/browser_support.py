@@ -110,3 +110,16 @@ def sidebar_link(page, title: str):
             more.click()
             link.wait_for(state="visible")
     return link
+
+
+def on_page(url: str, info) -> bool:
+    """True when ``url`` shows the page ``info`` (the default page lives at the root path)."""
+    from urllib.parse import urlparse
+
+    path = urlparse(url).path.rstrip("/")
+    return path.endswith("/" + info.url_path) or (info.default and path == "")
+
+
+def selectbox_value(page, label: str, *, where: str = "[data-testid='stSidebar']") -> str:
+    """The value a selectbox shows (Streamlit draws it as a combobox input)."""
+    return page.locator(where).get_by_role("combobox", name=label, exact=True).first.input_value()

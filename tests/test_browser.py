@@ -6,7 +6,15 @@ from __future__ import annotations
 import pytest
 
 from core.config import DEMO_DIR, DEMO_MODEL_JSON
-from tests.browser_support import SCREENSHOTS, browser_page, sidebar_link, streamlit_server, wait_until_idle
+from tests.browser_support import (
+    SCREENSHOTS,
+    browser_page,
+    on_page,
+    selectbox_value,
+    sidebar_link,
+    streamlit_server,
+    wait_until_idle,
+)
 from ui import page_list
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -184,7 +192,7 @@ def model_server(tmp_path_factory):
 
 
 def model_shown(page) -> str:
-    return page.locator("[data-testid='stSidebar'] [data-testid='stSelectbox']").first.inner_text()
+    return selectbox_value(page, "Model")
 
 
 def visit_every_page(page, expected: str) -> None:
@@ -192,7 +200,7 @@ def visit_every_page(page, expected: str) -> None:
     key = dict(p.split("=", 1) for p in page.url.split("?", 1)[1].split("&"))["model"]
     for info in page_list.PAGES:
         sidebar_link(page, info.title).click()
-        page.wait_for_url(f"**/{info.url_path}*")
+        page.wait_for_url(lambda url, info=info: on_page(url, info))
         wait_until_idle(page)
         assert expected in model_shown(page), f"{info.title}: the picker shows {model_shown(page)!r}"
         assert f"model={key}" in page.url, f"{info.title}: the URL lost the model ({page.url})"
@@ -216,8 +224,7 @@ def test_configured_uploaded_and_shared_models_survive_every_page(model_server):
         assert "Uploaded: mine.keras" in model_shown(page)
         visit_every_page(page, "Uploaded: mine.keras")
         shared = page.url
-        options = sidebar.locator("[data-testid='stSelectbox']").first
-        options.click()
+        sidebar.get_by_role("combobox", name="Model", exact=True).click()
         listed = [o.inner_text() for o in page.get_by_role("option").all()]
         page.keyboard.press("Escape")
         assert len(listed) == len(set(listed)), f"duplicate model entries: {listed}"

@@ -120,9 +120,9 @@ def sync_query_params() -> None:
         wanted["model"] = model
     if ss.get(CELL):
         wanted["cell"] = ss[CELL]
-    for key, value in wanted.items():
-        if st.query_params.get(key) != value:
-            st.query_params[key] = value
+    # Written on every run, in one message: after a page switch the browser's address can lack
+    # values the server still believes are there (a run interrupted by the switch wrote them).
+    st.query_params.from_dict({**st.query_params.to_dict(), **wanted})
 
 
 @dataclass(frozen=True)
