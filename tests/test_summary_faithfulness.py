@@ -4,10 +4,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.summary.faithfulness import (area_under, blurred_copy, curves_for, perturbed_batch, pixel_ranks,
-                                       randomisation_summary, randomisation_table, randomised_model)
-from core.summary.study import Study
 from core.datasets import Cell
+from core.summary.faithfulness import (
+    area_under,
+    blurred_copy,
+    curves_for,
+    perturbed_batch,
+    pixel_ranks,
+    randomisation_summary,
+    randomisation_table,
+    randomised_model,
+)
+from core.summary.study import Study
 
 
 def test_area_and_ranks():
@@ -142,3 +150,49 @@ def test_curves_are_cached_under_their_own_key(linear, tmp_path):
     curves_for(loaded, image, values, "dysplastic", steps=5, cache=cache)     # another class
     curves_for(loaded, image, values, "normal", steps=5, tile=2, cache=cache)  # other squares
     assert cache.misses == 4
+
+
+def test_curves_in_both_score_spaces_agree_through_the_sigmoid(linear):
+    from core.explain.testing import random_cells
+
+    loaded, weights = linear
+    image = random_cells(1, 16, seed=9)[0]
+    values = np.random.default_rng(3).random((16, 16))
+    logit = curves_for(loaded, image, values, "normal", steps=8, score="logit")
+    prob = curves_for(loaded, image, values, "normal", steps=8, score="probability")
+    for name in ("deletion", "insertion"):
+        np.testing.assert_allclose(1 / (1 + np.exp(-logit[name])), prob[name], atol=1e-5)
+
+
+def test_gain_over_random_and_bootstrap_intervals_by_hand():
+    import pandas as pd
+
+    from core.summary.faithfulness import faithfulness_summary, faithfulness_table
+
+    rows = []
+    for cell, (method_del, random_del) in enumerate([(0.2, 0.5), (0.3, 0.4), (0.6, 0.5)]):
+        for method, value in (("m", method_del), ("random", random_del)):
+            for curve in ("deletion", "insertion"):
+                level = value if curve == "deletion" else 1 - value
+                rows += [{"name": f"c{cell}", "group": "normal", "label": "normal", "target": "normal",
+                          "method": method, "curve": curve, "step": s, "fraction": s / 1, "score": level,
+                          "space": "logit"} for s in (0, 1)]
+    table = faithfulness_table(pd.DataFrame(rows))
+    gains = table[table["method"] == "m"]["deletion_gain"].to_numpy()
+    np.testing.assert_allclose(gains, [0.3, 0.1, -0.1], atol=1e-9)  # random's AUC minus the method's
+    summary = faithfulness_summary(table)
+    row = summary[(summary["method"] == "m") & (summary["label"] == "all")].iloc[0]
+    assert row["deletion_gain"] == pytest.approx(0.1)
+    assert row["deletion_gain_lo"] <= row["deletion_gain"] <= row["deletion_gain_hi"]
+    assert row["deletion_gain_lo"] >= -0.1 - 1e-9 and row["deletion_gain_hi"] <= 0.3 + 1e-9
+    assert row["deletion_gain_hi"] - row["deletion_gain_lo"] > 0.05  # three cells that disagree: a wide interval
+
+
+def test_randomisation_summary_has_an_interval_for_the_signed_correlation():
+    import pandas as pd
+
+    table = pd.DataFrame({"name": list("abcd"), "method": ["m"] * 4, "spearman": [0.1, 0.2, 0.3, 0.4],
+                          "spearman_abs": [0.5] * 4})
+    out = randomisation_summary(table).iloc[0]
+    assert out["spearman_mean"] == pytest.approx(0.25)
+    assert 0.1 <= out["spearman_lo"] < 0.25 < out["spearman_hi"] <= 0.4
