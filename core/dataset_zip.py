@@ -22,6 +22,7 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 from core.config import IMAGE_SUFFIXES
@@ -78,6 +79,8 @@ def extract_dataset_zip(data, folder, *, max_bytes: int, max_files: int = MAX_FI
             raise DisplasiaError(f"The zip's images add up to {total / 2**20:.0f} MiB uncompressed; "
                                  f"the limit is {max_bytes / 2**20:.0f} MiB.")
         for member, _ in wanted:
+            if member.flag_bits & 0x1:
+                raise DisplasiaError(f"{member.filename[:80]} in the zip is password-protected; upload it unencrypted.")
             if member.file_size > MAX_RATIO * max(member.compress_size, 1) and member.file_size > 2**20:
                 raise DisplasiaError(f"{member.filename[:80]} is compressed suspiciously well (a zip bomb?).")
         # Drop the common top folder unless it is a class folder.
@@ -94,11 +97,21 @@ def extract_dataset_zip(data, folder, *, max_bytes: int, max_files: int = MAX_FI
                 parts = [parts[-1]]
             target = root.joinpath(*parts)
             target.parent.mkdir(parents=True, exist_ok=True)
-            with archive.open(member) as src, open(target, "wb") as dst:
-                while block := src.read(1 << 20):          # the declared size may lie: count what comes out
-                    budget -= len(block)
-                    if budget < 0:
-                        raise DisplasiaError(f"The zip unpacks to more than {max_bytes / 2**20:.0f} MiB.")
-                    dst.write(block)
+            try:
+                with archive.open(member) as src, open(target, "wb") as dst:
+                    while block := src.read(1 << 20):          # the declared size may lie: count what comes out
+                        budget -= len(block)
+                        if budget < 0:
+                            raise DisplasiaError(f"The zip unpacks to more than {max_bytes / 2**20:.0f} MiB.")
+                        dst.write(block)
+            except (DisplasiaError, zipfile.BadZipFile, RuntimeError, NotImplementedError, zlib.error,
+                    EOFError, OSError) as exc:
+                # Encrypted, unknown compression, bad CRC, corrupt data: one line, and no half dataset left.
+                for name in written + ["/".join(parts)]:
+                    root.joinpath(*name.split("/")).unlink(missing_ok=True)
+                if isinstance(exc, DisplasiaError):
+                    raise
+                raise DisplasiaError(f"{member.filename[:80]} in the zip cannot be unpacked "
+                                     f"({type(exc).__name__}: {str(exc)[:80]}).") from None
             written.append("/".join(parts))
     return sorted(written)
