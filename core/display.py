@@ -486,9 +486,15 @@ def superpixel_boundaries(image: np.ndarray, labels: np.ndarray, colour=(255, 25
     return rgb
 
 
+#: The ends of the diverging ramp as uint8 colours: what "supports" and "opposes" look like.
+SUPPORTS_RGB = tuple(int(round(c * 255)) for c in lab_to_srgb(_SUPPORTS_LAB))
+OPPOSES_RGB = tuple(int(round(c * 255)) for c in lab_to_srgb(_OPPOSES_LAB))
+
+
 def superpixel_evidence(image: np.ndarray, labels: np.ndarray, positive, negative, *, alpha: float = 0.55,
-                        positive_colour=(0, 170, 70), negative_colour=(215, 40, 40)) -> np.ndarray:
-    """Tint the superpixels that push towards the target (green) and against it (red)."""
+                        positive_colour=SUPPORTS_RGB, negative_colour=OPPOSES_RGB) -> np.ndarray:
+    """Tint the superpixels that push towards the target (orange, as "supports" on every
+    colour bar) and against it (blue)."""
     rgb = _as_uint8(image).astype(np.float32)
     for ids, colour in ((positive, positive_colour), (negative, negative_colour)):
         ids = [int(i) for i in np.asarray(ids).ravel() if i >= 0]

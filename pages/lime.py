@@ -38,7 +38,7 @@ if exp:
         tinted = superpixel_evidence(ctx.image, exp.extras["labels"][0], exp.extras["top_positive"][0],
                                      exp.extras["top_negative"][0])
         st.plotly_chart(display.image_figure(tinted), key="lime_evidence")
-        st.caption("green: pushes towards the explained class · red: pushes against it")
+        st.caption("orange: pushes towards the explained class · blue: pushes against it")
     rho, overlap = float(exp.extras["stability_spearman"][0]), float(exp.extras["stability_topk"][0])
     runs = int(exp.extras["stability_runs"])
     shaky = runs > 1 and not rho >= 0.7

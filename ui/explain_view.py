@@ -263,6 +263,8 @@ def downloads(exp, rgb: np.ndarray, options: DisplayOptions, stem: str, *, index
             "baseline": float(exp.baseline[index]), "display": options.__dict__, "image": stem,
             "sign": view.sign, "units": view.units.title, "scale": [view.scale.low, view.scale.high],
             "colour_map": view.scale.cmap, "assessment": view.assessment.state,
+            "note": (f"Empty: nothing supports '{exp.target}' here (a real answer)" if empty_positive(exp, index)
+                     else view.assessment.message),
             "timings": {k: float(v) for k, v in exp.timings.items()}}
     drawn = np.zeros_like(view.values) if view.assessment.state == "flat" and view.sign != "score" else view.values
     picture = cd.overlay(rgb, drawn, options, sign=view.sign, scale=view.scale, faint=view.assessment.state == "negligible")
