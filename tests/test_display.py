@@ -283,3 +283,16 @@ def test_raw_score_view_uses_its_own_range_and_score_units():
     view = map_view(exp, DisplayOptions(), values=scores, sign="score")
     assert (view.scale.low, view.scale.high, view.scale.diverging) == (1.5, pytest.approx(2.2), False)
     assert view.units.title == "logit of normal with the patch hidden"
+
+
+def test_signed_activations_are_not_labelled_as_evidence():
+    from ui.display import build_map_figure
+
+    values = np.array([[-1.0, 2.0], [0.5, 0.0]], np.float32)
+    scale = scale_for(values, "magnitude", DisplayOptions())
+    assert scale.diverging, "negative activations are drawn on a diverging scale"
+    fig = build_map_figure(np.zeros((4, 4, 3), np.uint8), values, DisplayOptions(), sign="magnitude",
+                           units=units_for("magnitude", "activation", "normal"), scale=scale, title="", colorbar_title="",
+                           marks={}, height=300, max_side=299, faint=False, target="normal", compact=False)
+    text = " ".join(fig.data[2].marker.colorbar.ticktext)
+    assert "negative" in text and "positive" in text and "supports" not in text

@@ -125,12 +125,13 @@ def build_map_figure(rgb, values, options, *, sign, units, scale, title, colorba
     fig = go.Figure(_image_trace(blended, width_px, height_px, max_side=int(side)))
     grid = block_mean(values, HOVER_SIDE if max_side >= 200 else HOVER_SIDE // 2)
     dy, dx = height_px / grid.shape[0], width_px / grid.shape[1]
-    hover = (units.hover if units else "value") + (f" (+ supports {target})" if scale.diverging and target else "")
+    evidence = sign == "supports" and scale.diverging
+    hover = (units.hover if units else "value") + (f" (+ supports {target})" if evidence and target else "")
     fig.add_trace(go.Heatmap(
         z=_rounded(grid), x0=dx / 2 - 0.5, dx=dx, y0=dy / 2 - 0.5, dy=dy, showscale=False,
         colorscale=[[0, "rgba(0,0,0,0)"], [1, "rgba(0,0,0,0)"]],
         hovertemplate=f"pixel x %{{x:.0f}}, y %{{y:.0f}}<br>{hover}: %{{z:.3g}}<extra></extra>"))
-    fig.add_trace(_colorbar_trace(scale, options, units, colorbar_title, marks, compact, target))
+    fig.add_trace(_colorbar_trace(scale, options, units, colorbar_title, marks, compact, target if evidence else None))
     fig.update_xaxes(visible=False, range=[-0.5, width_px - 0.5])
     fig.update_yaxes(visible=False, range=[height_px - 0.5, -0.5], scaleanchor="x")
     fig.update_layout(title=dict(text=title, font=dict(size=13)), height=height, uirevision="map", showlegend=False,
@@ -160,9 +161,11 @@ def _colorbar_trace(scale: Scale, options, units, colorbar_title, marks, compact
     fmt = f".{digits}f" if high - low >= 1e-3 else ".2e"
     inner = 0.97  # ticks exactly at the ends are dropped by plotly's rounding
     if scale.diverging:
-        ends = ("opposes", "supports") if not target else (f"opposes {target}", f"supports {target}")
+        # target None: a signed map that is not evidence (a linear layer's activations)
+        ends = ("negative", "positive") if target is None else \
+            ("opposes", "supports") if not target else (f"opposes {target}", f"supports {target}")
         tickvals = [low * inner, 0.0, high * inner]
-        ticktext = (["opposes", "0", "supports"] if compact
+        ticktext = ([ends[0].split()[0], "0", ends[1].split()[0]] if compact
                     else [f"{format(low, fmt)} {ends[0]}", "0", f"{format(high, fmt)} {ends[1]}"])
         if not compact:
             tickvals[1:1], ticktext[1:1] = [low / 2], [format(low / 2, fmt)]
