@@ -200,10 +200,10 @@ def visit_every_page(page, expected: str) -> None:
     key = dict(p.split("=", 1) for p in page.url.split("?", 1)[1].split("&"))["model"]
     for info in page_list.PAGES:
         sidebar_link(page, info.title).click()
-        page.wait_for_url(lambda url, info=info: on_page(url, info))
+        # the page's run writes the selection into the address: wait for it (fails on timeout if it never comes)
+        page.wait_for_url(lambda url, info=info: on_page(url, info) and f"model={key}" in url, timeout=180_000)
         wait_until_idle(page)
         assert expected in model_shown(page), f"{info.title}: the picker shows {model_shown(page)!r}"
-        assert f"model={key}" in page.url, f"{info.title}: the URL lost the model ({page.url})"
 
 
 def test_configured_uploaded_and_shared_models_survive_every_page(model_server):
@@ -238,3 +238,25 @@ def test_configured_uploaded_and_shared_models_survive_every_page(model_server):
         other.goto(f"{url}/?model=0123456789abcdef")
         wait_until_idle(other)
         assert other.get_by_text("which this server does not have", exact=False).first.is_visible()
+
+
+def test_annotate_fits_1440x900_and_remembers_the_name(annotate_server):
+    """Canvas and score panel above the fold of a 1440 x 900 window; the name comes back after a reload."""
+    url, _ = annotate_server
+    with browser_page(1440, 900) as page:
+        page.goto(f"{url}/annotate")
+        wait_until_idle(page)
+        page.get_by_label("Annotator", exact=True).fill("dr-fit")
+        page.get_by_label("Annotator", exact=True).press("Enter")
+        wait_until_idle(page)
+        canvas = page.locator("canvas.upper-canvas").first
+        canvas.wait_for(state="visible", timeout=120_000)
+        total = page.locator("[data-testid='stMetric']", has_text="Total S_t").first
+        for name, box in (("canvas", canvas.bounding_box()), ("total score", total.bounding_box())):
+            assert box["y"] + box["height"] <= 900, f"the {name} ends at {box['y'] + box['height']:.0f} px"
+        assert page.get_by_text("Outline colours", exact=False).first.is_visible()
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "annotate_1440x900.png"))
+        page.reload()
+        wait_until_idle(page)
+        assert page.get_by_label("Annotator", exact=True).input_value() == "dr-fit"
