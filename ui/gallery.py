@@ -24,6 +24,7 @@ def live(view, current: str | None) -> None:
     """The gallery; while scores are missing, a fragment redraws it every second."""
     if view.job is None or not view.missing:
         body(view, current)
+        resources.page_drawn()
         return
     if view.job.finished and view.job.error:
         st.error(view.job.error)

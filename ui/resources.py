@@ -12,7 +12,13 @@ from core.datasets import scan_dataset
 from core.preprocess import load_rgb
 
 _warmup_started = False
-WARMUP_DELAY_S = 3.0
+WARMUP_DELAY_S = 20.0
+_page_drawn = threading.Event()
+
+
+def page_drawn() -> None:
+    """Called by pages that need no model once they are drawn: TensorFlow may load now."""
+    _page_drawn.set()
 _warmup_lock = threading.Lock()
 
 
@@ -33,7 +39,10 @@ def start_tensorflow_warmup() -> None:
 
         from core.runtime import import_tensorflow
 
-        time.sleep(WARMUP_DELAY_S)   # let the first page render first: the import holds the GIL for seconds
+        # Let the first page render first (the import holds the GIL for seconds): wait until a
+        # page that needs no model has drawn, or WARMUP_DELAY_S at most.
+        _page_drawn.wait(timeout=WARMUP_DELAY_S)
+        time.sleep(0.5)
         import_tensorflow()
 
     threading.Thread(target=_import, name="tensorflow-warmup", daemon=True).start()

@@ -8,6 +8,7 @@ current cell cancels the older plan between two batches. Results go to the disk 
 """
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -144,6 +145,8 @@ def _run(choice, plan: PrefetchPlan, cache) -> None:
     from core.preprocess import load_rgb, to_model_input
 
     time.sleep(START_DELAY_S)                    # the page that made the cell current renders first
+    if "tensorflow" not in sys.modules:          # nothing has needed the model yet: not before the gallery is drawn
+        resources._page_drawn.wait(timeout=resources.WARMUP_DELAY_S)
     start = time.process_time()
 
     def stop() -> bool:
