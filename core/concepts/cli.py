@@ -142,6 +142,11 @@ def run_tcav_command(args) -> int:
     atomic_write_bytes(out / "tcav.csv", frame_csv_bytes(table))
     for target in ("dysplastic", "normal"):
         atomic_write_bytes(out / f"tcav_{target}.png", figures.tcav_png(result, target))
+    from core.concepts.report import concepts_section_html
+
+    page = ("<!doctype html><html><head><meta charset='utf-8'><title>Concepts</title></head><body>"
+            f"{concepts_section_html(result)}</body></html>")
+    atomic_write_bytes(out / "concepts.html", page.encode("utf-8"))
     layer = result.params.layers[-1]
     for target in ("dysplastic", "normal"):
         ranked = result.ranking(layer, target)
@@ -151,7 +156,7 @@ def run_tcav_command(args) -> int:
     control = table[table["family"] == "control"]
     print(f"random control significant in {int(control['significant'].sum())} of {len(control)} tests")
     print(f"tcav: {len(concept_sets)} concepts x {len(result.params.layers)} layers x {args.runs} runs in "
-          f"{seconds:.1f} s ({'cache' if result.from_cache else 'computed'}); wrote {out}/tcav.csv and PNGs",
+          f"{seconds:.1f} s ({'cache' if result.from_cache else 'computed'}); wrote {out}/tcav.csv, PNGs and concepts.html",
           file=sys.stderr)
     return 0
 
