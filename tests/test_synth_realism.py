@@ -1,0 +1,122 @@
+"""The realism measure: segmentation by colour, the two-sample test, the command."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.synth import generate_cell
+from core.synth.realism import (
+    PARTS,
+    is_held_out,
+    measure_cell,
+    part_masks,
+    two_sample_test,
+    wilson_interval,
+)
+
+REAL_DIR = Path(__file__).resolve().parents[2] / "shared" / "real_cells" / "pbc_neutrophils"
+needs_real = pytest.mark.skipif(not REAL_DIR.is_dir(), reason="real cells not available")
+
+
+def _iou(a, b):
+    return (a & b).sum() / max((a | b).sum(), 1)
+
+
+@pytest.fixture(scope="module")
+def cells():
+    return [generate_cell(31, i, "normal") for i in range(3)]
+
+
+def test_colour_segmentation_finds_the_drawn_parts(cells):
+    # The per-part distances are only as good as this segmentation; on synthetic cells
+    # the drawn masks are the truth.
+    nucleus_iou = []
+    for c in cells:
+        m = part_masks(c.rgb)
+        assert _iou(m["cytoplasm"] | m["nucleus"], c.cell) > 0.8
+        # Nothing of the nucleus is missed; dense dark granules next to it may join it
+        # (on real and synthetic cells alike).
+        assert (c.nucleus & ~m["nucleus"]).sum() < 0.03 * c.nucleus.sum()
+        nucleus_iou.append(_iou(m["nucleus"], c.nucleus))
+        # The soft rim of the cell may read as background or red cell, nothing more.
+        assert (m["background"] & c.cell).sum() < 0.02 * c.cell.sum()
+        assert (m["red_cells"] & c.cell).sum() < 0.02 * c.cell.sum()
+    assert np.median(nucleus_iou) > 0.8
+
+
+def test_features_are_finite_and_fixed_length(cells):
+    a, b = measure_cell(cells[0].rgb), measure_cell(cells[1].rgb)
+    assert a.features.shape == b.features.shape and np.isfinite(a.features).all()
+    assert set(a.part_lab) == set(PARTS)
+    # A real capture is 366 x 369 now and then: the same features after centre-cropping.
+    padded = np.pad(cells[0].rgb, ((3, 3), (3, 3), (0, 0)), mode="edge")
+    np.testing.assert_allclose(measure_cell(padded).features, a.features)
+
+
+def test_two_sample_test_tells_different_from_same():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(0, 1, (200, 6)), rng.normal(0, 1, (200, 6))
+    same = two_sample_test(a[:150], b[:150], a[150:], b[150:])
+    assert same.ci[0] < 0.5 < same.ci[1] + 0.05
+    shifted = b + np.array([1.5, 0, 0, 0, 0, 0])
+    diff = two_sample_test(a[:150], shifted[:150], a[150:], shifted[150:])
+    assert diff.accuracy > 0.75 and diff.ci[0] > 0.6
+    assert diff.n_test_real == diff.n_test_synthetic == 50
+
+
+def test_wilson_interval_contains_the_estimate_and_narrows():
+    lo, hi = wilson_interval(80, 100)
+    assert lo < 0.8 < hi
+    lo2, hi2 = wilson_interval(800, 1000)
+    assert hi2 - lo2 < hi - lo
+    assert wilson_interval(100, 100)[1] == pytest.approx(1.0)
+
+
+def test_hold_out_is_every_fourth_cell():
+    held = [i for i in range(200) if is_held_out(i)]
+    assert len(held) == 50 and held[:3] == [3, 7, 11]
+
+
+def test_realism_command_runs_and_reports(tmp_path, capsys):
+    from core.cli import main
+    from core.synth.store import write_cell
+
+    # "Real" cells from another seed: the command runs end to end on any folder.
+    real = tmp_path / "real"
+    for i in range(8):
+        write_cell(generate_cell(41, i, "normal"), real, f"SNE_{i:07d}")
+    sheet = tmp_path / "sheet.png"
+    assert main(["synth", "realism", str(real), "--n", "8", "--sheet", str(sheet)]) == 0
+    out = capsys.readouterr().out
+    assert "held-out accuracy" in out and "nucleus" in out and "red_cells" in out
+    assert sheet.stat().st_size > 1000
+
+
+def test_realism_command_rejects_a_missing_folder(tmp_path, capsys):
+    from core.cli import main
+
+    assert main(["synth", "realism", str(tmp_path / "nope")]) == 2
+    assert capsys.readouterr().err.startswith("error:")
+
+
+def test_synth_without_out_is_a_user_error(capsys):
+    from core.cli import main
+
+    assert main(["synth", "--n", "2"]) == 2
+    assert "--out" in capsys.readouterr().err
+
+
+@needs_real
+def test_real_cells_split_and_segment():
+    from core.synth.realism import image_paths, load_capture
+
+    paths = image_paths(REAL_DIR)
+    assert sum(is_held_out(i) for i in range(len(paths))) >= 50
+    rgb = load_capture(paths[1])
+    assert rgb.shape == (363, 360, 3)
+    m = part_masks(rgb)
+    # A real neutrophil: a nucleus inside a cell that covers a sensible share of the image.
+    cell = m["cytoplasm"] | m["nucleus"]
+    assert 0.05 < cell.mean() < 0.25 and m["nucleus"].sum() > 0.2 * cell.sum()
