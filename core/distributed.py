@@ -582,10 +582,17 @@ def _execute(run: PrecomputeRun, client, plan: dict, progress) -> None:
     p = run.progress
     p.stage = "checking the cache"
     want_features = False
+    # One small task first: a model the workers cannot load stops the run here, once,
+    # instead of failing every chunk.
+    try:
+        content_hash, size = client.submit(_model_facts, ref, pure=False).result()
+    except DisplasiaError:
+        raise
+    except Exception as exc:  # whatever the worker raised, as one line  # noqa: BLE001
+        raise DisplasiaError(f"The workers could not load the model {Path(ref.model).name}: {_one_line(exc)}") from None
     if params is not None:
         from core.explain.features import folder_key
 
-        content_hash, size = client.submit(_model_facts, ref, pure=False).result()
         try:
             run.projection_key = folder_key(content_hash, [c.path for c in cells], size, interp, params)
         except OSError as exc:
