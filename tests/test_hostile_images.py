@@ -309,3 +309,37 @@ def test_model_file_linking_outside_the_roots_is_refused(shared):
     (root / "fine.keras").write_bytes(b"PK")
     assert confinement_problem(root / "evil.keras", [root.resolve()]) == "refused: links outside the shared folders"
     assert confinement_problem(root / "fine.keras", [root.resolve()]) is None
+
+
+# ---------------------------------------------------------- every method on degenerate pixels
+
+_FAST_METHODS = ["feature_maps", "saliency", "smoothgrad", "occlusion", "lime", "gradcam", "gradcam_pp", "scorecam",
+                 "xgradcam", "layercam", "background"]
+
+
+@pytest.fixture(scope="module")
+def tiny_loaded():
+    from core.model_io import from_keras
+    from tests.conftest import tiny_cnn
+
+    return from_keras(tiny_cnn(0))
+
+
+@pytest.mark.parametrize("fill", [0.0, 1.0], ids=["black", "white"])
+@pytest.mark.parametrize("method", _FAST_METHODS)
+def test_every_method_survives_a_constant_image(tiny_loaded, method, fill):
+    """Constant pixels (zero gradients, one superpixel, flat scores): a finite map or one line."""
+    from core.explain import METHODS, compute
+
+    if method not in METHODS:
+        pytest.skip(f"{method} is not registered here")
+    image = np.full((1, 16, 16, 3), fill, np.float32)
+    mask = np.zeros((1, 16, 16), bool)
+    mask[:, 4:12, 4:12] = True
+    try:
+        exp = compute(method, tiny_loaded, image, "dysplastic", params={},
+                      cell_mask=mask if method == "background" else None)
+    except DisplasiaError as exc:
+        assert "\n" not in str(exc)
+        return
+    assert np.isfinite(exp.maps).all() and np.isfinite(exp.baseline).all()
