@@ -232,3 +232,25 @@ def test_paired_sets_are_split_by_pair():
     # no concept at all: chance, not below it
     noise = rng.normal(0.0, 0.1, base.shape)
     assert 0.3 <= fit_cav(base + noise, base - noise, seed=2, paired=True)[1] <= 0.7
+
+
+def test_cli_tcav_writes_table_figures_and_report(tmp_path, tiny_model, capsys):
+    from core.cli import main
+
+    tiny_model.save(tmp_path / "tiny.keras")
+    out = tmp_path / "out"
+    code = main(["concepts", "tcav", "--model", str(tmp_path / "tiny.keras"), "--out", str(out), "--n", "10",
+                 "--runs", "3", "--random", "20", "--class-cells", "10", "--concepts", "hypogranular", "drumstick",
+                 "--cache", str(tmp_path / "cache")])
+    assert code == 0
+    import pandas as pd
+
+    table = pd.read_csv(out / "tcav.csv")
+    assert set(table["concept"]) == {"hypogranular", "drumstick", "random control"}
+    assert table["sentence"].notna().all()
+    assert (out / "tcav_dysplastic.png").read_bytes()[:4] == b"\x89PNG"
+    assert "<section" in (out / "concepts.html").read_text()
+    assert "random control significant in" in capsys.readouterr().out
+    assert main(["concepts", "tcav", "--model", str(tmp_path / "tiny.keras"), "--out", str(out),
+                 "--concepts", "nonsense"]) == 2
+    assert "Unknown concept 'nonsense'" in capsys.readouterr().err
