@@ -615,8 +615,8 @@ def _execute(run: PrecomputeRun, client, plan: dict, progress) -> None:
     p.stage = "precompute"
     if progress is not None:
         progress(p)
-    size = plan["chunk_size"]
-    chunks = [todo[i:i + size] for i in range(0, len(todo), size)]
+    per_task = plan["chunk_size"]
+    chunks = [todo[i:i + per_task] for i in range(0, len(todo), per_task)]
     feature_parts: dict = {}  # chunk index -> (features, scores): the projection needs them all
     index_of: dict = {}
     pending = as_completed()
@@ -682,9 +682,10 @@ def _execute(run: PrecomputeRun, client, plan: dict, progress) -> None:
     if len(cells) <= IN_MEMORY_PROJECTION:
         failed = {name for name, _ in run.failures}
         paths = [str(c.path) for c in cells if c.name not in failed]
+        classes = [t for t in plan["targets"] if t not in CELL_TARGETS] or ["dysplastic", "normal"]
         if paths:
-            client.submit(in_memory_projection, ref, plan["projection"], paths, plan["targets"], params.to_json(), str(cache.folder),
-                          cache.max_bytes, interp, pure=False).result()
+            client.submit(in_memory_projection, ref, plan["projection"], paths, classes, params.to_json(),
+                          str(cache.folder), cache.max_bytes, interp, pure=False).result()
 
 
 def _model_facts(ref: ModelRef) -> tuple:
