@@ -58,8 +58,8 @@ def demo_cells(n: int) -> list[str]:
     return picked
 
 
-def plan(cells: list[str]) -> list[tuple[str, str]]:
-    return [(p, c) for c in cells for p in PAGES]
+def plan(cells: list[str], pages=PAGES) -> list[tuple[str, str]]:
+    return [(p, c) for c in cells for p in pages]
 
 
 class Server:
@@ -167,7 +167,8 @@ async def user(index: int, browser, url: str, steps: list, deadline: float, time
         await context.close()
 
 
-async def run_users(url: str, users: int, steps: list, duration_s: float, timeout_s: float) -> tuple[list, float]:
+async def run_users(url: str, users: int, steps: list, duration_s: float, timeout_s: float,
+                    alone_walk: bool = True) -> tuple[list, float]:
     """Warm the server up with one Gallery view (TensorFlow, model, dataset scores), then load it."""
     from playwright.async_api import async_playwright
 
@@ -186,8 +187,9 @@ async def run_users(url: str, users: int, steps: list, duration_s: float, timeou
             await asyncio.gather(*(user(i, browser, url, steps, deadline, timeout_s, out) for i in range(users)))
             # Reference: one user alone walks the whole plan once, on the now warm cache.
             alone: list = []
-            await user(-1, browser, url, steps, time.monotonic() + len(steps) * timeout_s, timeout_s, alone,
-                       max_steps=len(steps))
+            if alone_walk:
+                await user(-1, browser, url, steps, time.monotonic() + len(steps) * timeout_s, timeout_s, alone,
+                           max_steps=len(steps))
             out.extend(dict(r, alone=True) for r in alone)
         finally:
             await browser.close()
@@ -253,7 +255,7 @@ def summarise(records: list, server: Server, audit_path: Path, users: int, durat
         "users": users, "duration_s": duration_s, "requests": len(done), "errors": len(done) - len(ok),
         "error_samples": sorted({r["error"] for r in done if not r["ok"]})[:5],
         "latency_p50_s": pct(0.50), "latency_p95_s": pct(0.95), "latency_max_s": round(latencies[-1], 2) if latencies else None,
-        "requests_per_page": {p: sum(1 for r in done if r["page"] == p) for p in PAGES},
+        "requests_per_page": {p: sum(1 for r in done if r["page"] == p) for p in sorted({r["page"] for r in done})},
         "one_user_alone_cached": {"requests": len(alone), "errors": sum(1 for r in alone if not r["ok"]),
                                   "latency_p50_s": _median([r["seconds"] for r in alone if r["ok"]]),
                                   "latency_max_s": round(max((r["seconds"] for r in alone), default=0), 2)},
@@ -266,7 +268,7 @@ def summarise(records: list, server: Server, audit_path: Path, users: int, durat
 
 
 def run(users: int = 10, duration_s: float = 120.0, cells: int = 3, timeout_s: float = 240.0,
-        check_single_user: bool = True) -> dict:
+        check_single_user: bool = True, pages=PAGES, alone_walk: bool = True) -> dict:
     """The whole load test; returns the report (see the module docstring)."""
     if not 1 <= users <= 50:
         raise SystemExit("--users must be 1..50")
@@ -279,7 +281,8 @@ def run(users: int = 10, duration_s: float = 120.0, cells: int = 3, timeout_s: f
         server = Server(env)
         try:
             server.wait_ready()
-            records, warmup_s = asyncio.run(run_users(server.url, users, plan(demo_cells(cells)), duration_s, timeout_s))
+            records, warmup_s = asyncio.run(run_users(server.url, users, plan(demo_cells(cells), pages), duration_s,
+                                                      timeout_s, alone_walk))
             report = summarise(records, server, folder / "audit.jsonl", users, duration_s)
             report["warmup_s"] = round(warmup_s, 1)
             report["rss_samples_mb"] = [round(r / 2**20) for _, r in server.samples[:: max(1, len(server.samples) // 20)]]

@@ -64,7 +64,9 @@ def test_light_load_run_has_no_errors_and_identical_results():
     spec.loader.exec_module(load_test)
     run = load_test.run
 
-    report = run(users=2, duration_s=15, cells=1, timeout_s=120)
+    # Two users, Gallery and Saliency on one cell, no lone walk: the smallest run that still
+    # compares users with each other and with a single user's recomputation.
+    report = run(users=2, duration_s=5, cells=1, timeout_s=120, pages=("home", "saliency"), alone_walk=False)
     assert report["requests"] >= 2 and report["errors"] == 0, report
     assert report["identical_results"], report
     assert report["single_user"]["maps_compared"] >= 1
