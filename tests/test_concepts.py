@@ -254,3 +254,15 @@ def test_cli_tcav_writes_table_figures_and_report(tmp_path, tiny_model, capsys):
     assert main(["concepts", "tcav", "--model", str(tmp_path / "tiny.keras"), "--out", str(out),
                  "--concepts", "nonsense"]) == 2
     assert "Unknown concept 'nonsense'" in capsys.readouterr().err
+
+
+def test_a_dataset_with_one_class_is_scored_for_that_class_only():
+    rng = np.random.default_rng(4)
+    concepts = [ConceptSet("bright red", "colour", "red", "dim red", "test",
+                           fixed("r+", images(rng, 12, red=(0.7, 0.9))), fixed("r-", images(rng, 12, red=(0.1, 0.3))))]
+    result = run_tcav(red_model(), concepts, fixed("pool", images(rng, 24)), {"normal": fixed("n", images(rng, 6))},
+                      TcavParams(layers=("activation",), runs=3))
+    assert set(result.table["target"]) == {"normal"} and result.ranking("activation", "dysplastic").empty
+    with pytest.raises(DisplasiaError, match="No labelled cell"):
+        run_tcav(red_model(), concepts, fixed("pool", images(rng, 24)), {"normal": fixed("e", images(rng, 0))},
+                 TcavParams(layers=("activation",), runs=3))

@@ -150,6 +150,9 @@ def run_tcav_command(args) -> int:
     layer = result.params.layers[-1]
     for target in ("dysplastic", "normal"):
         ranked = result.ranking(layer, target)
+        if ranked.empty:
+            print(f"{layer}, {target}: no {target} cells to score")
+            continue
         print(f"{layer}, {target}: " + ", ".join(
             f"{r.concept} {r.score:.2f}{'*' if r.significant else ''}" if r.status == "scored" else
             f"{r.concept} ({r.status})" for r in ranked.itertuples()))

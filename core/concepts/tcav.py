@@ -419,7 +419,8 @@ def cache_key(loaded, concepts, random_pool, class_inputs, params: TcavParams) -
                       f"{c.negatives.fingerprint if c.negatives else '-'}".encode())
     digest.update(random_pool.fingerprint.encode())
     for kind in TARGETS:
-        digest.update(class_inputs[kind].fingerprint.encode())
+        given = class_inputs.get(kind)
+        digest.update((given.fingerprint if given is not None and given.size else "-").encode())
     token = np.frombuffer(digest.digest(), dtype=np.uint8)
     return make_key(loaded.description.content_hash, token, METHOD, VERSION, "both", params.as_dict())
 
@@ -445,9 +446,8 @@ def run_tcav(loaded, concepts, random_pool, class_inputs, params: TcavParams = T
     params = TcavParams(**{**params.__dict__, "layers": layers})
     if not concepts:
         raise DisplasiaError("No concept set to test.")
-    for kind in TARGETS:
-        if class_inputs[kind].size == 0:
-            raise DisplasiaError(f"No {kind} cell to compute TCAV scores on.")
+    if not any(class_inputs.get(kind) is not None and class_inputs[kind].size for kind in TARGETS):
+        raise DisplasiaError("No labelled cell to compute TCAV scores on (a class needs at least one cell).")
     key = None
     if cache is not None:
         key = cache_key(loaded, concepts, random_pool, class_inputs, params)
@@ -484,7 +484,8 @@ def _compute(loaded, concepts, random_pool, class_inputs, params, layers, progre
     tick()
     grads = {}
     for kind in TARGETS:
-        grads[kind] = set_features(loaded, class_inputs[kind], layers, gradients=True, **opts)
+        if class_inputs.get(kind) is not None and class_inputs[kind].size:
+            grads[kind] = set_features(loaded, class_inputs[kind], layers, gradients=True, **opts)
         tick()
     timings["activations"] = time.perf_counter() - t0
     t1 = time.perf_counter()
@@ -512,26 +513,30 @@ def _compute(loaded, concepts, random_pool, class_inputs, params, layers, progre
 
 
 def _score_layers(concepts, layers, params, feats, pool, grads, n_pool, n_null, rows, run_scores, null_scores, tick):
-    """CAVs, TCAV scores and t-tests of every concept at every layer (appends to rows/run_scores)."""
+    """CAVs, TCAV scores and t-tests of every concept at every layer (appends to rows/run_scores).
+
+    Only the classes with cells are scored (a dataset of normal cells only has no dysplastic rows).
+    """
+    targets = tuple(grads)
     for layer in layers:
-        null = {kind: [] for kind in TARGETS}
+        null = {kind: [] for kind in targets}
         for r in range(params.runs):
             rng = np.random.default_rng([params.seed, 1, r])
             order = rng.permutation(n_pool)
             a, b = pool[layer][order[:n_null]], pool[layer][order[n_null:2 * n_null]]
             cav, _ = fit_cav(a, b, classifier=params.classifier, held_out=params.held_out, seed=r)
-            for kind in TARGETS:
+            for kind in targets:
                 null[kind].append(_class_score(grads[kind][layer], cav, kind))
-        for kind in TARGETS:
+        for kind in targets:
             null_scores[(layer, kind)] = np.asarray(null[kind])
         for ci, c in enumerate(concepts):
             if c.too_small(params.min_images):
-                for kind in TARGETS:
+                for kind in targets:
                     rows.append(_row(c, layer, kind, "too small"))
                     run_scores.append(np.full(params.runs, np.nan))
                 continue
-            scores = {kind: [] for kind in TARGETS}
-            derivs = {kind: [] for kind in TARGETS}
+            scores = {kind: [] for kind in targets}
+            derivs = {kind: [] for kind in targets}
             accuracies = []
             pos_all = feats[(c.name, "pos")][layer]
             for r in range(params.runs):
@@ -548,13 +553,13 @@ def _score_layers(concepts, layers, params, feats, pool, grads, n_pool, n_null, 
                 cav, accuracy = fit_cav(pos, neg, classifier=params.classifier, held_out=params.held_out,
                                         seed=int(rng.integers(2**31)), paired=paired)
                 accuracies.append(accuracy)
-                for kind in TARGETS:
+                for kind in targets:
                     s = _sign(kind) * directional_derivatives(grads[kind][layer], cav)
                     scores[kind].append(tcav_score(s))
                     derivs[kind].append(float(s.mean()))
             accuracy = float(np.mean(accuracies))
             separable = accuracy >= params.min_accuracy
-            for kind in TARGETS:
+            for kind in targets:
                 if not separable and not c.is_control:
                     rows.append(_row(c, layer, kind, "not separable", accuracy=accuracy))
                     run_scores.append(np.full(params.runs, np.nan))
