@@ -210,10 +210,6 @@ def test_hostile_command_lines_fail_in_one_line(work, monkeypatch, case, argv, e
 
 
 @pytest.mark.parametrize("setting", ["patch=inf", "patch=nan", "patch=-inf"])
-@pytest.mark.xfail(reason="core.explain.registry Param.coerce: int(float('inf')) raises OverflowError and "
-                          "int(float('nan')) ValueError before the range check; core.cli turns it into "
-                          "'error: internal error (...)' exit 1, not a user error (exit 2). Registry owner to fix.",
-                   strict=False)
 def test_non_finite_int_parameters_are_user_errors(work, monkeypatch, setting):
     rc, stderr = run_cli(["explain", f"{work}/cells/TN_1.jpg", "--method", "occlusion", "--set", setting,
                           "--out", f"{work}/o.npy", "--no-cache", *DEMO])

@@ -12,6 +12,18 @@ from core.errors import DisplasiaError
 from core.explain.base import Params
 
 
+def _short(value) -> str:
+    """A value as a user typed it, cut short (1e308 as an int has 309 digits).
+
+    >>> _short(10 ** 40)
+    '1e+40'
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10 ** 12:
+        return f"{float(value):.3g}"
+    text = str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 @dataclass(frozen=True)
 class Param:
     """One parameter of a method.
@@ -40,27 +52,29 @@ class Param:
             try:
                 number = float(value)
             except (TypeError, ValueError):
-                raise DisplasiaError(f"{where} must be a whole number, not '{value}'.") from None
+                raise DisplasiaError(f"{where} must be a whole number, not '{_short(value)}'.") from None
+            if number != number or number in (float("inf"), float("-inf")):
+                raise DisplasiaError(f"{where} must be a finite whole number.")
             if isinstance(value, bool) or number != int(number):
-                raise DisplasiaError(f"{where} must be a whole number, not '{value}'.")
+                raise DisplasiaError(f"{where} must be a whole number, not '{_short(value)}'.")
             value = int(number)
         elif self.kind == "float":
             try:
                 value = float(value)
             except (TypeError, ValueError):
-                raise DisplasiaError(f"{where} must be a number, not '{value}'.") from None
+                raise DisplasiaError(f"{where} must be a number, not '{_short(value)}'.") from None
             if value != value or value in (float("inf"), float("-inf")):
                 raise DisplasiaError(f"{where} must be a finite number.")
         elif self.kind == "choice":
             value = str(value).lower()
             if value not in self.choices:
-                raise DisplasiaError(f"{where} must be one of {', '.join(self.choices)}, not '{value}'.")
+                raise DisplasiaError(f"{where} must be one of {', '.join(self.choices)}, not '{_short(value)}'.")
         elif self.kind == "layer":
             value = str(value)
         if self.low is not None and value < self.low:
-            raise DisplasiaError(f"{where} is {value}; it must be at least {self.low:g}.")
+            raise DisplasiaError(f"{where} is {_short(value)}; it must be at least {self.low:g}.")
         if self.high is not None and value > self.high:
-            raise DisplasiaError(f"{where} is {value}; it must be at most {self.high:g}.")
+            raise DisplasiaError(f"{where} is {_short(value)}; it must be at most {self.high:g}.")
         return value
 
 
