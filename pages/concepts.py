@@ -38,7 +38,7 @@ with tab_tcav:
     settings = ui.tcav_form(loaded)
     if settings is not None:
         ui.run_tcav(loaded, str(view.dataset.root), settings)
-    result = st.session_state.get(ui.TCAV_RESULT)
+    result = ui.last_result(loaded, str(view.dataset.root))
     if result is not None:
         target = st.radio("Class", ["dysplastic", "normal"], horizontal=True, key="concepts_target")
         st.plotly_chart(ui.tcav_figure(result, target), key="concepts_tcav")

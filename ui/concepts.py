@@ -61,9 +61,21 @@ def run_tcav(loaded, dataset_root: str, settings: dict):
                               progress=lambda done, total: bar.progress(min(done / total, 1.0), f"{done}/{total}"))
             status.update(label=f"TCAV {'from cache' if result.from_cache else 'computed'} in "
                                 f"{time.perf_counter() - start:.1f} s", state="complete", expanded=False)
-        st.session_state[TCAV_RESULT] = result
+        st.session_state[TCAV_RESULT] = (_owner(loaded, dataset_root), result)
         return result
     return None
+
+
+def _owner(loaded, dataset_root: str) -> tuple:
+    return loaded.description.content_hash, dataset_root
+
+
+def last_result(loaded, dataset_root: str):
+    """The last TCAV result of this session, if it was computed for this model and dataset."""
+    stored = st.session_state.get(TCAV_RESULT)
+    if stored is None or stored[0] != _owner(loaded, dataset_root):
+        return None
+    return stored[1]
 
 
 def _database_url():
