@@ -195,9 +195,16 @@ def model_shown(page) -> str:
     return selectbox_value(page, "Model")
 
 
+def url_model(page) -> str | None:
+    from urllib.parse import parse_qs, urlparse
+
+    return parse_qs(urlparse(page.url).query).get("model", [None])[0]
+
+
 def visit_every_page(page, expected: str) -> None:
     """Click through every page of the sidebar; the chosen model must stay, in the picker and the URL."""
-    key = dict(p.split("=", 1) for p in page.url.split("?", 1)[1].split("&"))["model"]
+    key = url_model(page)
+    assert key, page.url
     for info in page_list.PAGES:
         sidebar_link(page, info.title).click()
         # the page's run writes the selection into the address: wait for it (fails on timeout if it never comes)
@@ -211,7 +218,7 @@ def test_configured_uploaded_and_shared_models_survive_every_page(model_server):
     with browser_page(1440, 900) as page:
         page.goto(url)
         wait_until_idle(page)
-        page.get_by_text("cells scored.", exact=False).first.wait_for(state="visible", timeout=240_000)
+        page.get_by_text("cells scored.", exact=False).first.wait_for(state="visible", timeout=600_000)
         assert "Configured: configured.keras" in model_shown(page)
         visit_every_page(page, "Configured: configured.keras")
         # upload another model: it becomes the model of every page until another is picked
@@ -220,8 +227,10 @@ def test_configured_uploaded_and_shared_models_survive_every_page(model_server):
         sidebar.locator("input[type='file']").first.set_input_files(str(upload))
         sidebar.get_by_role("button", name="Use uploaded model").click()
         wait_until_idle(page)
-        poll(lambda: "Uploaded: mine.keras" in model_shown(page), timeout=60)
+        configured_key = url_model(page)
+        poll(lambda: "Uploaded: mine.keras" in model_shown(page), timeout=120)
         assert "Uploaded: mine.keras" in model_shown(page)
+        assert poll(lambda: url_model(page) not in (None, configured_key), timeout=120), "the URL kept the old model"
         visit_every_page(page, "Uploaded: mine.keras")
         shared = page.url
         sidebar.get_by_role("combobox", name="Model", exact=True).click()
