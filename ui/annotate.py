@@ -23,7 +23,7 @@ from ui import auth, resources, saving, state
 from ui.widgets import plain
 
 ANNOTATOR = "annotator_name"
-CANVAS_PX = 430                  # canvas side at zoom 1: canvas and score panel fit a 1440 x 900 window
+CANVAS_PX = 360                  # canvas side at zoom 1 (the image at 1:1): canvas and score panel fit 1440 x 900
 GENERATION = "canvas_generation"
 LOBE_LABELS = {"hyposegmented": "hyposegmented (<3)", "normal": "normal (3-5)", "hypersegmented": "hypersegmented (>5)"}
 
