@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,6 +22,10 @@ from core.train_demo import (
 )
 
 GROUP_SIZES = {"TN": 12, "ZN": 11, "TD": 12, "ZD": 11, "WN": 5, "WD": 5}
+REAL_DIR = Path(__file__).resolve().parents[2] / "shared" / "real_cells" / "pbc_neutrophils"
+#: The published model calls about 85 % of real normal cells normal; the demo model must
+#: come close (generator 1.0's model: 4 % of the held-out cells).
+REAL_SHARE_FLOOR = 0.8
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +81,7 @@ def test_youden_threshold_separates_a_separable_set():
 # ------------------------------------------------------------------ committed model
 
 def test_recorded_metrics_meet_the_target(metrics):
-    assert metrics["test_set"]["n"] >= 1000
+    assert metrics["test_set"]["n"] >= 600
     assert metrics["test_set"]["normal"] == metrics["test_set"]["dysplastic"]
     assert metrics["accuracy"] >= 0.95
     assert metrics["roc_auc"] >= 0.95
@@ -107,6 +112,19 @@ def test_committed_model_reproduces_recorded_test_scores(demo_models, metrics):
     for loaded in demo_models:
         got = np.asarray(loaded.score_fn(images)).reshape(-1)
         np.testing.assert_allclose(got, probe["scores"], atol=2e-5)
+
+
+@pytest.mark.skipif(not REAL_DIR.is_dir(), reason="real cells not available")
+def test_demo_model_on_held_out_real_normal_cells(demo_models, metrics):
+    # The demo model never saw a real cell; the share of held-out real normal cells it
+    # calls normal at the study threshold is recorded, and the committed files give it.
+    from core.train_demo import real_normal_share
+
+    recorded = metrics["real_normal_cells"]
+    share = real_normal_share(demo_models[0], REAL_DIR)
+    assert share["n"] == recorded["n"] >= 50
+    assert share["called_normal"] == pytest.approx(recorded["called_normal"], abs=1e-4)
+    assert share["called_normal"] >= REAL_SHARE_FLOOR
 
 
 # ------------------------------------------------------------------ demo set
