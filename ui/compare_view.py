@@ -42,7 +42,8 @@ def grid(ctx, methods, params_for, *, columns: int = 4, height: int = 270, max_s
     """Every method of ``methods`` on the current cell, with the shared display options.
 
     ``params_for(method)`` gives each method's parameters. Tiles are laid out row by row;
-    each has a one-line title, a one-line progress/cache slot, the map, then its notes.
+    each has a one-line title, a one-line progress/cache slot, the map (colour bar below it),
+    then its notes (one-line captions when ``compact``, boxes otherwise).
     """
     options = display.options_widget()
     rgb = np.asarray(ctx.rgb).view()
@@ -72,8 +73,8 @@ def grid(ctx, methods, params_for, *, columns: int = 4, height: int = 270, max_s
         group = (views[method].family, views[method].units.title)
         view = ev.map_view(exp, options, limit=limits.get(group))
         with tiles[method][1]:
-            ev.show_map(exp, rgb, options, view=view, height=height, max_side=max_side, compact=compact,
-                        key=f"{key}_{method}")
+            ev.show_map(exp, rgb, options, view=view, height=height, max_side=max_side, compact=True,
+                        brief=compact, key=f"{key}_{method}")
             shared = [t for t in members[group] if t != spec.title]
             st.caption(_scale_line(view, shared, options))
             if downloads:

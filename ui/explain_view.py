@@ -211,10 +211,12 @@ def map_view(exp, options: DisplayOptions, *, index: int = 0, values=None, sign:
 
 def show_map(exp, rgb: np.ndarray, options: DisplayOptions, *, index: int = 0, values=None, title: str = "",
              colorbar_title: str = "", marks=None, height: int = 430, max_side: int = 299, key: str | None = None,
-             sign: str | None = None, limit: float | None = None, compact: bool = False, view: MapView | None = None):
+             sign: str | None = None, limit: float | None = None, compact: bool = False, view: MapView | None = None,
+             brief: bool | None = None):
     """The map on the cell in the target's units, with what a reader must know beside it:
     empty (a real answer), flat (never stretched), negligible (drawn faint), saturated
-    (with a button that switches the method to the logit). Returns the :class:`MapView`."""
+    (with a button that switches the method to the logit). ``compact``: colour bar below the
+    map; ``brief`` (default: ``compact``): notes as one-line captions. Returns the :class:`MapView`."""
     view = view or map_view(exp, options, index=index, values=values, sign=sign, limit=limit)
     state = view.assessment.state
     drawn = np.zeros_like(view.values) if state == "flat" and view.sign != "score" else view.values
@@ -225,7 +227,7 @@ def show_map(exp, rgb: np.ndarray, options: DisplayOptions, *, index: int = 0, v
                      faint=state == "negligible", target=exp.target if view.sign != "score" else "", compact=compact,
                      values_key=values_key)
     st.plotly_chart(fig, key=key or f"fig:{exp.method}:{title}", config={"displaylogo": False})
-    map_notes(exp, view, index=index, compact=compact, key=key or f"{exp.method}:{title}")
+    map_notes(exp, view, index=index, compact=compact if brief is None else brief, key=key or f"{exp.method}:{title}")
     return view
 
 
@@ -271,11 +273,15 @@ def downloads(exp, rgb: np.ndarray, options: DisplayOptions, stem: str, *, index
     cols = st.columns(3)
     name = f"{stem}_{exp.method}_{exp.target}"
     tag = digest(np.asarray(raw))[:8]
-    cols[0].download_button("Overlay PNG", png_bytes(picture), f"{name}.png", "image/png", key=f"dl_png:{name}:{tag}")
-    cols[1].download_button("Raw map .npy", buffer.getvalue(), f"{name}.npy", "application/octet-stream",
-                            key=f"dl_npy:{name}:{tag}")
-    cols[2].download_button("Parameters JSON", json.dumps(meta, indent=1, default=str), f"{name}.json",
-                            "application/json", key=f"dl_json:{name}:{tag}")
+    # Short labels: three buttons fit a third of the page without being cut; the help says more.
+    cols[0].download_button("PNG", png_bytes(picture), f"{name}.png", "image/png", key=f"dl_png:{name}:{tag}",
+                            icon=":material/download:", help="The overlay as drawn (same scale and colours).")
+    cols[1].download_button("NPY", buffer.getvalue(), f"{name}.npy", "application/octet-stream",
+                            key=f"dl_npy:{name}:{tag}", icon=":material/download:",
+                            help="The raw map, float32, model resolution.")
+    cols[2].download_button("JSON", json.dumps(meta, indent=1, default=str), f"{name}.json",
+                            "application/json", key=f"dl_json:{name}:{tag}", icon=":material/download:",
+                            help="Method, parameters, units, colour scale and timings.")
 
 
 #: Image methods shown on the Compare page (registry flag ``compare``), with the page that explores each.
