@@ -18,12 +18,14 @@ st.markdown(f"**{plain(cell.name)}** · {context.score_line(cell)} · dataset la
 annotate.legend()
 draw, read = st.columns([3, 2])
 with read:
+    panel = st.container()          # scores on top of the column: in view at 1440 x 900
     choices = annotate.reading_widgets(start, key)
 with draw:
     shapes = annotate.canvas(start, rgb, choices, key)
 reading = start.with_updates(shapes=tuple(shapes), updated=None, **choices)
-with read:
+with panel:
     annotate.score_panel(reading)
+with read:
     annotate.autosave(start, saved_before, reading)
     annotate_tools.suggest(reading, rgb)
 with st.expander("Import and export"):
