@@ -18,7 +18,8 @@ import numpy as np
 SETTINGS = {
     "study (quickshift 0.5/2/150, 700 samples)": {"samples": 700, "ratio": 0.5, "kernel_size": 2.0, "max_dist": 150.0},
     "study segmentation, 2000 samples": {"samples": 2000, "ratio": 0.5, "kernel_size": 2.0, "max_dist": 150.0},
-    "lime segmentation (0.2/4/200), 700 samples": {"samples": 700, "ratio": 0.2, "kernel_size": 4.0, "max_dist": 200.0},
+    "stable preset = lime segmentation (0.2/4/200), 700 samples": {"samples": 700, "ratio": 0.2, "kernel_size": 4.0,
+                                                                   "max_dist": 200.0},
     "lime segmentation, 1000 samples": {"samples": 1000, "ratio": 0.2, "kernel_size": 4.0, "max_dist": 200.0},
     "lime segmentation, 2000 samples": {"samples": 2000, "ratio": 0.2, "kernel_size": 4.0, "max_dist": 200.0},
 }
