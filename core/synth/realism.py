@@ -92,10 +92,10 @@ def part_masks(rgb: np.ndarray, lab: np.ndarray | None = None) -> dict[str, np.n
     coloured, opened to cut it from touching red cells. Red cells: the rest of the
     not-background region, away from the neutrophil.
 
-    >>> rgb = np.full((60, 60, 3), (250, 225, 205), np.uint8)
-    >>> rgb[20:40, 20:40] = (200, 190, 210); rgb[26:34, 26:34] = (90, 60, 150)
+    >>> rgb = np.full((120, 120, 3), (250, 225, 205), np.uint8)
+    >>> rgb[30:90, 30:90] = (200, 190, 210); rgb[45:75, 45:75] = (90, 50, 150)
     >>> m = part_masks(rgb)
-    >>> bool(m["nucleus"][30, 30]), bool(m["cytoplasm"][22, 22]), bool(m["background"][5, 5])
+    >>> bool(m["nucleus"][60, 60]), bool(m["cytoplasm"][35, 35]), bool(m["background"][5, 5])
     (True, True, True)
     """
     from skimage.color import rgb2lab
