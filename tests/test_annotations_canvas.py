@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.annotations.canvas import (annotation_to_canvas, canvas_to_shapes, display_size_for,
-                                     shapes_to_canvas)
-from core.annotations.schema import Graded, Shape, ShapeLabel
+from core.annotations.canvas import annotation_to_canvas, canvas_to_shapes, display_size_for, shapes_to_canvas
+from core.annotations.schema import Graded, ShapeLabel
 from core.errors import DisplasiaError
 from tests.test_annotations_schema import make_annotation
 

@@ -91,7 +91,7 @@ def test_two_processes_each_saving_200_versions_lose_none(tmp_path):
     procs = [_writer(url, "ana", SAVES), _writer(url, "ben", SAVES), _writer(url, "cy", SAVES),
              _writer(url, "cy", SAVES)]
     outs = [p.communicate(timeout=600) for p in procs]
-    for p, (out, err) in zip(procs, outs):
+    for p, (_out, err) in zip(procs, outs):
         assert p.returncode == 0, err
     store = AnnotationStore(url)
     assert _versions(store, "ana") == list(range(1, SAVES + 1))

@@ -6,8 +6,8 @@ import pytest
 from PIL import Image
 
 from core.annotations.masks import cell_masks, mask_iou, polygon_mask
-from core.preprocess import resize_mask
 from core.annotations.schema import Shape
+from core.preprocess import resize_mask
 from tests.test_annotations_schema import make_annotation
 
 
@@ -56,10 +56,12 @@ def test_model_resolution_masks_follow_the_nearest_resize_of_the_image():
 
 
 def test_mask_iou_values():
-    a = np.zeros((10, 10), bool); a[:, :5] = True
-    b = np.zeros((10, 10), bool); b[:, 5:] = True
+    a = np.zeros((10, 10), bool)
+    a[:, :5] = True
+    b = np.zeros((10, 10), bool)
+    b[:, 5:] = True
     assert mask_iou(a, a) == 1.0
     assert mask_iou(a, b) == 0.0
-    c = np.zeros((10, 10), bool); c[:, :10] = True
+    c = np.ones((10, 10), bool)
     assert mask_iou(a, c) == 0.5
     assert mask_iou(np.zeros((3, 3), bool), np.zeros((3, 3), bool)) == 1.0

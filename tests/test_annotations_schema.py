@@ -6,9 +6,20 @@ import json
 
 import pytest
 
-from core.annotations.schema import (SCHEMA_ID, Annotation, Condition, Graded, Shape,
-                                     chromatin_score, condition_from_total, cytoplasm_score,
-                                     label_colour, lobes_score, score_disagrees, state_of_colour)
+from core.annotations.schema import (
+    SCHEMA_ID,
+    Annotation,
+    Condition,
+    Graded,
+    Shape,
+    chromatin_score,
+    condition_from_total,
+    cytoplasm_score,
+    label_colour,
+    lobes_score,
+    score_disagrees,
+    state_of_colour,
+)
 from core.errors import DisplasiaError
 
 SHA = "ab" * 32

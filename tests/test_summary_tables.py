@@ -10,8 +10,16 @@ from core.datasets import Cell
 from core.summary.background import background_summary
 from core.summary.occlusion import occlusion_summary
 from core.summary.study import Study, outcome_group
-from core.summary.tables import (agreement_table, confusion, disagreements, flat_columns, per_image_table,
-                                 scatter_data, score_correlations, score_summary)
+from core.summary.tables import (
+    agreement_table,
+    confusion,
+    disagreements,
+    flat_columns,
+    per_image_table,
+    scatter_data,
+    score_correlations,
+    score_summary,
+)
 
 # name, label, score, (cytoplasm state, degree), (chromatin state, degree), lobes, condition
 CELLS = [
