@@ -43,6 +43,8 @@ def add_parsers(subparsers) -> None:
                    help="annotation database (SQLAlchemy URL); default: the JSON files in DIR/annotations")
     p.add_argument("--out", required=True, metavar="FILE.html", help="output HTML file")
     p.add_argument("--tables", metavar="DIR", help="also write every table of the dataset report as CSV into DIR")
+    p.add_argument("--concepts", action="store_true",
+                   help="add the concepts section: TCAV of the generator's concepts on this dataset's cells (cached)")
     p.add_argument("--scheduler", metavar="tcp://HOST:PORT",
                    help="compute the maps on this Dask cluster first (workers share the cache folder)")
     p.add_argument("--workers", type=int, metavar="N",
@@ -100,7 +102,8 @@ def run_report(args) -> int:
             tile=args.tile,
             randomisation_cells=args.randomisation_cells, progress=bar,
             on_stage=lambda name: print(f"report: {name}", file=sys.stderr))
-        text = report.dataset_report_html(study, summary)
+        extra = [("concepts", "Concepts", _concepts_html(loaded, args, cache))] if args.concepts else []
+        text = report.dataset_report_html(study, summary, extra_sections=extra)
         if args.tables:
             engine.write_tables(summary, args.tables)
         print("report: seconds per stage: " + ", ".join(f"{k} {v:g}" for k, v in summary.timings.items()),
@@ -109,6 +112,19 @@ def run_report(args) -> int:
     print(f"wrote {out} ({len(text) / 1e6:.1f} MB, {len(study)} cell{'s' if len(study) != 1 else ''})",
           file=sys.stderr)
     return 0
+
+
+def _concepts_html(loaded, args, cache) -> str:
+    """TCAV of the generator's concepts, scored on the dataset's cells of each class (through the cache)."""
+    from core.concepts.cli import concept_inputs
+    from core.concepts.report import concepts_section_html
+    from core.concepts.tcav import TcavParams, run_tcav
+    from core.progress import ProgressBar
+
+    concept_sets, pool, inputs = concept_inputs(loaded, source="generator", dataset=args.folder,
+                                                interpolation=args.interpolation)
+    result = run_tcav(loaded, concept_sets, pool, inputs, TcavParams(), cache=cache, progress=ProgressBar("concepts"))
+    return concepts_section_html(result)
 
 
 def _maps_on_cluster(args, methods) -> None:

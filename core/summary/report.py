@@ -143,8 +143,12 @@ def outline_image(rgb: np.ndarray, regions) -> np.ndarray:
     return out
 
 
-def dataset_report_html(study, summary: DatasetSummary, *, gallery_cells: int = 8) -> str:
-    """The dataset report as one HTML string (see :data:`DATASET_SECTIONS`)."""
+def dataset_report_html(study, summary: DatasetSummary, *, gallery_cells: int = 8, extra_sections=()) -> str:
+    """The dataset report as one HTML string (see :data:`DATASET_SECTIONS`).
+
+    ``extra_sections``: ``(id, title, html)`` appended after them (e.g. the concepts section of
+    ``core.concepts.report``); their HTML is trusted, built by the project's own renderers.
+    """
     from core.summary import figures
     from core.summary.tables import flat_columns
 
@@ -218,7 +222,9 @@ def dataset_report_html(study, summary: DatasetSummary, *, gallery_cells: int = 
         body["randomisation"] = _table(None)
     body["gallery"] = _gallery(study, summary, gallery_cells)
     sections = [_section(sid, title, body[sid]) for sid, title in DATASET_SECTIONS]
-    return _page(f"DisplasiaNet summary: {study.root.name}", sections, list(DATASET_SECTIONS))
+    sections += [_section(sid, title, html_body) for sid, title, html_body in extra_sections]
+    nav = list(DATASET_SECTIONS) + [(sid, title) for sid, title, _ in extra_sections]
+    return _page(f"DisplasiaNet summary: {study.root.name}", sections, nav)
 
 
 def _gallery(study, summary: DatasetSummary, count: int) -> str:
