@@ -54,6 +54,7 @@ def headline(folder: Path) -> str:
 
 def randomisation(folder: Path) -> str:
     rnd = pd.read_csv(folder / "randomisation_summary.csv")
+    rnd = rnd.assign(spearman_mean_lo=rnd.get("spearman_lo"), spearman_mean_hi=rnd.get("spearman_hi"))
     table = pd.DataFrame({"method": rnd["method"], "n": rnd["n"], "Spearman (signed maps)": ci(rnd, "spearman_mean"),
                           "Spearman of magnitudes": [f"{v:.3f}" for v in rnd["spearman_abs_mean"]]})
     return markdown(table)
