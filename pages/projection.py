@@ -18,7 +18,7 @@ with cols[2]:
     seed = persistent(st.number_input, "Seed", "features.seed", 0, min_value=0, max_value=2**31 - 1, step=1)
 paths = tuple(view.table["path"])
 images = resources.dataset_images(paths, view.loaded.description.image_size, sel.interpolation)
-exp = ev.explanation("features", view.loaded, images, sel.target, {"perplexity": perplexity, "seed": seed},
+exp = ev.explanation("features", view.loaded, images, "normal" if sel.target == "predicted" else sel.target, {"perplexity": perplexity, "seed": seed},
                      label=f"Deep features of {len(paths)} cells")
 if exp:
     coords = exp.extras["tsne" if kind == "t-SNE" else "pca"]

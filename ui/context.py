@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from core.explain.base import resolve_target
 from core.predict import label_of
 from ui import resources, state
 from ui.widgets import plain
@@ -135,7 +136,8 @@ def current_cell() -> CellContext:
     with state.user_errors():
         image = to_model_input(rgb, loaded.description.image_size, sel.interpolation)
         score = _score(cell)
-    return CellContext(loaded, cell, rgb, image, score, label_of(score, sel.threshold), sel.target, sel.threshold)
+    target = resolve_target(sel.target, score, sel.threshold)
+    return CellContext(loaded, cell, rgb, image, score, label_of(score, sel.threshold), target, sel.threshold)
 
 
 def _score(cell) -> float:

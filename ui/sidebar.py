@@ -209,7 +209,9 @@ def render() -> None:
             return
         _cell_picker(ds)
         ss["target_select"] = ss[state.TARGET]
-        st.radio("Explain the class", state.TARGETS, key="target_select", horizontal=True,
+        st.radio("Explain the class", state.TARGET_CHOICES, key="target_select", horizontal=True,
+                 format_func=lambda t: "predicted" if t == "predicted" else t,
+                 help="predicted: the class the model gives this cell at the threshold (why did it say that?)",
                  on_change=lambda: ss.__setitem__(state.TARGET, ss["target_select"]))
         ss["threshold_select"] = ss[state.THRESHOLD]
         st.number_input("Decision threshold (score < threshold → dysplastic)", 0.001, 0.999, step=0.001,
@@ -220,7 +222,7 @@ def render() -> None:
                      help="DisplasiaNet was trained on nearest-neighbour resized images.",
                      on_change=lambda: ss.__setitem__(state.INTERPOLATION, ss["interp_select"]))
         plan = warm.prefetch(ss[state.MODEL], ds.cells, ss[state.CELL],
-                             ss[state.TARGET], ss[state.INTERPOLATION])
+                             ss[state.TARGET], ss[state.INTERPOLATION], threshold=ss[state.THRESHOLD])
         if (status := warm.prefetch_status(plan)) is not None:
             st.caption(status)
     state.sync_query_params()

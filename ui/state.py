@@ -12,7 +12,7 @@ import streamlit as st
 
 from core.config import DEFAULT_INTERPOLATION, DEFAULT_THRESHOLD, default_dataset
 from core.errors import DisplasiaError
-from core.explain.base import TARGETS
+from core.explain.base import TARGET_CHOICES, TARGETS  # noqa: F401  (TARGETS: pages that need one class)
 from ui.resources import ModelChoice
 from ui.widgets import plain
 
@@ -90,7 +90,7 @@ def init() -> None:
         ss[MODEL] = _model_from_url()
     ss.setdefault(DATASET, qp.get("dataset") if _allowed_dataset(qp.get("dataset")) else str(default_dataset()))
     ss.setdefault(CELL, qp.get("cell"))
-    ss.setdefault(TARGET, qp.get("target") if qp.get("target") in TARGETS else "dysplastic")
+    ss.setdefault(TARGET, qp.get("target") if qp.get("target") in TARGET_CHOICES else "predicted")
     ss.setdefault(THRESHOLD, _float(qp.get("threshold"), DEFAULT_THRESHOLD))
     ss.setdefault(INTERPOLATION, DEFAULT_INTERPOLATION)
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import streamlit as st
 
+from core.config import DEFAULT_THRESHOLD
 from core.explain import compute
 from core.preprocess import image_hash
 from ui import explain_view as ev
@@ -70,6 +71,7 @@ class PrefetchPlan:
     target: str
     interpolation: str
     budget_s: float
+    threshold: float = DEFAULT_THRESHOLD   # for target "predicted", resolved per cell
     cancelled: bool = False
     done: list = field(default_factory=list)
     cpu_s: float = 0.0
@@ -109,7 +111,8 @@ def neighbours(names: list, current: str, n: int = NEIGHBOURS) -> list:
     return out
 
 
-def prefetch(choice, cells: list, current: str, target: str, interpolation: str) -> PrefetchPlan | None:
+def prefetch(choice, cells: list, current: str, target: str, interpolation: str, *,
+             threshold: float = DEFAULT_THRESHOLD) -> PrefetchPlan | None:
     """Start prefetching for ``current`` unless the same plan is already running or done.
 
     ``cells`` are the dataset's cells (``name``, ``path``) in gallery order. Reads the
@@ -123,7 +126,7 @@ def prefetch(choice, cells: list, current: str, target: str, interpolation: str)
     budget = load_settings().prefetch.cpu_seconds
     if budget <= 0 or not cells:
         return None
-    key = (choice.path, choice.weights, current, target, interpolation)
+    key = (choice.path, choice.weights, current, target, interpolation, threshold)
     with _lock:
         if _plan is not None and _plan.key == key:
             return _plan
@@ -131,7 +134,8 @@ def prefetch(choice, cells: list, current: str, target: str, interpolation: str)
             _plan.cancelled = True               # the user moved on: stop the old plan between batches
         paths = {c.name: str(c.path) for c in cells}
         order = neighbours(list(paths), current)
-        plan = _plan = PrefetchPlan(key, [(n, paths[n]) for n in order], warm_requests(), target, interpolation, budget)
+        plan = _plan = PrefetchPlan(key, [(n, paths[n]) for n in order], warm_requests(), target, interpolation, budget,
+                                   threshold=threshold)
         if _pool is None:
             _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch")
     _pool.submit(_run, choice, plan, resources.explanation_cache())
@@ -141,7 +145,8 @@ def prefetch(choice, cells: list, current: str, target: str, interpolation: str)
 def _run(choice, plan: PrefetchPlan, cache) -> None:
     from core.errors import DisplasiaError
     from core.explain import cache_key
-    from core.explain.base import Cancelled
+    from core.explain.base import Cancelled, resolve_target
+    from core.predict import predict_scores
     from core.preprocess import load_rgb, to_model_input
 
     time.sleep(START_DELAY_S)                    # the page that made the cell current renders first
@@ -159,13 +164,16 @@ def _run(choice, plan: PrefetchPlan, cache) -> None:
         loaded = resources.loaded_model(choice)
         for name, path in plan.cells:
             image = to_model_input(load_rgb(path), loaded.description.image_size, plan.interpolation)
+            target = plan.target
+            if target == "predicted":
+                target = resolve_target(target, float(predict_scores(loaded, image[None])[0]), plan.threshold)
             for method, params in cheapest_first(plan.requests):
                 if stop():
                     return
                 began = time.perf_counter()
                 try:
-                    if cache.get(cache_key(loaded, image[None], method, plan.target, params)) is None:
-                        compute(method, loaded, image[None], plan.target, params=params, cache=cache, cancel=stop)
+                    if cache.get(cache_key(loaded, image[None], method, target, params)) is None:
+                        compute(method, loaded, image[None], target, params=params, cache=cache, cancel=stop)
                         _seconds[method] = time.perf_counter() - began
                 except Cancelled:
                     return

@@ -15,6 +15,24 @@ from core.errors import DisplasiaError
 
 #: The two classes an explanation can target; the model's score is P(normal).
 TARGETS = ("dysplastic", "normal")
+#: What a user may ask to explain: the class the model predicts for the cell (the default:
+#: "why did it say that?"), or one class whatever the prediction.
+TARGET_CHOICES = ("predicted", *TARGETS)
+
+
+def resolve_target(choice: str, p_normal: float, threshold: float) -> str:
+    """The class an explanation targets for a user's ``choice`` and the cell's score.
+
+    >>> resolve_target("predicted", 0.5, 0.979), resolve_target("predicted", 0.99, 0.979)
+    ('dysplastic', 'normal')
+    >>> resolve_target("normal", 0.1, 0.979)
+    'normal'
+    """
+    if choice == "predicted":
+        return "dysplastic" if float(p_normal) < float(threshold) else "normal"
+    if choice not in TARGETS:
+        raise DisplasiaError(f"Unknown target class '{choice}': choose predicted, dysplastic or normal.")
+    return choice
 
 
 class Cancelled(Exception):
@@ -155,7 +173,7 @@ def target_score(normal_scores, target: str, space: str) -> np.ndarray:
     ``normal_scores`` is P(normal) for "probability" and the log-odds of normal for
     "logit"; the target "dysplastic" takes ``1 - p`` or the negated logit.
 
-    >>> target_score([0.8], "dysplastic", "probability").round(3).tolist()
+    >>> [round(float(v), 3) for v in target_score([0.8], "dysplastic", "probability")]
     [0.2]
     >>> target_score([2.5], "dysplastic", "logit").tolist()
     [-2.5]
