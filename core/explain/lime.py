@@ -140,7 +140,7 @@ def stability(runs, top_k: int) -> tuple:
 
     >>> w = np.array([0.3, 0.1, -0.2, 0.0])
     >>> [round(v, 3) for v in stability([w, w, w[::-1]], 1)]
-    [-0.333, 0.333]
+    [-0.067, 0.333]
     """
     from itertools import combinations
 
