@@ -296,7 +296,7 @@ def method_names(**where) -> tuple:
     """Registry names in order, optionally only those whose attributes equal ``where``.
 
     >>> method_names(family="cam")
-    ('gradcam', 'gradcam_pp', 'scorecam')
+    ('gradcam', 'gradcam_pp', 'scorecam', 'xgradcam', 'layercam')
     """
     return tuple(name for name, spec in METHODS.items()
                  if all(getattr(spec, attr) == value for attr, value in where.items()))
