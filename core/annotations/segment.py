@@ -1,19 +1,23 @@
-"""Automatic outline suggestion: a classical stain-aware segmentation of the central cell.
+"""Automatic outline suggestion: a classical colour segmentation of the central cell.
 
-The image is turned into optical density relative to its own background (Beer-Lambert:
-stains add absorbance, so overlapping objects add up) and unmixed into three stain
-concentrations: nucleus (deep blue-violet), neutrophil cytoplasm (pale lilac-pink) and red
-cell (pink-mauve). Then
+Everything is measured in CIE Lab relative to the image's own background (the median
+colour of its brightest pixels), so a warmer, cooler, brighter or darker capture keeps
+its parts. Then
 
-* nucleus = hysteresis threshold of the nucleus concentration relative to its own level
-  (granules are removed first by a grey opening), closed, small holes filled (a ring
-  nucleus keeps its hole);
-* cell = cytoplasm concentration above a threshold, or nucleus; opened to cut bridges to
-  touching red cells; the connected component at the image centre; holes filled.
+* nucleus = dark and blue (lightness and b* well below the background's), opened to drop
+  granules and the thin filaments between lobes; a component is kept only if it holds
+  dense chromatin (hysteresis: clusters of granules never get that dark) and lies near the
+  centre; closed, small holes filled (a ring nucleus keeps its hole);
+* cell = not background and *lilac*: neutrophil cytoplasm is bluer for its darkness than
+  the red cells around it (``b* - 0.5 L*`` relative to the background, measured once on
+  the cytoplasm just outside the nucleus and once on the red cells far from it, the
+  threshold half-way between); opened to cut bridges to touching red cells; the component
+  that holds the nucleus; at most ``max_rim`` pixels from the nucleus; holes filled.
 
-Nothing is learnt; the defaults suit CellaVision May-Grunwald-Giemsa captures and are all
-fields of :class:`SegmentationParams`. The suggestion is a starting point the pathologist
-accepts or edits.
+Nothing is learnt; the defaults suit CellaVision May-Grunwald-Giemsa captures (checked on
+the generated demo set and on real PBC captures) and are all fields of
+:class:`SegmentationParams`. The suggestion is a starting point the pathologist accepts or
+edits.
 """
 from __future__ import annotations
 
@@ -24,51 +28,56 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage as ndi
 from skimage import measure, morphology
-from skimage.filters import apply_hysteresis_threshold
+from skimage.color import rgb2lab
 
 from core.errors import DisplasiaError
 
 from .masks import mask_iou
 from .schema import Shape, ShapeLabel
 
-_REFERENCE_BACKGROUND = (236.0, 228.0, 210.0)
-
 
 @dataclass(frozen=True)
 class SegmentationParams:
-    """Settings of :func:`suggest_outlines` (hashable: usable as a cache key)."""
+    """Settings of :func:`suggest_outlines` (hashable: usable as a cache key).
 
-    #: Transmitted RGB of each stain at full strength over a cream reference background.
-    nucleus_rgb: tuple[float, float, float] = (80.0, 50.0, 135.0)
-    cytoplasm_rgb: tuple[float, float, float] = (220.0, 196.0, 214.0)
-    red_cell_rgb: tuple[float, float, float] = (224.0, 170.0, 166.0)
-    #: Brightness quantile above which pixels are taken as background.
-    background_quantile: float = 0.8
-    #: Nucleus hysteresis thresholds as fractions of the nucleus's own median level.
-    nucleus_high: float = 0.55
-    nucleus_low: float = 0.25
-    #: Absolute nucleus concentration that seeds the level estimate.
-    nucleus_seed: float = 0.30
-    nucleus_sigma: float = 0.5
-    nucleus_min_area: int = 60
+    Colour settings are CIE Lab differences from the image's own background.
+    """
+
+    #: Lightness quantile taken as the background level.
+    background_quantile: float = 0.9
+    #: Pixels darker than the background by this much are not background.
+    foreground_drop: float = 5.0
+    #: Nucleus: darker than the background by ``nucleus_drop`` and bluer (b*) by
+    #: ``nucleus_blue``; a component must hold ``nucleus_dense_pixels`` pixels darker by
+    #: ``nucleus_dense_drop`` (dense chromatin).
+    nucleus_drop: float = 35.0
+    nucleus_blue: float = 20.0
+    nucleus_dense_drop: float = 50.0
+    nucleus_dense_pixels: int = 40
+    nucleus_sigma: float = 1.0
+    nucleus_opening_radius: int = 4
+    nucleus_min_area: int = 150
     nucleus_max_hole: int = 150
     nucleus_closing_radius: int = 2
-    #: Nucleus components must come this close to the centre (fraction of the shorter side).
-    nucleus_max_offset: float = 0.3
-    #: A nucleus component smaller than this fraction of the largest one is kept only if
-    #: its median concentration reaches ``nucleus_dense_fraction`` of the level.
-    nucleus_minor_fraction: float = 0.15
-    nucleus_dense_fraction: float = 0.75
-    #: Cytoplasm concentration (1 = full-strength cytoplasm) that counts as cell: a
-    #: fraction of the level measured in a ring ``ring_inner``..``ring_outer`` pixels
-    #: around the nucleus, clipped to [cell_threshold_min, cell_threshold].
-    cell_threshold: float = 0.45
-    cell_relative: float = 0.5
-    cell_threshold_min: float = 0.15
+    #: Nucleus components must lie this close to the centre (fraction of the shorter side).
+    nucleus_max_offset: float = 0.33
+    #: Lilac index ``b* - lilac_lightness_weight * L*`` (relative to the background):
+    #: about 0 on red cells and background, clearly negative on neutrophil cytoplasm.
+    lilac_lightness_weight: float = 0.5
+    lilac_sigma: float = 2.0
+    #: Where the cell threshold sits between the red-cell level (0) and the cytoplasm
+    #: level (1), clipped to ``lilac_margin_min``..``lilac_margin_max`` below the red cells.
+    lilac_split: float = 0.5
+    lilac_margin_min: float = 1.5
+    lilac_margin_max: float = 6.0
+    #: Cytoplasm sample: ring ``ring_inner``..``ring_outer`` px around the nucleus; red
+    #: cells: foreground farther than ``red_distance`` px from it.
     ring_inner: int = 4
-    ring_outer: int = 14
-    cell_sigma: float = 1.5
-    cell_opening_radius: int = 3
+    ring_outer: int = 12
+    red_distance: int = 80
+    cell_opening_radius: int = 4
+    #: The cytoplasm never reaches farther than this from the nucleus (pixels).
+    max_rim: float = 65.0
     cell_edge_sigma: float = 2.0
     #: Douglas-Peucker tolerance (pixels) of the returned polygons.
     polygon_tolerance: float = 1.0
@@ -87,27 +96,25 @@ class OutlineSuggestion:
         return self.cell & ~self.nucleus
 
 
-def _od(rgb: np.ndarray, background: np.ndarray) -> np.ndarray:
-    return -np.log(np.maximum(rgb, 1.0) / np.maximum(background, 1.0))
+def relative_lab(rgb: np.ndarray, params: SegmentationParams = SegmentationParams()) -> np.ndarray:
+    """CIE Lab minus the background's Lab, ``(H, W, 3) ndarray`` of float.
 
-
-def stain_concentrations(rgb: np.ndarray, params: SegmentationParams = SegmentationParams()
-                         ) -> np.ndarray:
-    """Nucleus, cytoplasm and red-cell concentrations, ``(H, W, 3) ndarray`` of float.
-
-    The background colour is the median of the brightest pixels, so a warmer or cooler
-    capture shifts the reference with it.
+    The background is the median colour of the pixels within 3 L* of the
+    ``background_quantile`` lightness.
     """
-    rgb = np.asarray(rgb, dtype=np.float64)
+    rgb = np.asarray(rgb)
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise DisplasiaError(f"expected an RGB image, got an array of shape {rgb.shape}")
-    brightness = rgb.sum(axis=2)
-    bright = brightness >= np.quantile(brightness, params.background_quantile)
-    background = np.median(rgb[bright], axis=0)
-    ref = np.asarray(_REFERENCE_BACKGROUND)
-    stains = np.stack([_od(np.asarray(c, float), ref)
-                       for c in (params.nucleus_rgb, params.cytoplasm_rgb, params.red_cell_rgb)])
-    return _od(rgb, background) @ np.linalg.pinv(stains)
+    lab = rgb2lab(rgb.astype(np.uint8) if rgb.dtype != np.uint8 else rgb)
+    L = lab[..., 0]
+    level = float(np.quantile(L, params.background_quantile))
+    background = np.median(lab[L >= level - 3.0], axis=0)
+    background[0] = level
+    return lab - background
+
+
+def _disk(radius: int) -> np.ndarray:
+    return morphology.disk(radius).astype(bool)
 
 
 def _central_component(mask: np.ndarray) -> np.ndarray:
@@ -124,78 +131,69 @@ def _central_component(mask: np.ndarray) -> np.ndarray:
     return labels == best.label
 
 
-def _near_centre(mask: np.ndarray, max_offset: float) -> np.ndarray:
-    """Keep components that reach within ``max_offset`` x the shorter side of the centre
-    (platelets and neighbouring cells near the border are not the nucleus)."""
-    labels = measure.label(mask)
-    if labels.max() == 0:
-        return mask
-    h, w = mask.shape
-    yy, xx = np.ogrid[:h, :w]
-    near = np.hypot(yy - h / 2, xx - w / 2) <= max_offset * min(h, w)
-    keep = np.unique(labels[near & mask])
-    return np.isin(labels, keep[keep > 0])
-
-
-def _drop_pale_specks(nucleus: np.ndarray, nuc_map: np.ndarray, level: float,
-                      params: SegmentationParams) -> np.ndarray:
-    """Remove small pale components (Dohle bodies, clumps of granules) from the nucleus.
-
-    A real lobe is either large or as dense as the rest of the nucleus.
-    """
-    labels = measure.label(nucleus)
-    if labels.max() <= 1:
+def _nucleus(rel: np.ndarray, params: SegmentationParams) -> np.ndarray:
+    L = ndi.gaussian_filter(rel[..., 0], params.nucleus_sigma)
+    b = ndi.gaussian_filter(rel[..., 2], params.nucleus_sigma)
+    nucleus = (L < -params.nucleus_drop) & (b < -params.nucleus_blue)
+    # Opening keeps lobes (15+ px thick), drops granules, chains of granules and filaments.
+    nucleus = ndi.binary_opening(nucleus, structure=_disk(params.nucleus_opening_radius))
+    labels, n = ndi.label(nucleus)
+    if n == 0:
         return nucleus
-    regions = measure.regionprops(labels, intensity_image=nuc_map)
-    largest = max(r.area for r in regions)
-    keep = [r.label for r in regions
-            if r.area >= params.nucleus_minor_fraction * largest
-            or float(np.median(r.image_intensity[r.image])) >= params.nucleus_dense_fraction * level]
+    index = np.arange(1, n + 1)
+    dense = ndi.sum(L < -params.nucleus_dense_drop, labels, index=index)
+    sizes = ndi.sum(nucleus, labels, index=index)
+    centres = ndi.center_of_mass(nucleus, labels, index=index)
+    h, w = nucleus.shape
+    reach = params.nucleus_max_offset * min(h, w)
+    keep = [i for i, d, s, (cy, cx) in zip(index, dense, sizes, centres)
+            if d >= params.nucleus_dense_pixels and s >= params.nucleus_min_area
+            and np.hypot(cy - h / 2, cx - w / 2) < reach]
     return np.isin(labels, keep)
 
 
-def _cell_threshold(cyto_map: np.ndarray, nucleus: np.ndarray, params: SegmentationParams) -> float:
-    """Cytoplasm threshold from the cytoplasm's own level in a ring around the nucleus.
+def _lilac_threshold(lilac: np.ndarray, foreground: np.ndarray, nucleus: np.ndarray,
+                     params: SegmentationParams) -> float:
+    """Threshold of the lilac index between the red cells' level and the cytoplasm's.
 
-    Stains vary (a hypogranular cytoplasm is paler and bluer), so a fixed concentration
-    would lose pale cells; the ring just outside the nucleus is cytoplasm in every cell.
+    Stains vary (a hypogranular cytoplasm is paler and bluer, a warm capture shifts every
+    part), so both levels are measured on the image itself.
     """
-    if not nucleus.any():
-        return params.cell_threshold
-    outer = ndi.binary_dilation(nucleus, morphology.disk(params.ring_outer))
-    inner = ndi.binary_dilation(nucleus, morphology.disk(params.ring_inner))
-    ring = outer & ~inner
+    distance = ndi.distance_transform_edt(~nucleus)
+    ring = foreground & (distance > params.ring_inner) & (distance < params.ring_outer)
+    far = foreground & (distance > params.red_distance)
+    red_level = float(np.median(lilac[far])) if far.sum() >= 200 else 0.0
     if ring.sum() < 50:
-        return params.cell_threshold
-    level = float(np.median(cyto_map[ring]))
-    return float(np.clip(params.cell_relative * level, params.cell_threshold_min,
-                         params.cell_threshold))
+        return red_level - params.lilac_margin_max
+    cyto_level = float(np.median(lilac[ring]))
+    margin = params.lilac_split * (red_level - cyto_level)
+    return red_level - float(np.clip(margin, params.lilac_margin_min, params.lilac_margin_max))
 
 
 def segment_cell(rgb: np.ndarray, params: SegmentationParams = SegmentationParams()
                  ) -> tuple[np.ndarray, np.ndarray]:
     """(cell, nucleus) masks of the cell at the centre of ``rgb`` ((H, W, 3) uint8)."""
-    conc = stain_concentrations(rgb, params)
-    # Nucleus.
-    nuc_map = ndi.gaussian_filter(conc[..., 0], params.nucleus_sigma)
-    nuc_map = ndi.grey_opening(nuc_map, footprint=morphology.disk(2))   # drop granules
-    seeds = nuc_map > params.nucleus_seed
-    level = float(np.median(nuc_map[seeds])) if seeds.any() else 2 * params.nucleus_seed
-    nucleus = apply_hysteresis_threshold(nuc_map, params.nucleus_low * level,
-                                         params.nucleus_high * level)
-    nucleus = ndi.binary_opening(nucleus, morphology.disk(2))
-    nucleus = morphology.remove_small_objects(nucleus, max_size=params.nucleus_min_area)
-    nucleus = _near_centre(nucleus, params.nucleus_max_offset)
-    nucleus = _drop_pale_specks(nucleus, nuc_map, level, params)
-    # Cell.
-    cyto_map = ndi.gaussian_filter(conc[..., 1], params.cell_sigma)
-    cell = (cyto_map > _cell_threshold(cyto_map, nucleus, params)) | nucleus
-    cell = ndi.binary_opening(cell, morphology.disk(params.cell_opening_radius))
-    cell = _central_component(cell)
-    cell = ndi.binary_fill_holes(ndi.binary_closing(cell, morphology.disk(3)))
+    rel = relative_lab(rgb, params)
+    nucleus = _nucleus(rel, params)
+    if not nucleus.any():
+        empty = np.zeros(rel.shape[:2], bool)
+        return empty, empty
+    foreground = ndi.gaussian_filter(rel[..., 0], 1.5) < -params.foreground_drop
+    lilac = ndi.gaussian_filter(rel[..., 2] - params.lilac_lightness_weight * rel[..., 0],
+                                params.lilac_sigma)
+    threshold = _lilac_threshold(lilac, foreground, nucleus, params)
+    near_nucleus = ndi.binary_dilation(nucleus, iterations=3)
+    cell = foreground & (lilac < threshold) | near_nucleus
+    cell = ndi.binary_opening(cell, structure=_disk(params.cell_opening_radius)) | nucleus
+    labels = measure.label(cell)
+    ids = np.unique(labels[nucleus])
+    cell = np.isin(labels, ids[ids > 0])
+    cell &= ndi.distance_transform_edt(~nucleus) < params.max_rim
+    cell = ndi.binary_fill_holes(ndi.binary_closing(cell, structure=_disk(3)))
     # Smooth the ragged edge left by granules and noise (a cell outline is smooth).
     cell = ndi.gaussian_filter(cell.astype(float), params.cell_edge_sigma) > 0.5
-    nucleus = ndi.binary_closing(nucleus & cell, morphology.disk(params.nucleus_closing_radius)) & cell
+    cell = ndi.binary_fill_holes(cell)
+    nucleus = ndi.binary_closing(nucleus, _disk(params.nucleus_closing_radius)) & cell
     nucleus = morphology.remove_small_holes(nucleus, max_size=params.nucleus_max_hole)
     return cell, nucleus
 
