@@ -4,10 +4,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image
+from scipy import ndimage as ndi
 
 from core.annotations.masks import mask_iou, shapes_mask
 from core.annotations.schema import ShapeLabel
 from core.annotations.segment import evaluate_folder, mask_polygons, suggest_outlines
+from core.config import DATA_DIR
 from core.errors import DisplasiaError
 
 H, W = 363, 360
@@ -25,7 +27,8 @@ def drawn_cell(seed: int = 0):
     cy, cx = H / 2 + rng.uniform(-8, 8), W / 2 + rng.uniform(-8, 8)
     cell = _disc(cy, cx, 80)
     nucleus = (_disc(cy - 25, cx - 15, 21) | _disc(cy + 22, cx + 15, 20)) & cell
-    img = np.empty((H, W, 3)); img[:] = (236, 228, 210)
+    img = np.empty((H, W, 3))
+    img[:] = (236, 228, 210)
     for ry, rx in ((cy - 118, cx), (60, 60), (300, 290), (cy + 30, cx + 112)):
         img[_disc(ry, rx, 38)] = (224, 170, 166)
     img[cell] = (222, 198, 214)
@@ -89,3 +92,24 @@ def test_evaluate_folder_means_over_images(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DisplasiaError, match="no image"):
         evaluate_folder(tmp_path, tmp_path / "empty")
+
+
+REAL_DIR = DATA_DIR / "real_pbc"
+REAL_CELLS = sorted(REAL_DIR.glob("*.jpg")) if REAL_DIR.is_dir() else []
+
+
+@pytest.mark.skipif(not REAL_CELLS, reason="bundled real cells not present")
+def test_real_cells_get_one_plausible_cell_with_the_nucleus_inside():
+    """Real CellaVision captures (PBC data set): no truth masks, so check what any correct
+    outline must satisfy: one cell at the centre of a neutrophil's size, the nucleus
+    inside it and a plausible share of it (platelets nearby are not lobes)."""
+    for path in REAL_CELLS:
+        with Image.open(path) as im:
+            rgb = np.asarray(im.convert("RGB"))
+        s = suggest_outlines(rgb)
+        h, w = s.cell.shape
+        assert s.cell[h // 2, w // 2], path.name
+        assert ndi.label(s.cell)[1] == 1, path.name
+        assert 0.07 <= s.cell.mean() <= 0.2, path.name
+        assert s.nucleus.any() and not (s.nucleus & ~s.cell).any(), path.name
+        assert 0.25 <= s.nucleus.sum() / s.cell.sum() <= 0.65, path.name

@@ -10,9 +10,11 @@ its parts. Then
   centre; closed, small holes filled (a ring nucleus keeps its hole);
 * cell = not background and *lilac*: neutrophil cytoplasm is bluer for its darkness than
   the red cells around it (``b* - 0.5 L*`` relative to the background, measured once on
-  the cytoplasm just outside the nucleus and once on the red cells far from it, the
-  threshold half-way between); opened to cut bridges to touching red cells; the component
-  that holds the nucleus; at most ``max_rim`` pixels from the nucleus; holes filled.
+  the cytoplasm just outside the nucleus and once on the red cells far from it; the
+  threshold lies 0.4 of the way from the red cells' level to the cytoplasm's); opened to
+  cut bridges to touching red cells; the component that holds the largest nucleus part
+  (a platelet nearby is not a lobe); at most ``max_rim`` pixels from the nucleus; closed,
+  holes filled.
 
 Nothing is learnt; the defaults suit CellaVision May-Grunwald-Giemsa captures (checked on
 the generated demo set and on real PBC captures) and are all fields of
@@ -67,15 +69,16 @@ class SegmentationParams:
     lilac_sigma: float = 2.0
     #: Where the cell threshold sits between the red-cell level (0) and the cytoplasm
     #: level (1), clipped to ``lilac_margin_min``..``lilac_margin_max`` below the red cells.
-    lilac_split: float = 0.5
-    lilac_margin_min: float = 1.5
+    lilac_split: float = 0.4
+    lilac_margin_min: float = 1.0
     lilac_margin_max: float = 6.0
     #: Cytoplasm sample: ring ``ring_inner``..``ring_outer`` px around the nucleus; red
     #: cells: foreground farther than ``red_distance`` px from it.
     ring_inner: int = 4
     ring_outer: int = 12
     red_distance: int = 80
-    cell_opening_radius: int = 4
+    cell_opening_radius: int = 6
+    cell_closing_radius: int = 12
     #: The cytoplasm never reaches farther than this from the nucleus (pixels).
     max_rim: float = 65.0
     cell_edge_sigma: float = 2.0
@@ -185,11 +188,16 @@ def segment_cell(rgb: np.ndarray, params: SegmentationParams = SegmentationParam
     near_nucleus = ndi.binary_dilation(nucleus, iterations=3)
     cell = foreground & (lilac < threshold) | near_nucleus
     cell = ndi.binary_opening(cell, structure=_disk(params.cell_opening_radius)) | nucleus
+    # The cell is the component holding the main (largest) nucleus component; other
+    # nucleus components count only inside it (a platelet nearby is not a lobe).
+    nuc_labels, _ = ndi.label(nucleus)
+    main = nuc_labels == np.argmax(np.bincount(nuc_labels[nucleus]))
     labels = measure.label(cell)
-    ids = np.unique(labels[nucleus])
+    ids = np.unique(labels[main])
     cell = np.isin(labels, ids[ids > 0])
+    nucleus &= cell
     cell &= ndi.distance_transform_edt(~nucleus) < params.max_rim
-    cell = ndi.binary_fill_holes(ndi.binary_closing(cell, structure=_disk(3)))
+    cell = ndi.binary_fill_holes(ndi.binary_closing(cell, structure=_disk(params.cell_closing_radius)))
     # Smooth the ragged edge left by granules and noise (a cell outline is smooth).
     cell = ndi.gaussian_filter(cell.astype(float), params.cell_edge_sigma) > 0.5
     cell = ndi.binary_fill_holes(cell)
