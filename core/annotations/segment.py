@@ -79,6 +79,9 @@ class SegmentationParams:
     red_distance: int = 80
     cell_opening_radius: int = 6
     cell_closing_radius: int = 12
+    #: Nucleus components this many pixels farther from the centre than the nearest one
+    #: cannot be the main one (which picks the cell).
+    main_tolerance: float = 15.0
     #: The cytoplasm never reaches farther than this from the nucleus (pixels).
     max_rim: float = 65.0
     cell_edge_sigma: float = 2.0
@@ -173,6 +176,20 @@ def _lilac_threshold(lilac: np.ndarray, foreground: np.ndarray, nucleus: np.ndar
     return red_level - float(np.clip(margin, params.lilac_margin_min, params.lilac_margin_max))
 
 
+def _main_component(mask: np.ndarray, tolerance: float) -> np.ndarray:
+    """The component nearest to the image centre (its closest pixel); among those within
+    ``tolerance`` pixels of the nearest, the largest (a lobe of the central cell, not a
+    neighbouring cell's nucleus)."""
+    labels, n = ndi.label(mask)
+    h, w = mask.shape
+    yy, xx = np.mgrid[:h, :w]
+    index = np.arange(1, n + 1)
+    reach = np.asarray(ndi.minimum(np.hypot(yy - h / 2, xx - w / 2), labels, index=index))
+    sizes = np.asarray(ndi.sum(mask, labels, index=index))
+    near = reach <= reach.min() + tolerance
+    return labels == index[near][np.argmax(sizes[near])]
+
+
 def segment_cell(rgb: np.ndarray, params: SegmentationParams = SegmentationParams()
                  ) -> tuple[np.ndarray, np.ndarray]:
     """(cell, nucleus) masks of the cell at the centre of ``rgb`` ((H, W, 3) uint8)."""
@@ -188,10 +205,9 @@ def segment_cell(rgb: np.ndarray, params: SegmentationParams = SegmentationParam
     near_nucleus = ndi.binary_dilation(nucleus, iterations=3)
     cell = foreground & (lilac < threshold) | near_nucleus
     cell = ndi.binary_opening(cell, structure=_disk(params.cell_opening_radius)) | nucleus
-    # The cell is the component holding the main (largest) nucleus component; other
-    # nucleus components count only inside it (a platelet nearby is not a lobe).
-    nuc_labels, _ = ndi.label(nucleus)
-    main = nuc_labels == np.argmax(np.bincount(nuc_labels[nucleus]))
+    # The cell is the component holding the main nucleus component; other nucleus
+    # components count only inside it (a platelet or a neighbour's nucleus is not a lobe).
+    main = _main_component(nucleus, params.main_tolerance)
     labels = measure.label(cell)
     ids = np.unique(labels[main])
     cell = np.isin(labels, ids[ids > 0])
