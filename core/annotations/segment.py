@@ -82,6 +82,8 @@ class SegmentationParams:
     #: Nucleus components this many pixels farther from the centre than the nearest one
     #: cannot be the main one (which picks the cell).
     main_tolerance: float = 15.0
+    #: A nucleus part farther than this (pixels) from the main part is another cell's.
+    lobe_max_gap: float = 25.0
     #: The cytoplasm never reaches farther than this from the nucleus (pixels).
     max_rim: float = 65.0
     cell_edge_sigma: float = 2.0
@@ -208,6 +210,15 @@ def segment_cell(rgb: np.ndarray, params: SegmentationParams = SegmentationParam
     # The cell is the component holding the main nucleus component; other nucleus
     # components count only inside it (a platelet or a neighbour's nucleus is not a lobe).
     main = _main_component(nucleus, params.main_tolerance)
+    # Lobes lie close to each other (joined by filaments the opening removed): a nucleus
+    # part not linked to the main one by a chain of gaps under ``lobe_max_gap`` belongs to
+    # a neighbouring cell, whose territory is then cut off.
+    near = ndi.distance_transform_edt(~nucleus) <= params.lobe_max_gap / 2
+    groups, _ = ndi.label(near)
+    foreign = nucleus & ~np.isin(groups, np.unique(groups[main]))
+    nucleus &= ~foreign
+    if foreign.any():
+        cell &= ndi.distance_transform_edt(~nucleus) <= ndi.distance_transform_edt(~foreign)
     labels = measure.label(cell)
     ids = np.unique(labels[main])
     cell = np.isin(labels, ids[ids > 0])
