@@ -563,8 +563,9 @@ def _make_engine(url: str, busy_timeout_s: float) -> Engine:
     if backend != "sqlite":
         try:
             return create_engine(parsed, pool_pre_ping=True)
-        except (ImportError, NoSuchModuleError) as exc:
-            raise DisplasiaError(f"no database driver for {parsed.drivername!r} URLs is installed ({exc})") from None
+        except (ImportError, NoSuchModuleError):
+            raise DisplasiaError(f"Cannot open the annotation database: no driver for {parsed.drivername!r} URLs is "
+                                 "installed.") from None
     database = parsed.database or ""
     in_memory = database in ("", ":memory:") or database.startswith("file::memory:")
     if in_memory:
