@@ -12,9 +12,10 @@ its parts. Then
   the red cells around it (``b* - 0.5 L*`` relative to the background, measured once on
   the cytoplasm just outside the nucleus and once on the red cells far from it; the
   threshold lies 0.4 of the way from the red cells' level to the cytoplasm's); opened to
-  cut bridges to touching red cells; the component that holds the largest nucleus part
-  (a platelet nearby is not a lobe); at most ``max_rim`` pixels from the nucleus; closed,
-  holes filled.
+  cut bridges to touching red cells; the component that holds the nucleus part nearest
+  the centre; nucleus parts not chained to that one by gaps under ``lobe_max_gap`` pixels
+  (platelets, a touching neighbour's nucleus) are dropped and the pixels nearer to them
+  cut off; at most ``max_rim`` pixels from the nucleus; closed, holes filled.
 
 Nothing is learnt; the defaults suit CellaVision May-Grunwald-Giemsa captures (checked on
 the generated demo set and on real PBC captures) and are all fields of
