@@ -93,61 +93,45 @@ class ScoreStore:
     def file_hashes(self, paths) -> list[str]:
         """SHA-256 of each file's bytes; a file unchanged since its last hash (same path,
         size and modification time) is not read again."""
-        paths = [str(p) for p in paths]
-        with self._lock:
-            known = {}
-            for start in range(0, len(paths), 900):
-                chunk = paths[start:start + 900]
-                marks = ",".join("?" * len(chunk))
-                for row in self._conn.execute(f"SELECT path, size, mtime_ns, sha256 FROM files WHERE path IN ({marks})", chunk):
-                    known[row[0]] = row[1:]
-        out, fresh = [], []
-        for path in paths:
-            stat = os.stat(path)
-            entry = known.get(path)
-            if entry and entry[0] == stat.st_size and entry[1] == stat.st_mtime_ns:
-                out.append(entry[2])
-                continue
-            sha = sha256_file(path)
-            out.append(sha)
-            fresh.append((path, stat.st_size, stat.st_mtime_ns, sha))
-        if fresh:
-            with self._lock:
-                self._conn.execute("BEGIN")
-                self._conn.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?)", fresh)
-                self._conn.execute("COMMIT")
-        return out
+        return self._per_file("files", "sha256", paths, sha256_file)
 
     def checked(self, paths, check) -> list:
         """``check(path)`` (a problem text or None) for each file, remembered per path, size
         and modification time, so a large dataset's images are decoded once, not on every open."""
+        return self._per_file("checks", "problem", paths, check)
+
+    def _per_file(self, table: str, column: str, paths, compute) -> list:
+        """``compute(path)`` for each file, remembered in ``table`` per (path, size, mtime).
+
+        A file that cannot be stat-ed is computed every time (``compute`` says what is wrong).
+        """
         paths = [str(p) for p in paths]
         with self._lock:
             known = {}
             for start in range(0, len(paths), 900):
                 chunk = paths[start:start + 900]
                 marks = ",".join("?" * len(chunk))
-                for row in self._conn.execute(f"SELECT path, size, mtime_ns, problem FROM checks WHERE path IN ({marks})",
-                                              chunk):
+                query = f"SELECT path, size, mtime_ns, {column} FROM {table} WHERE path IN ({marks})"
+                for row in self._conn.execute(query, chunk):
                     known[row[0]] = row[1:]
         out, fresh = [], []
         for path in paths:
             try:
                 stat = os.stat(path)
             except OSError:
-                out.append(check(path))
+                out.append(compute(path))
                 continue
             entry = known.get(path)
             if entry and entry[0] == stat.st_size and entry[1] == stat.st_mtime_ns:
                 out.append(entry[2])
                 continue
-            problem = check(path)
-            out.append(problem)
-            fresh.append((path, stat.st_size, stat.st_mtime_ns, problem))
+            value = compute(path)
+            out.append(value)
+            fresh.append((path, stat.st_size, stat.st_mtime_ns, value))
         if fresh:
             with self._lock:
                 self._conn.execute("BEGIN")
-                self._conn.executemany("INSERT OR REPLACE INTO checks VALUES (?, ?, ?, ?)", fresh)
+                self._conn.executemany(f"INSERT OR REPLACE INTO {table} VALUES (?, ?, ?, ?)", fresh)
                 self._conn.execute("COMMIT")
         return out
 
