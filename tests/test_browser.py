@@ -3,6 +3,8 @@ parameter change gives a new map; an annotation survives a reload. Screenshots g
 docs/screenshots/ (shown in the README)."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import pytest
 
 from core.config import DEMO_DIR, DEMO_MODEL_JSON
@@ -53,7 +55,7 @@ def test_page_shows_result(server, page, path, name, proof):
     page.get_by_text(proof, exact=False).first.wait_for(state="visible", timeout=240_000)
     wait_until_idle(page)
     assert not page.locator("[data-testid='stException']").count()
-    if path not in ("home", "model", "projection", "summary"):
+    if path not in ("home", "model", "projection", "summary", "concepts"):
         assert "score P(normal)" in page.inner_text("[data-testid='stMain']")
         if path == "background":
             assert page.locator(".js-plotly-plot").count() >= 2, "original and masked cell not drawn"
@@ -213,9 +215,22 @@ def visit_every_page(page, expected: str) -> None:
         assert expected in model_shown(page), f"{info.title}: the picker shows {model_shown(page)!r}"
 
 
-def test_configured_uploaded_and_shared_models_survive_every_page(model_server):
+@contextmanager
+def extra_page(page, width: int, height: int):
+    """A fresh browser session (own cookies) in the module's Chromium: a second Playwright
+    would fail inside the first one's event loop."""
+    tab = page.context.browser.new_page(viewport={"width": width, "height": height})
+    tab.set_default_timeout(120_000)
+    try:
+        yield tab
+    finally:
+        tab.context.close()
+
+
+def test_configured_uploaded_and_shared_models_survive_every_page(model_server, page):
     url, upload = model_server
-    with browser_page(1440, 900) as page:
+    browser = page
+    with extra_page(browser, 1440, 900) as page:
         page.goto(url)
         wait_until_idle(page)
         page.get_by_text("cells scored.", exact=False).first.wait_for(state="visible", timeout=600_000)
@@ -238,7 +253,7 @@ def test_configured_uploaded_and_shared_models_survive_every_page(model_server):
         page.keyboard.press("Escape")
         assert len(listed) == len(set(listed)), f"duplicate model entries: {listed}"
     # a colleague opening the link (a new browser session) gets the same model ...
-    with browser_page(1440, 900) as other:
+    with extra_page(browser, 1440, 900) as other:
         other.goto(shared)
         wait_until_idle(other)
         assert "Uploaded: mine.keras" in model_shown(other)
@@ -249,10 +264,10 @@ def test_configured_uploaded_and_shared_models_survive_every_page(model_server):
         assert other.get_by_text("which this server does not have", exact=False).first.is_visible()
 
 
-def test_annotate_fits_1440x900_and_remembers_the_name(annotate_server):
+def test_annotate_fits_1440x900_and_remembers_the_name(annotate_server, page):
     """Canvas and score panel above the fold of a 1440 x 900 window; the name comes back after a reload."""
     url, _ = annotate_server
-    with browser_page(1440, 900) as page:
+    with extra_page(page, 1440, 900) as page:
         page.goto(f"{url}/annotate")
         wait_until_idle(page)
         page.get_by_label("Annotator", exact=True).fill("dr-fit")
