@@ -76,7 +76,7 @@ def test_parameter_change_gives_a_new_map(server, page):
     page.get_by_role("option", name="grey").click()
     after = poll(lambda: (lambda now: now if now and now != before else None)(heatmap_images(page)), timeout=240)
     assert after and after != before, "the map did not change with the fill"
-    assert "occlusion.fill=grey" in page.url
+    assert poll(lambda: "occlusion.fill=grey" in page.url, timeout=120), page.url  # written when the run ends
 
 
 @pytest.fixture(scope="module")

@@ -121,7 +121,7 @@ def test_hostile_shared_url_opens_the_occlusion_page(hostile_env):
     assert not at.exception, at.exception
     ss = at.session_state
     assert ss["occlusion.stride"] == 5 and isinstance(ss["occlusion.stride"], int)
-    assert ss["target"] == "dysplastic" and ss["dataset_root"] == str(hostile_env)
+    assert ss["target"] == "predicted" and ss["dataset_root"] == str(hostile_env)
     assert 0 < ss["threshold"] < 1
 
 

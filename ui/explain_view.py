@@ -14,11 +14,12 @@ import streamlit as st
 
 import core.display as cd
 from core.display import DisplayOptions, png_bytes
+from core.errors import DisplasiaError
 from core.explain import cache_key, compute, get_method, method_names
 from core.explain.base import Cancelled
 from ui import auth, resources
 from ui.display import digest, map_figure
-from ui.widgets import persistent
+from ui.widgets import persistent, plain
 
 #: session key holding, per method, the last request: cache key and whether it was a hit.
 LOG = "explain_log"
@@ -60,7 +61,8 @@ def explanation(method: str, loaded, images: np.ndarray, target: str, params: di
 
     ``slot`` (an ``st.empty()``) holds the progress box while computing and one short line
     afterwards ("computed in 0.6 s"), so tiles in a grid keep their alignment.
-    Returns the Explanation, or None when the user stopped the run.
+    Returns the Explanation, or None when the user stopped the run or the input cannot be
+    explained (the reason is shown as one line).
     """
     spec = get_method(method)
     cache = resources.explanation_cache()
@@ -100,6 +102,10 @@ def explanation(method: str, loaded, images: np.ndarray, target: str, params: di
             exp = compute(method, loaded, images, target, params=params, cache=cache, progress=progress, cell_mask=cell_mask)
         except Cancelled:
             status.update(label=f"{spec.title} stopped", state="error")
+            return None
+        except DisplasiaError as exc:  # e.g. an empty outline: one line on this tile, the page goes on
+            status.update(label=f"{spec.title}: not computed", state="error")
+            box.error(plain(str(exc)))
             return None
         seconds = time.perf_counter() - start
         status.update(label=f"{label or spec.title}: computed in {seconds:.1f} s", state="complete", expanded=False)
