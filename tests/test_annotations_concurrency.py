@@ -56,8 +56,9 @@ def _notes(store: AnnotationStore, annotator: str) -> set[str]:
     return {v.annotation.note for v in store.history(SHA, annotator)}
 
 
-def test_two_threads_each_saving_200_versions_lose_none(tmp_path):
-    store = AnnotationStore(f"sqlite:///{tmp_path / 't.sqlite'}")
+def four_threaded_writers_lose_nothing(store: AnnotationStore) -> None:
+    """Four threads save SAVES versions each (two of them as the same annotator); every save
+    must be kept with unique version numbers. Shared by the SQLite and PostgreSQL tests."""
     errors = []
 
     def work(annotator: str, tag: str):
@@ -67,10 +68,8 @@ def test_two_threads_each_saving_200_versions_lose_none(tmp_path):
         except Exception as exc:          # surfaced by the assertion below
             errors.append(exc)
 
-    threads = [threading.Thread(target=work, args=("ana", "ana")),
-               threading.Thread(target=work, args=("ben", "ben")),
-               threading.Thread(target=work, args=("cy", "cy-1")),
-               threading.Thread(target=work, args=("cy", "cy-2"))]
+    threads = [threading.Thread(target=work, args=a)
+               for a in (("ana", "ana"), ("ben", "ben"), ("cy", "cy-1"), ("cy", "cy-2"))]
     for t in threads:
         t.start()
     for t in threads:
@@ -82,6 +81,10 @@ def test_two_threads_each_saving_200_versions_lose_none(tmp_path):
     assert _versions(store, "cy") == list(range(1, 2 * SAVES + 1))
     assert len(_notes(store, "cy")) == 2 * SAVES
     assert store.count_versions() == 4 * SAVES
+
+
+def test_two_threads_each_saving_200_versions_lose_none(tmp_path):
+    four_threaded_writers_lose_nothing(AnnotationStore(f"sqlite:///{tmp_path / 't.sqlite'}"))
 
 
 @pytest.mark.slow

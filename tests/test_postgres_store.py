@@ -6,15 +6,13 @@ is back.
 """
 from __future__ import annotations
 
-import threading
-
 import pytest
 from sqlalchemy import inspect, text
 
 from core.annotations.store import MIGRATIONS, AnnotationStore, DatabaseUnavailable
 from core.errors import DisplasiaError
 from tests import postgres_support
-from tests.test_annotations_concurrency import SAVES, _notes, _versions, _writer
+from tests.test_annotations_concurrency import SAVES, _versions, _writer, four_threaded_writers_lose_nothing
 from tests.test_annotations_schema import SHA, make_annotation
 from tests.test_annotations_store import (  # noqa: F401  (collected again with the PostgreSQL store)
     test_annotated_images_lists_paths_annotators_and_versions,
@@ -56,27 +54,7 @@ def test_plain_postgresql_url_uses_psycopg(postgres_url):
 
 
 def test_threads_on_postgres_lose_nothing(store):
-    errors = []
-
-    def work(annotator: str, tag: str):
-        try:
-            for i in range(SAVES):
-                store.save(make_annotation(annotator=annotator, note=f"{tag} {i}", updated=None))
-        except Exception as exc:          # surfaced by the assertion below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=work, args=a)
-               for a in (("ana", "ana"), ("ben", "ben"), ("cy", "cy-1"), ("cy", "cy-2"))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
-    assert _versions(store, "ana") == list(range(1, SAVES + 1))
-    assert _versions(store, "ben") == list(range(1, SAVES + 1))
-    assert _versions(store, "cy") == list(range(1, 2 * SAVES + 1))
-    assert len(_notes(store, "cy")) == 2 * SAVES
-    assert store.count_versions() == 4 * SAVES
+    four_threaded_writers_lose_nothing(store)
 
 
 @pytest.mark.slow
