@@ -123,3 +123,15 @@ def on_page(url: str, info) -> bool:
 def selectbox_value(page, label: str, *, where: str = "[data-testid='stSidebar']") -> str:
     """The value a selectbox shows (Streamlit draws it as a combobox input)."""
     return page.locator(where).get_by_role("combobox", name=label, exact=True).first.input_value()
+
+
+def poll(probe, timeout: float = 60.0):
+    """Call ``probe`` until it returns something truthy (the app saves after a rerun)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.5)

@@ -11,7 +11,7 @@ from core.annotations.store import AnnotationStore
 from core.audit import AuditLog
 from core.auth import User, hash_password, write_users
 from core.config import DEMO_DIR
-from tests.browser_support import SCREENSHOTS, browser_page, streamlit_server, wait_until_idle
+from tests.browser_support import SCREENSHOTS, browser_page, poll, streamlit_server, wait_until_idle
 from tests.oidc_support import oidc_provider, write_streamlit_secrets
 from ui.page_list import PAGES
 from ui.page_list import page as page_info
@@ -43,15 +43,6 @@ def _save_condition(page) -> None:
     wait_until_idle(page)
 
 
-def _poll(probe, timeout: float = 60.0):
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.5)
 
 
 def test_password_login_in_chromium(tmp_path):
@@ -79,7 +70,7 @@ def test_password_login_in_chromium(tmp_path):
         wait_until_idle(page)
         _save_condition(page)
         db = env["DISPLASIA_DB"]
-        saved = _poll(lambda: [a for a in AnnotationStore(db).all_latest() if a.annotator == "ana"])
+        saved = poll(lambda: [a for a in AnnotationStore(db).all_latest() if a.annotator == "ana"])
         assert saved and saved[0].condition.value == "dysplastic"
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / "login_password_annotate.png"))
@@ -112,7 +103,7 @@ def test_oidc_login_in_chromium_against_a_real_provider(tmp_path):
             wait_until_idle(page)
             _save_condition(page)
             db = env["DISPLASIA_DB"]
-            saved = _poll(lambda: [a for a in AnnotationStore(db).all_latest() if a.annotator == "ana@hospital.test"])
+            saved = poll(lambda: [a for a in AnnotationStore(db).all_latest() if a.annotator == "ana@hospital.test"])
             assert saved and saved[0].condition.value == "dysplastic"
             assert set(AnnotationStore(db).latest_identities().values()) >= {"oidc"}
             # Log out: the identity cookie is gone, the login screen is back.

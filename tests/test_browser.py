@@ -12,6 +12,7 @@ from tests.browser_support import (
     SCREENSHOTS,
     browser_page,
     on_page,
+    poll,
     selectbox_value,
     sidebar_link,
     streamlit_server,
@@ -98,16 +99,6 @@ def annotate_server(tmp_path_factory):
         yield url, env["DISPLASIA_DB"]
 
 
-def poll(probe, timeout: float = 60.0):
-    """Call ``probe`` until it returns something truthy (the app saves after a rerun)."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.5)
 
 
 def canvas_pixels(page, x: float, y: float, radius: int = 5) -> list[list[int]]:
