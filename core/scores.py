@@ -77,6 +77,7 @@ class ScoreStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        self._memo: dict = {}          # (table, path) -> (size, mtime_ns, value): no SQL on a repeat
         self._conn = sqlite3.connect(str(self.path), timeout=30.0, check_same_thread=False, isolation_level=None)
         try:
             self._conn.execute("PRAGMA journal_mode=WAL")
@@ -106,10 +107,11 @@ class ScoreStore:
         A file that cannot be stat-ed is computed every time (``compute`` says what is wrong).
         """
         paths = [str(p) for p in paths]
+        known = {p: self._memo[(table, p)] for p in paths if (table, p) in self._memo}
+        unknown = [p for p in paths if p not in known]
         with self._lock:
-            known = {}
-            for start in range(0, len(paths), 900):
-                chunk = paths[start:start + 900]
+            for start in range(0, len(unknown), 900):
+                chunk = unknown[start:start + 900]
                 marks = ",".join("?" * len(chunk))
                 query = f"SELECT path, size, mtime_ns, {column} FROM {table} WHERE path IN ({marks})"
                 for row in self._conn.execute(query, chunk):
@@ -124,10 +126,12 @@ class ScoreStore:
             entry = known.get(path)
             if entry and entry[0] == stat.st_size and entry[1] == stat.st_mtime_ns:
                 out.append(entry[2])
+                self._memo[(table, path)] = tuple(entry)
                 continue
             value = compute(path)
             out.append(value)
             fresh.append((path, stat.st_size, stat.st_mtime_ns, value))
+            self._memo[(table, path)] = (stat.st_size, stat.st_mtime_ns, value)
         if fresh:
             with self._lock:
                 self._conn.execute("BEGIN")

@@ -11,7 +11,7 @@ from core.display import png_bytes
 from core.errors import DisplasiaError
 from ui import resources
 from ui.annotate import GENERATION
-from ui.widgets import plain
+from ui.widgets import deferred_download, plain
 
 
 def suggest(reading, rgb) -> None:
@@ -51,13 +51,15 @@ def exports(reading, rgb) -> None:
     stem = Path(reading.image).stem
     cols[0].download_button("Annotation JSON", json.dumps(reading.to_json(), indent=1), f"{stem}_{reading.annotator}.json",
                             "application/json", key="ann_json")
-    cols[1].download_button("Overlay PNG", png_bytes(overlay_image(rgb, reading)), f"{stem}_{reading.annotator}_overlay.png",
-                            "image/png", key="ann_png")
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "annotations.csv"
-        try:
+    deferred_download(cols[1], "Overlay PNG", lambda: png_bytes(overlay_image(rgb, reading)),
+                      f"{stem}_{reading.annotator}_overlay.png", "image/png", key="ann_png", icon=None)
+
+    def every_annotation() -> bytes:
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "annotations.csv"
             store = resources.annotation_store()
             write_csv(store.all_latest(), path, store.latest_identities())
-        except DisplasiaError:
-            return                     # database down: the page's warning says so
-        cols[2].download_button("All annotations CSV", path.read_bytes(), "annotations.csv", "text/csv", key="ann_csv")
+            return path.read_bytes()
+
+    deferred_download(cols[2], "All annotations CSV", every_annotation, "annotations.csv", "text/csv", key="ann_csv",
+                      icon=None)

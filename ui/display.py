@@ -70,7 +70,7 @@ def digest(array) -> str:
 _DIGESTS: dict = {}  # id(array) -> (weak reference, digest) of read-only arrays
 
 
-def _digest_of(array) -> str:
+def digest_of(array) -> str:
     """:func:`digest`, remembered for read-only arrays that are still alive (the same cell
     image is drawn under every tile of a grid)."""
     array = np.asarray(array)
@@ -108,7 +108,7 @@ def map_figure(rgb: np.ndarray, values: np.ndarray, options: DisplayOptions, *, 
 
 def figure_key(rgb, values, settings: dict, *, values_key: str | None = None) -> str:
     """Cache key of one map figure: the two arrays' contents and every display setting."""
-    return f"{_digest_of(rgb)}:{values_key or digest(values)}:{sorted(settings.items())!r}"
+    return f"{digest_of(rgb)}:{values_key or digest(values)}:{sorted(settings.items())!r}"
 
 
 @st.cache_resource(max_entries=512, show_spinner=False)
@@ -215,7 +215,7 @@ def image_figure(rgb: np.ndarray, *, title: str = "", height: int = 430) -> go.F
     """A picture (cell, masked cell, superpixels) as a zoomable figure sent as one WebP."""
     if rgb.dtype != np.uint8:
         rgb = np.clip(np.round(np.asarray(rgb) * 255.0), 0, 255).astype(np.uint8)
-    return _cached_image_figure(f"{_digest_of(rgb)}:{title!r}:{height}", rgb, title, height)
+    return _cached_image_figure(f"{digest_of(rgb)}:{title!r}:{height}", rgb, title, height)
 
 
 @st.cache_resource(max_entries=256, show_spinner=False)

@@ -18,8 +18,8 @@ from core.errors import DisplasiaError
 from core.explain import cache_key, compute, get_method, method_names
 from core.explain.base import Cancelled
 from ui import auth, resources
-from ui.display import digest, map_figure
-from ui.widgets import persistent, plain
+from ui.display import digest, digest_of, map_figure
+from ui.widgets import deferred_download, persistent, plain
 
 #: session key holding, per method, the last request: cache key and whether it was a hit.
 LOG = "explain_log"
@@ -55,6 +55,28 @@ def _step(p) -> float:
     return 0.01 if span <= 1 else 0.1 if span <= 20 else 1.0
 
 
+_REQUEST_KEYS: OrderedDict = OrderedDict()   # (model, pixels digest, request) -> cache key
+_REQUEST_KEYS_LOCK = threading.Lock()
+
+
+def request_key(loaded, images: np.ndarray, method: str, target: str, params: dict, *, cell_mask=None) -> str:
+    """:func:`core.explain.cache_key`, remembered per model, pixels and request: a rerun of a
+    page does not hash its images again (a dataset's are tens of MB; read-only arrays are
+    digested once, see :func:`ui.display.digest_of`)."""
+    memo = (id(loaded), getattr(loaded, "content_hash", None), digest_of(images), method, target,
+            json.dumps(params, sort_keys=True, default=str), None if cell_mask is None else digest_of(cell_mask))
+    with _REQUEST_KEYS_LOCK:
+        if memo in _REQUEST_KEYS:
+            _REQUEST_KEYS.move_to_end(memo)
+            return _REQUEST_KEYS[memo]
+    key = cache_key(loaded, images, method, target, params, cell_mask=cell_mask)
+    with _REQUEST_KEYS_LOCK:
+        _REQUEST_KEYS[memo] = key
+        while len(_REQUEST_KEYS) > 2048:
+            _REQUEST_KEYS.popitem(last=False)
+    return key
+
+
 def explanation(method: str, loaded, images: np.ndarray, target: str, params: dict, *, cell_mask=None,
                 label: str | None = None, slot=None):
     """Compute through the shared disk cache; show progress; a Stop button interrupts.
@@ -67,8 +89,8 @@ def explanation(method: str, loaded, images: np.ndarray, target: str, params: di
     spec = get_method(method)
     cache = resources.explanation_cache()
     images = images if images.ndim == 4 else images[None]
-    key = cache_key(loaded, images, method, target, params, cell_mask=cell_mask)
     start = time.perf_counter()
+    key = request_key(loaded, images, method, target, params, cell_mask=cell_mask)
     hit = _remembered(key)
     if hit is None:
         hit = cache.get(key)
@@ -260,34 +282,50 @@ def _use_logit(method: str) -> None:
 
 def downloads(exp, rgb: np.ndarray, options: DisplayOptions, stem: str, *, index: int = 0, values=None,
               sign: str | None = None, limit: float | None = None) -> None:
-    """Overlay PNG (as drawn), raw map .npy and parameters JSON (with units and scale) of one map."""
-    import io
+    """Overlay PNG (as drawn), raw map .npy and parameters JSON (with units and scale) of one map.
 
-    view = map_view(exp, options, index=index, values=values, sign=sign, limit=limit)
-    raw = exp.maps[index] if values is None else values
-    buffer = io.BytesIO()
-    np.save(buffer, np.asarray(raw, dtype=np.float32), allow_pickle=False)
-    meta = {"method": exp.method, "target": exp.target, "params": dict(exp.params), "version": exp.version,
+    The files are made when a button is clicked, not on every rerun (encoding the PNG alone
+    cost more than drawing the page)."""
+    raw = np.asarray(exp.maps[index] if values is None else values, dtype=np.float32)
+
+    def view():
+        return map_view(exp, options, index=index, values=values, sign=sign, limit=limit)
+
+    def npy() -> bytes:
+        import io
+
+        buffer = io.BytesIO()
+        np.save(buffer, raw, allow_pickle=False)
+        return buffer.getvalue()
+
+    def meta() -> str:
+        v = view()
+        return json.dumps({
+            "method": exp.method, "target": exp.target, "params": dict(exp.params), "version": exp.version,
             "baseline": float(exp.baseline[index]), "display": options.__dict__, "image": stem,
-            "sign": view.sign, "units": view.units.title, "scale": [view.scale.low, view.scale.high],
-            "colour_map": view.scale.cmap, "assessment": view.assessment.state,
+            "sign": v.sign, "units": v.units.title, "scale": [v.scale.low, v.scale.high],
+            "colour_map": v.scale.cmap, "assessment": v.assessment.state,
             "note": (f"Empty: nothing supports '{exp.target}' here (a real answer)" if empty_positive(exp, index)
-                     else view.assessment.message),
-            "timings": {k: float(v) for k, v in exp.timings.items()}}
-    drawn = np.zeros_like(view.values) if view.assessment.state == "flat" and view.sign != "score" else view.values
-    picture = cd.overlay(rgb, drawn, options, sign=view.sign, scale=view.scale, faint=view.assessment.state == "negligible")
+                     else v.assessment.message),
+            "timings": {k: float(t) for k, t in exp.timings.items()}}, indent=1, default=str)
+
+    def picture() -> bytes:
+        v = view()
+        drawn = np.zeros_like(v.values) if v.assessment.state == "flat" and v.sign != "score" else v.values
+        return png_bytes(cd.overlay(rgb, drawn, options, sign=v.sign, scale=v.scale,
+                                    faint=v.assessment.state == "negligible"))
+
     cols = st.columns(3)
     name = f"{stem}_{exp.method}_{exp.target}"
-    tag = digest(np.asarray(raw))[:8]
+    known = key_of(exp) if values is None else None
+    tag = f"{known[:8]}{index}" if known else digest(raw)[:8]
     # Short labels: three buttons fit a third of the page without being cut; the help says more.
-    cols[0].download_button("PNG", png_bytes(picture), f"{name}.png", "image/png", key=f"dl_png:{name}:{tag}",
-                            icon=":material/download:", help="The overlay as drawn (same scale and colours).")
-    cols[1].download_button("NPY", buffer.getvalue(), f"{name}.npy", "application/octet-stream",
-                            key=f"dl_npy:{name}:{tag}", icon=":material/download:",
-                            help="The raw map, float32, model resolution.")
-    cols[2].download_button("JSON", json.dumps(meta, indent=1, default=str), f"{name}.json",
-                            "application/json", key=f"dl_json:{name}:{tag}", icon=":material/download:",
-                            help="Method, parameters, units, colour scale and timings.")
+    deferred_download(cols[0], "PNG", picture, f"{name}.png", "image/png", key=f"dl_png:{name}:{tag}",
+                      help="The overlay as drawn (same scale and colours).")
+    deferred_download(cols[1], "NPY", npy, f"{name}.npy", "application/octet-stream", key=f"dl_npy:{name}:{tag}",
+                      help="The raw map, float32, model resolution.")
+    deferred_download(cols[2], "JSON", meta, f"{name}.json", "application/json", key=f"dl_json:{name}:{tag}",
+                      help="Method, parameters, units, colour scale and timings.")
 
 
 #: Image methods shown on the Compare page (registry flag ``compare``), with the page that explores each.

@@ -374,9 +374,10 @@ def superpixels(image_key: str, ratio: float, kernel_size: float, max_dist: floa
     return quickshift(_image, ratio=ratio, kernel_size=kernel_size, max_dist=max_dist, sigma=sigma, seed=seed)
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
+@st.cache_resource(show_spinner=False, max_entries=4)
 def dataset_images(paths: tuple, size: tuple, interpolation: str) -> np.ndarray:
-    """Every cell of a dataset preprocessed for the model, ``(N, H, W, 3)`` float32."""
+    """Every cell of a dataset preprocessed for the model, ``(N, H, W, 3)`` float32, read-only
+    and shared (one array, not a copy per rerun: its cache key is then hashed once)."""
     from core.preprocess import load_batch
 
     bar = st.progress(0.0, text="Loading cells…")
@@ -385,6 +386,7 @@ def dataset_images(paths: tuple, size: tuple, interpolation: str) -> np.ndarray:
         out[start:start + 16] = load_batch(paths[start:start + 16], size, interpolation)
         bar.progress(min(start + 16, len(paths)) / len(paths), text=f"Loading cells… {min(start + 16, len(paths))}/{len(paths)}")
     bar.empty()
+    out.flags.writeable = False
     return out
 
 
@@ -428,14 +430,16 @@ def regions(path: str, rgb: np.ndarray):
 
 
 def pathologist_totals(paths) -> list:
-    """Signed total score of the latest annotation of each image (None when unannotated)."""
+    """Signed total score of the latest annotation of each image (None when unannotated);
+    one query for the whole list."""
     from core.annotations.schema import latest_reading
-    from core.preprocess import image_hash
 
-    store = annotation_store()
+    by_image: dict = {}
+    for reading in annotation_store().all_latest():
+        by_image.setdefault(reading.image_sha256, []).append(reading)
     totals = []
-    for path in paths:
-        latest = latest_reading(store.latest_for_image(image_hash(Path(path))))
+    for sha in image_hashes(paths):
+        latest = latest_reading(by_image.get(sha, []))
         totals.append(None if latest is None else latest.total)
     return totals
 

@@ -13,6 +13,7 @@ import streamlit as st
 from core.errors import DisplasiaError
 from core.io_utils import frame_csv_bytes
 from ui import resources, state
+from ui.widgets import deferred_download
 
 SUMMARY = "summary_result"
 JOB = "evidence_job"
@@ -191,8 +192,8 @@ def evidence_results(result, stud, threshold: float) -> None:
     table_block("Background test per image", result.background, "background")
     job = current_job()
     if job is None or job.finished:
-        st.download_button("Download the HTML report", dataset_report_html(stud, result), "displasia_report.html",
-                           "text/html", key="sum_report")
+        deferred_download(st, "Download the HTML report", lambda: dataset_report_html(stud, result),
+                          "displasia_report.html", "text/html", key="sum_report", icon=None)
 
 
 def open_cell(names, *, key: str) -> None:

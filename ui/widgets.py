@@ -106,3 +106,10 @@ def persistent(widget, label: str, key: str, default, *, url: bool = True, **kwa
         if st.query_params.get(key) != text:
             st.query_params[key] = text
     return value
+
+
+def deferred_download(container, label: str, make, file_name: str, mime: str, *, key: str, help: str | None = None,
+                      icon: str | None = ":material/download:") -> None:
+    """A download button whose bytes ``make()`` builds only when it is clicked, never on a
+    rerun; the click does not rerun the page."""
+    container.download_button(label, make, file_name, mime, key=key, help=help, icon=icon, on_click="ignore")
