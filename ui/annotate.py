@@ -20,6 +20,7 @@ from core.annotations.schema import (
 from core.errors import DisplasiaError
 from core.preprocess import image_hash
 from ui import auth, resources, saving, state
+from ui.display import digest_of
 from ui.widgets import plain
 
 ANNOTATOR = "annotator_name"
@@ -142,6 +143,17 @@ def reading_widgets(start, key: str) -> dict:
             "lobes": LobeState(lobes), "condition": Condition(condition), "note": note}
 
 
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _background_png(image_digest: str, display: tuple, _rgb) -> bytes:
+    """The canvas background, resized and PNG-encoded once per image and size (encoding it
+    on every rerun was a third of the page's time; the canvas caches the bytes' data URL)."""
+    import io
+
+    buffer = io.BytesIO()
+    Image.fromarray(_rgb).resize(display, Image.Resampling.LANCZOS).convert("RGBA").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def canvas(start, rgb, choices: dict, key: str):
     """The drawing canvas; returns the outlines drawn, in original-image pixels."""
     from streamlit_drawable_canvas import st_canvas  # only importable inside a running app
@@ -155,7 +167,7 @@ def canvas(start, rgb, choices: dict, key: str):
     colour = (STATE_COLOURS[choices["cytoplasm"].state] if region.startswith("cell")
               else STATE_COLOURS[choices["chromatin"].state])
     display = display_size_for(start.image_size, int(CANVAS_PX * zoom))
-    background = Image.fromarray(rgb).resize(display, Image.Resampling.LANCZOS)
+    background = _background_png(digest_of(rgb), tuple(display), rgb)
     generation = st.session_state.get(GENERATION, 0)
     result = st_canvas(fill_color="rgba(0, 0, 0, 0)", stroke_width=width, stroke_color=colour,
                        background_image=background, width=display[0], height=display[1], drawing_mode=mode,
