@@ -6,6 +6,7 @@ from core.summary import figures, tables
 from core.summary.maps import IMAGE_METHODS
 from ui import context, state
 from ui import summary as ui
+from ui.display import cached_figure
 
 st.title("Summary and evidence")
 view = context.dataset_view()
@@ -18,7 +19,8 @@ with tab_study:
     ui.table_block("Scores per class", tables.score_summary(per_image), "score_summary",
                    caption="Nucleus = chromatin + lobe scores.")
     kind = st.radio("Scatter: model score against", ["total", "cytoplasm", "nucleus"], horizontal=True, key="sum_kind")
-    ui.figure_block(figures.score_scatter(tables.scatter_data(per_image), kind, threshold=threshold), f"scatter_{kind}")
+    ui.figure_block(cached_figure(figures.score_scatter, tables.scatter_data(per_image), kind, threshold=threshold),
+                    f"scatter_{kind}")
 with tab_pathologist:
     ui.table_block("Spearman correlation of the model score with each pathologist score",
                    tables.score_correlations(per_image), "correlations")

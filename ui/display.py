@@ -290,3 +290,37 @@ def channel_contrast_figure(contrast: dict, layer: str) -> go.Figure:
     fig.update_layout(barmode="group", height=300, title=f"{layer}: mean activation per channel",
                       xaxis_title="channel", yaxis_title="mean activation", margin=dict(l=0, r=0, t=40, b=0))
     return fig
+
+
+def content_key(*parts) -> str:
+    """A short hash of data frames, arrays and plain values (figure cache keys)."""
+    import pandas as pd
+
+    h = hashlib.blake2b(digest_size=12)
+    for part in parts:
+        if isinstance(part, (pd.DataFrame, pd.Series)):
+            h.update(pd.util.hash_pandas_object(part, index=True).to_numpy().tobytes())
+            h.update(repr(list(part.columns) if isinstance(part, pd.DataFrame) else part.name).encode())
+        elif isinstance(part, np.ndarray):
+            h.update(digest_of(part).encode())
+        else:  # pickled, not repr: numpy's repr elides long arrays, two different ones would collide
+            import pickle
+
+            h.update(pickle.dumps(part, protocol=5))
+        h.update(b"|")
+    return h.hexdigest()
+
+
+def cached_figure(make, *args, **kwargs):
+    """``make(*args, **kwargs)``, built once per content of the arguments: building a plotly
+    figure often costs more than the rest of a page's rerun. The figure is shared: do not
+    change it after."""
+    if any(a is None for a in args):
+        return None
+    key = f"{make.__module__}.{make.__qualname__}:{content_key(*args, *sorted(kwargs.items()))}"
+    return _cached_made(key, make, args, kwargs)
+
+
+@st.cache_resource(show_spinner=False, max_entries=128)
+def _cached_made(key: str, _make, _args, _kwargs):
+    return _make(*_args, **_kwargs)

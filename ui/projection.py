@@ -5,6 +5,7 @@ import pandas as pd
 import plotly.express as px
 
 from core.palette import GROUP_COLOURS
+from ui.display import cached_figure
 
 
 def points(table: pd.DataFrame, coords, totals) -> pd.DataFrame:
@@ -15,6 +16,11 @@ def points(table: pd.DataFrame, coords, totals) -> pd.DataFrame:
 
 
 def scatter(frame: pd.DataFrame, title: str):
+    """The scatter plot, built once per content (see :func:`ui.display.cached_figure`)."""
+    return cached_figure(build_scatter, frame, title)
+
+
+def build_scatter(frame: pd.DataFrame, title: str):
     fig = px.scatter(frame, x="x", y="y", color="group", text="total", color_discrete_map=GROUP_COLOURS,
                      custom_data=["name"], hover_name="name",
                      hover_data={"score": ":.4f", "prediction": True, "total": True, "x": False, "y": False, "group": True})

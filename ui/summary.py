@@ -13,6 +13,7 @@ import streamlit as st
 from core.errors import DisplasiaError
 from core.io_utils import frame_csv_bytes
 from ui import resources, state
+from ui.display import cached_figure
 from ui.widgets import deferred_download
 
 SUMMARY = "summary_result"
@@ -41,7 +42,8 @@ def table_block(title: str, frame: pd.DataFrame | None, name: str, *, caption: s
     if caption:
         st.caption(caption)
     st.dataframe(frame, hide_index=True)
-    st.download_button(f"{title} (CSV)", frame_csv_bytes(frame), f"{name}.csv", "text/csv", key=f"csv_{name}")
+    deferred_download(st, f"{title} (CSV)", lambda: frame_csv_bytes(frame), f"{name}.csv", "text/csv", key=f"csv_{name}",
+                      icon=None)
 
 
 def figure_block(fig, name: str) -> None:
@@ -171,7 +173,7 @@ def evidence_results(result, stud, threshold: float) -> None:
     from core.summary.report import dataset_report_html
 
     def fig(make, data):
-        return make(data) if data is not None else None
+        return cached_figure(make, data)
 
     table_block("Relevance mass per method and class (annotation / ground-truth outlines)",
                 result.localisation_summary, "relevance_mass")
@@ -188,7 +190,7 @@ def evidence_results(result, stud, threshold: float) -> None:
     figure_block(fig(figures.projection_figure, result.projection), "tsne")
     table_block("Background test per group", result.background_summary, "background_summary")
     if result.background is not None:
-        figure_block(figures.background_figure(result.background, threshold=threshold), "background")
+        figure_block(cached_figure(figures.background_figure, result.background, threshold=threshold), "background")
     table_block("Background test per image", result.background, "background")
     job = current_job()
     if job is None or job.finished:
