@@ -54,6 +54,19 @@ def automatic_masks(rgb: np.ndarray) -> Regions:
     return Regions(suggestion.cell, suggestion.nucleus, suggestion.cell & ~suggestion.nucleus, "automatic outline")
 
 
+def region_source(image_path, annotations: dict | None = None) -> str:
+    """Where :func:`cell_regions` takes the masks of one image from, without decoding the
+    image or running the outline suggestion (the summary's tables show it)."""
+    found = annotation_masks(annotations or {})
+    if found is not None:
+        return found.source
+    path = Path(image_path)
+    truth = path.parent / "truth"
+    if all((truth / f"{path.stem}_{part}.png").is_file() for part in ("cell", "nucleus", "cytoplasm")):
+        return "ground truth"
+    return "automatic outline"
+
+
 def cell_regions(image_path, rgb: np.ndarray, annotations: dict | None = None) -> Regions:
     """The best available masks for one image (see the module docstring for the order)."""
     return (annotation_masks(annotations or {}) or truth_masks(image_path) or automatic_masks(rgb))

@@ -9,10 +9,17 @@ from ui import summary as ui
 from ui.display import cached_figure
 
 st.title("Summary and evidence")
-view = context.dataset_view()
-stud = ui.current_study(view)
 threshold = state.selection().threshold
-per_image = tables.per_image_table(stud)
+
+
+def full_study():
+    """The study with images, outlines and the model (TensorFlow): only the evidence needs it."""
+    return ui.current_study(context.dataset_view())
+
+
+per_image = ui.stored_per_image(context.score_view(background=False), threshold)
+if per_image is None:                 # some cell not scored yet: score now (progress bar), then the tables
+    per_image = tables.per_image_table(full_study())
 tab_study, tab_evidence, tab_pathologist = st.tabs(["Study tables", "Where methods look", "Pathologist vs model"])
 with tab_study:
     ui.table_block("Per-image table", per_image, "per_image")
@@ -38,7 +45,7 @@ with tab_evidence:
         randomised = cols[2].number_input("Cells for the randomisation check", 0, 200, 12)
         go = st.form_submit_button("Compute the evidence (cached, resumable)")
     if go:
-        ui.start_evidence(stud, tuple(methods), tuple(patches), int(steps), int(randomised))
-    ui.evidence_panel(lambda result: ui.evidence_results(result, stud, threshold))
+        ui.start_evidence(full_study(), tuple(methods), tuple(patches), int(steps), int(randomised))
+    ui.evidence_panel(lambda result: ui.evidence_results(result, ui.current_job().study, threshold))
     st.divider()
-    ui.cell_report(stud, state.selection().cell)
+    ui.cell_report(full_study, state.selection().cell)

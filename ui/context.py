@@ -79,13 +79,14 @@ def _stored(sel, ds):
     return key, paths, hashes, scores
 
 
-def score_view() -> ScoreView:
-    """Scores from the persistent store at once; missing ones are computed in the background."""
+def score_view(*, background: bool = True) -> ScoreView:
+    """Scores from the persistent store at once; missing ones are computed in the background
+    (``background=False``: left missing, for a caller that scores them itself)."""
     sel = state.selection()
     ds = dataset()
     key, paths, hashes, scores = _stored(sel, ds)
     job = None
-    if np.isnan(scores).any():
+    if background and np.isnan(scores).any():
         job = resources.start_scoring(sel.model, key, paths, hashes, sel.interpolation)
     return ScoreView(ds, _table(ds, scores, sel.threshold), key, job)
 

@@ -429,17 +429,21 @@ def regions(path: str, rgb: np.ndarray):
     return cell_regions(path, rgb, annotations)
 
 
-def pathologist_totals(paths) -> list:
-    """Signed total score of the latest annotation of each image (None when unannotated);
-    one query for the whole list."""
-    from core.annotations.schema import latest_reading
-
+def latest_readings(paths) -> list[dict]:
+    """``{annotator: latest Annotation}`` of each image, from one query for the whole list."""
     by_image: dict = {}
     for reading in annotation_store().all_latest():
-        by_image.setdefault(reading.image_sha256, []).append(reading)
+        by_image.setdefault(reading.image_sha256, {})[reading.annotator] = reading
+    return [by_image.get(sha, {}) for sha in image_hashes(paths)]
+
+
+def pathologist_totals(paths) -> list:
+    """Signed total score of the latest annotation of each image (None when unannotated)."""
+    from core.annotations.schema import latest_reading
+
     totals = []
-    for sha in image_hashes(paths):
-        latest = latest_reading(by_image.get(sha, []))
+    for readings in latest_readings(paths):
+        latest = latest_reading(readings)
         totals.append(None if latest is None else latest.total)
     return totals
 

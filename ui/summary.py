@@ -35,6 +35,30 @@ def current_study(view):
                      store.count_versions(), view.loaded)
 
 
+def stored_per_image(score_view, threshold: float) -> pd.DataFrame | None:
+    """The per-image table from the stored scores and the annotation database: no TensorFlow,
+    no image decoding, so the study tables show at once after a restart. None while some
+    cell has no stored score yet (the caller then scores them)."""
+    import numpy as np
+
+    from core.annotations.schema import latest_reading
+    from core.cell_regions import region_source
+    from core.summary.study import Study
+    from core.summary.tables import per_image_table
+
+    table = score_view.table
+    if score_view.missing:
+        return None
+    cells = tuple(score_view.dataset.cells)
+    with state.user_errors():
+        readings = resources.latest_readings([str(c.path) for c in cells])
+    light = Study(score_view.dataset.root, cells, None, np.empty((0,), np.float32), [],
+                  table["score"].to_numpy(np.float32), threshold, tuple(latest_reading(r) for r in readings))
+    frame = per_image_table(light)
+    frame["regions"] = [region_source(c.path, r) for c, r in zip(cells, readings)]
+    return frame
+
+
 def table_block(title: str, frame: pd.DataFrame | None, name: str, *, caption: str = "") -> None:
     if frame is None or frame.empty:
         return
@@ -62,6 +86,7 @@ class EvidenceJob:
 
     key: tuple
     started: float
+    study: object = None             # the Study the evidence is computed on
     stage: str = "starting"
     fraction: float = 0.0
     result: object = None            # DatasetSummary, filled in stage by stage
@@ -93,7 +118,7 @@ def start_evidence(stud, methods, patches, steps: int, randomisation_cells: int)
         from ui.quota import charge
 
         charge(len(stud) * max(1, len(methods)), "The evidence summary")  # quotas.dataset_work_cells
-        job = _jobs[key] = EvidenceJob(key, time.monotonic())
+        job = _jobs[key] = EvidenceJob(key, time.monotonic(), study=stud)
     st.session_state[JOB] = key
     cache = resources.explanation_cache()
 
@@ -209,12 +234,14 @@ def open_cell(names, *, key: str) -> None:
         st.switch_page("pages/compare.py")
 
 
-def cell_report(stud, name: str) -> None:
-    """Build the one-cell HTML report on request, then offer it for download."""
+def cell_report(get_study, name: str) -> None:
+    """Build the one-cell HTML report on request (``get_study()`` loads the study then), then
+    offer it for download."""
     from core.summary.report import cell_report_html
 
     key = f"cell_report:{name}"
     if st.button(f"Build the report of {name}", key="build_cell_report"):
+        stud = get_study()
         with st.spinner("Computing every method for this cell…"):
             st.session_state[key] = cell_report_html(stud, stud.index(name), cache=resources.explanation_cache())
     if key in st.session_state:
