@@ -8,7 +8,10 @@ seconds (nothing is asserted; the load average is printed with the table):
 - first paint, cold: a fresh server and an empty cache folder; the browser opens the URL ->
   the first thumbnail is visible (every image is checked and hashed once first);
 - first paint, store filled: the same cache folder after every score was stored, server
-  restarted -> thumbnails visible and "All ... cells scored.";
+  restarted -> thumbnails visible and "All ... cells scored."; "page title" is when the
+  script's first output (the title) showed, so the rest is the script and the thumbnails;
+- first paint, new session: a second browser tab on the running server (the dataset is
+  already listed and checked in the server process);
 - page turn: the page number's "+" -> the next page's thumbnails visible (median, max);
   pages never seen before, so their thumbnails are made then;
 - sort change (name -> score ↓) and filter change (agreement -> disagree) -> new thumbnails.
@@ -74,6 +77,8 @@ def open_gallery(env: dict, *, scored: bool, turns: int) -> dict:
     with streamlit_server(env) as url, browser_page(1440, 1000) as page:
         start = time.perf_counter()
         page.goto(url)
+        page.locator("[data-testid='stMain'] h1").first.wait_for(state="visible", timeout=LONG)
+        out["page title"] = time.perf_counter() - start
         page.locator(THUMBS).first.wait_for(state="visible", timeout=LONG)
         out["first paint"] = time.perf_counter() - start
         if not scored:
@@ -81,6 +86,13 @@ def open_gallery(env: dict, *, scored: bool, turns: int) -> dict:
         page.get_by_text("cells scored.", exact=False).first.wait_for(state="visible", timeout=LONG)
         out["first paint, all scores"] = time.perf_counter() - start
         wait_until_idle(page, LONG)
+        second = page.context.browser.new_page(viewport={"width": 1440, "height": 1000})
+        start = time.perf_counter()
+        second.goto(url)
+        second.locator(THUMBS).first.wait_for(state="visible", timeout=LONG)
+        out["new session"] = time.perf_counter() - start
+        wait_until_idle(second, LONG)
+        second.close()
         plus = page.locator("[data-testid='stMain'] [data-testid='stNumberInputStepUp']").first
         times = []
         for _ in range(turns):
@@ -123,13 +135,16 @@ def main(argv=None) -> int:
     load = [os.getloadavg()[0]]
     cold = open_gallery(env, scored=False, turns=0)
     rows.append(("first paint, " + ("cold (empty cache)" if cold_empty else "reused cache"), cold["first paint"]))
+    rows.append(("  page title shown", cold["page title"]))
     filled = fill_scores(folder, cache)
     print(f"(scores stored for every cell in {filled:.0f} s)", flush=True)
     load.append(os.getloadavg()[0])
     warm = open_gallery(env, scored=True, turns=args.turns)
     load.append(os.getloadavg()[0])
     rows += [("first paint, score store filled", warm["first paint"]),
+             ("  page title shown", warm["page title"]),
              ("  -> every score shown", warm["first paint, all scores"]),
+             ("first paint, new session on the running server", warm["new session"]),
              (f"page turn, median of {args.turns}", statistics.median(warm["page turn"])),
              (f"page turn, max of {args.turns}", max(warm["page turn"])),
              ("sort change (score ↓)", warm["sort change"]),
