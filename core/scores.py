@@ -70,17 +70,6 @@ def sha256_file(path) -> str:
     return digest.hexdigest()
 
 
-def _map_threads(function, items: list) -> list:
-    """``[function(x) for x in items]``, on a few threads when there are many items."""
-    workers = min(4, os.cpu_count() or 1)
-    if len(items) < 64 or workers < 2:
-        return [function(x) for x in items]
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="file-check") as pool:
-        return list(pool.map(function, items, chunksize=32))
-
-
 class ScoreStore:
     """Scores and file hashes in one SQLite file (see the module doc).
 
@@ -138,26 +127,20 @@ class ScoreStore:
                 query = f"SELECT path, size, mtime_ns, {column} FROM {table} WHERE path IN ({marks})"
                 for row in self._conn.execute(query, chunk):
                     known[row[0]] = row[1:]
-        out, todo, fresh = [], [], []
-        for index, path in enumerate(paths):
+        out, fresh = [], []
+        for path in paths:
             try:
                 stat = os.stat(path)
             except OSError:
-                out.append(None)
-                todo.append((index, path, None))
+                out.append(compute(path))
                 continue
             entry = known.get(path)
             if entry and entry[0] == stat.st_size and entry[1] == stat.st_mtime_ns:
                 out.append(entry[2])
                 continue
-            out.append(None)
-            todo.append((index, path, stat))
-        # Decoding and hashing release the GIL: a new 20,000-cell folder uses every core.
-        values = _map_threads(compute, [path for _, path, _ in todo])
-        for (index, path, stat), value in zip(todo, values):
-            out[index] = value
-            if stat is not None:
-                fresh.append((path, stat.st_size, stat.st_mtime_ns, value))
+            value = compute(path)
+            out.append(value)
+            fresh.append((path, stat.st_size, stat.st_mtime_ns, value))
         if fresh:
             with self._lock:
                 self._conn.execute("BEGIN")
