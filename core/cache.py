@@ -99,7 +99,6 @@ class _Ledger:
         self.lock = threading.Lock()
         self.total = 0
         self.listed = None               # time.monotonic() of the last full listing, None before any
-        self.listings = 0                # how many full listings this process made (tests read it)
 
 
 _ledgers: dict[str, _Ledger] = {}
@@ -192,7 +191,7 @@ class ExplanationCache:
         return exp
 
     def put(self, key: str, exp: Explanation) -> Path:
-        """Store atomically, then evict least recently used entries beyond the size limit."""
+        """Store atomically, then count its size (evicting when the folder is over its limit, see the module doc)."""
         path = self.path_of(key)
         arrays = to_arrays(key, exp)
         try:
@@ -255,7 +254,6 @@ class ExplanationCache:
         with ledger.lock:
             ledger.total = sum(size for _, size, _ in found)
             ledger.listed = time.monotonic()
-            ledger.listings += 1
         return found
 
     def _list(self) -> list:
@@ -305,10 +303,6 @@ class ExplanationCache:
         with ledger.lock:
             ledger.total = total
         return removed
-
-    def listings(self) -> int:
-        """How many full listings of this folder this process has made so far."""
-        return _ledger(self.folder).listings
 
     def clear(self) -> None:
         for _, _, path in self.entries():
