@@ -6,8 +6,17 @@ parameters[, cell mask]). Entries are ``.npz`` files written without pickle and 
 server). Writes go to a temporary file in the same folder and are published with
 ``os.replace``, so a reader sees a whole entry or none. A hit refreshes the file's
 modification time; when the folder grows past its limit the least recently used entries
-are deleted. An entry that cannot be read or does not match its key is deleted and
-recomputed, never shown.
+are deleted, down to 90 % of the limit. An entry that cannot be read or does not match its
+key is deleted and recomputed, never shown.
+
+Size accounting does not list the folder on every write (with 100,000 entries that listing
+costs more than the maps): each process keeps a running total per folder, set by a full
+listing and then increased by what it writes itself. The folder is listed again when that
+total passes the limit, or when the last listing is older than
+:attr:`ExplanationCache.REFRESH_S` (so what other processes wrote is counted). Several
+processes writing one folder can therefore overshoot the limit by what the others wrote
+since a process last listed it; eviction deletes with ``unlink`` errors ignored, so two
+processes evicting at once is harmless.
 """
 from __future__ import annotations
 
@@ -83,6 +92,25 @@ def from_arrays(key: str, members) -> Explanation:
                        Params(meta["params"]), meta["timings"], extras, meta["version"])
 
 
+class _Ledger:
+    """This process's running size of one cache folder (see the module doc)."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.total = 0
+        self.listed = None               # time.monotonic() of the last full listing, None before any
+
+
+_ledgers: dict[str, _Ledger] = {}
+_ledgers_guard = threading.Lock()
+
+
+def _ledger(folder: Path) -> _Ledger:
+    name = os.path.abspath(folder)
+    with _ledgers_guard:
+        return _ledgers.setdefault(name, _Ledger())
+
+
 _inflight: dict[str, list] = {}          # key -> [lock, number of holders and waiters]
 _inflight_guard = threading.Lock()
 
@@ -119,6 +147,11 @@ class ExplanationCache:
     max_bytes : int, optional
         Default setting ``cache.max_mb`` (env ``DISPLASIA_CACHE_MAX_MB``, MiB) or 2 GiB.
     """
+
+    #: Seconds after which a write lists the folder again to count other processes' entries.
+    REFRESH_S = 30.0
+    #: Eviction deletes down to this fraction of the limit, so a full cache is not listed on every write.
+    LOW_WATER = 0.9
 
     def __init__(self, folder=None, *, max_bytes: int | None = None):
         from core.config import cache_dir, cache_max_bytes
@@ -158,9 +191,13 @@ class ExplanationCache:
         return exp
 
     def put(self, key: str, exp: Explanation) -> Path:
-        """Store atomically, then evict least recently used entries beyond the size limit."""
+        """Store atomically, then count its size (evicting when the folder is over its limit, see the module doc)."""
         path = self.path_of(key)
         arrays = to_arrays(key, exp)
+        try:
+            replaced = path.stat().st_size       # an entry written again (another process, a race) is not counted twice
+        except OSError:
+            replaced = 0
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=_SUFFIX, dir=path.parent)
@@ -170,6 +207,7 @@ class ExplanationCache:
         try:
             with os.fdopen(fd, "wb") as handle:
                 np.savez(handle, **arrays)
+                written = handle.tell()
             os.replace(tmp, path)
         except OSError as exc:
             self._remove(Path(tmp))
@@ -178,8 +216,19 @@ class ExplanationCache:
         except BaseException:
             self._remove(Path(tmp))
             raise
-        self.evict()
+        self._account(written - replaced)
         return path
+
+    def _account(self, delta: int) -> None:
+        """Add a write to the running total; list the folder (and evict) only when the total
+        passes the limit or the last listing is older than :attr:`REFRESH_S`."""
+        ledger = _ledger(self.folder)
+        with ledger.lock:
+            fresh = ledger.listed is not None and time.monotonic() - ledger.listed < self.REFRESH_S
+            if fresh and ledger.total + delta <= self.max_bytes:
+                ledger.total += delta
+                return
+        self.evict()
 
     def get_or_compute(self, key: str, compute) -> Explanation:
         exp = self.get(key)
@@ -196,7 +245,18 @@ class ExplanationCache:
         return exp
 
     def entries(self) -> list:
-        """``(mtime, size, path)`` of every entry, oldest first (stale temp files skipped)."""
+        """``(mtime, size, path)`` of every entry, oldest first (stale temp files skipped).
+
+        A full listing of the folder; it also resets this process's running total.
+        """
+        found = self._list()
+        ledger = _ledger(self.folder)
+        with ledger.lock:
+            ledger.total = sum(size for _, size, _ in found)
+            ledger.listed = time.monotonic()
+        return found
+
+    def _list(self) -> list:
         found = []
         try:
             subs = [sub for sub in os.scandir(self.folder) if sub.is_dir(follow_symlinks=False)]
@@ -226,21 +286,30 @@ class ExplanationCache:
         return sum(size for _, size, _ in self.entries())
 
     def evict(self) -> int:
-        """Delete least recently used entries until the folder fits; returns how many."""
+        """When the folder is over its limit, delete least recently used entries until it
+        holds at most :attr:`LOW_WATER` of the limit; returns how many were deleted."""
         entries = self.entries()
         total = sum(size for _, size, _ in entries)
+        if total <= self.max_bytes:
+            return 0
         removed = 0
         for _, size, path in entries:
-            if total <= self.max_bytes:
+            if total <= self.max_bytes * self.LOW_WATER:
                 break
             self._remove(path)
             total -= size
             removed += 1
+        ledger = _ledger(self.folder)
+        with ledger.lock:
+            ledger.total = total
         return removed
 
     def clear(self) -> None:
         for _, _, path in self.entries():
             self._remove(path)
+        ledger = _ledger(self.folder)
+        with ledger.lock:
+            ledger.total = 0
 
     @staticmethod
     def _remove(path: Path) -> None:

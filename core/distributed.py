@@ -168,38 +168,6 @@ def make_jobs(methods, targets, params=None) -> list:
     return jobs
 
 
-#: Seconds between two evictions by one worker process.
-EVICT_EVERY_S = 30.0
-_last_evict = [0.0]
-
-
-class _ChunkCache:
-    """The shared cache, evicting at most every :data:`EVICT_EVERY_S` per worker instead of per entry.
-
-    ``ExplanationCache.put`` scans the whole folder to evict; with 100,000 entries that
-    scan would cost more than the maps. The folder may overshoot its limit by what the
-    workers write in that interval.
-    """
-
-    def __init__(self, folder, max_bytes):
-        from core.cache import ExplanationCache
-
-        class Deferred(ExplanationCache):
-            def evict(self):
-                return 0
-
-        self.cache = Deferred(folder, max_bytes=max_bytes)
-
-    def flush(self, force: bool = False) -> int:
-        from core.cache import ExplanationCache
-
-        now = time.monotonic()
-        if not force and now - _last_evict[0] < EVICT_EVERY_S:
-            return 0
-        _last_evict[0] = now
-        return ExplanationCache.evict(self.cache)
-
-
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:200] if text else type(exc).__name__
@@ -215,13 +183,16 @@ def explain_chunk(ref: ModelRef, cells, jobs, cache_folder: str, max_bytes: int,
     ``want_features`` also ``features`` ``(n, F)`` float32 and ``scores`` in cell order
     (NaN scores for unreadable cells).
     """
+    from core.cache import ExplanationCache
     from core.explain import cache_key, compute
     from core.explain.base import Params
     from core.predict import label_of
     from core.preprocess import load_input
 
     loaded = worker_model(ref)
-    store = _ChunkCache(cache_folder, max_bytes)
+    # A write adds to the worker's running size of the folder; the folder is listed (and
+    # evicted) only past the limit or every ExplanationCache.REFRESH_S seconds.
+    cache = ExplanationCache(cache_folder, max_bytes=max_bytes)
     size = loaded.description.image_size
     records, images, ok = [], [], []
     for name, path, label in cells:
@@ -247,15 +218,14 @@ def explain_chunk(ref: ModelRef, cells, jobs, cache_folder: str, max_bytes: int,
                     target = (label or predicted) if target == "label" else predicted
                 params = Params(json.loads(job.params))
                 key = cache_key(loaded, image, job.method, target, params)
-                if store.cache.get(key) is None:
-                    store.cache.put(key, compute(job.method, loaded, image, target, params=params))
+                if cache.get(key) is None:
+                    cache.put(key, compute(job.method, loaded, image, target, params=params))
                     rec["computed"] += 1
                 else:
                     rec["cached"] += 1
                 rec["keys"][job.ident] = key
             except Exception as exc:  # one cell's failure must not stop the archive  # noqa: BLE001
                 rec["errors"].append(f"{job.method} ({job.target}): {_one_line(exc)}")
-    store.flush()
     out = {"records": records, "pid": os.getpid(), "model_loads": MODEL_LOADS,
            "content_hash": loaded.description.content_hash}
     if want_features:

@@ -12,7 +12,11 @@ scored once opens at once on every later start. Everything is keyed by *file con
 - the preprocessing by a short text (:func:`preprocessing_key`).
 
 One SQLite file under the cache folder; safe to share between threads and processes
-(WAL journal, short transactions). No TensorFlow, no Streamlit.
+(WAL journal, short transactions). Each store also keeps in memory what it has read: file
+rows (a row stays true for its path, size and modification time, so it is only ever
+replaced) and one model's scores until the database changes (SQLite's ``data_version``
+tells when another connection wrote), so a rerun of a 20,000-cell gallery reads nothing
+from SQLite. No TensorFlow, no Streamlit.
 
 >>> import tempfile, numpy as np
 >>> folder = tempfile.mkdtemp()
@@ -37,6 +41,8 @@ import numpy as np
 #: Bump when preprocessing changes in a way that changes scores (part of every key).
 PREPROCESSING_VERSION = 1
 _CHUNK = 1 << 20
+#: File rows kept in memory per table; past this the memo starts again (SQLite still has them).
+MEMO_ROWS = 500_000
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, sha256 TEXT);
 CREATE TABLE IF NOT EXISTS scores (model TEXT, image TEXT, preprocessing TEXT, score REAL,
@@ -77,7 +83,6 @@ class ScoreStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._memo: dict = {}          # (table, path) -> (size, mtime_ns, value): no SQL on a repeat
         self._conn = sqlite3.connect(str(self.path), timeout=30.0, check_same_thread=False, isolation_level=None)
         try:
             self._conn.execute("PRAGMA journal_mode=WAL")
@@ -85,6 +90,9 @@ class ScoreStore:
             pass                              # another process holds it mid-switch: the default journal works too
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.executescript(_SCHEMA)
+        self._files: dict[str, dict] = {"files": {}, "checks": {}}   # table -> path -> (size, mtime_ns, value)
+        self._scores: dict = {}          # (model, preprocessing) -> (version, {image hash: score})
+        self._writes = 0                 # this connection's score writes (data_version ignores them)
 
     def close(self) -> None:
         with self._lock:
@@ -107,9 +115,12 @@ class ScoreStore:
         A file that cannot be stat-ed is computed every time (``compute`` says what is wrong).
         """
         paths = [str(p) for p in paths]
-        known = {p: self._memo[(table, p)] for p in paths if (table, p) in self._memo}
-        unknown = [p for p in paths if p not in known]
         with self._lock:
+            known = self._files[table]
+            unknown = [p for p in paths if p not in known]
+            if len(known) + len(unknown) > MEMO_ROWS:
+                known.clear()
+                unknown = paths
             for start in range(0, len(unknown), 900):
                 chunk = unknown[start:start + 900]
                 marks = ",".join("?" * len(chunk))
@@ -126,17 +137,16 @@ class ScoreStore:
             entry = known.get(path)
             if entry and entry[0] == stat.st_size and entry[1] == stat.st_mtime_ns:
                 out.append(entry[2])
-                self._memo[(table, path)] = tuple(entry)
                 continue
             value = compute(path)
             out.append(value)
             fresh.append((path, stat.st_size, stat.st_mtime_ns, value))
-            self._memo[(table, path)] = (stat.st_size, stat.st_mtime_ns, value)
         if fresh:
             with self._lock:
                 self._conn.execute("BEGIN")
                 self._conn.executemany(f"INSERT OR REPLACE INTO {table} VALUES (?, ?, ?, ?)", fresh)
                 self._conn.execute("COMMIT")
+                self._files[table].update((row[0], row[1:]) for row in fresh)
         return out
 
     def model_key(self, path, weights=None) -> str:
@@ -150,8 +160,15 @@ class ScoreStore:
         """Scores of ``images`` (file hashes) in order; NaN where none is stored."""
         images = list(images)
         with self._lock:
-            rows = dict(self._conn.execute("SELECT image, score FROM scores WHERE model = ? AND preprocessing = ?",
-                                           (model, preprocessing)).fetchall())
+            version = (self._conn.execute("PRAGMA data_version").fetchone()[0], self._writes)
+            memo = self._scores.get((model, preprocessing))
+            if memo is None or memo[0] != version:
+                rows = dict(self._conn.execute("SELECT image, score FROM scores WHERE model = ? AND preprocessing = ?",
+                                               (model, preprocessing)).fetchall())
+                if len(self._scores) >= 4:
+                    self._scores.clear()
+                memo = self._scores[(model, preprocessing)] = (version, rows)
+        rows = memo[1]
         return np.array([rows.get(i, np.nan) for i in images], dtype=float)
 
     def put(self, model: str, images, preprocessing: str, scores) -> None:
@@ -161,6 +178,7 @@ class ScoreStore:
             self._conn.execute("BEGIN")
             self._conn.executemany("INSERT OR REPLACE INTO scores VALUES (?, ?, ?, ?)", rows)
             self._conn.execute("COMMIT")
+            self._writes += 1
 
     def count(self, model: str | None = None) -> int:
         query, args = "SELECT COUNT(*) FROM scores", ()

@@ -6,7 +6,7 @@ import streamlit as st
 
 from core.audit import EVENTS, audit_log
 from core.settings import describe, load_settings
-from ui import auth
+from ui import auth, precompute
 
 st.title("Audit and settings")
 if not auth.may("admin"):
@@ -28,6 +28,7 @@ for column in ("params", "detail"):
 st.dataframe(table, hide_index=True, width="stretch")
 st.download_button("Download (JSON lines)", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in result.records),
                    "audit.jsonl", "application/jsonl", key="admin_download")
+precompute.section()
 st.subheader("Settings")
 settings = load_settings()
 st.caption("Settings file: " + (auth.plain(settings.source) if settings.source else "none (defaults and environment)"))

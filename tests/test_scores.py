@@ -51,6 +51,27 @@ def test_scores_are_keyed_by_model_image_and_preprocessing(tmp_path):
     assert again.content_hash("m") == "content" and again.content_hash("x") is None
 
 
+def test_repeated_reads_are_served_from_memory_until_another_writer_commits(tmp_path):
+    paths = []
+    for i in range(3):
+        paths.append(tmp_path / f"{i}.jpg")
+        paths[-1].write_bytes(bytes([i]))
+    store = ScoreStore(tmp_path / "s.sqlite")
+    hashes = store.file_hashes(paths)
+    store.put("m", hashes[:1], "v1:nearest", [0.5])
+    assert np.isnan(store.get("m", hashes, "v1:nearest")).tolist() == [False, True, True]
+    statements = []
+    store._conn.set_trace_callback(statements.append)                # what SQLite really runs
+    assert store.file_hashes(paths) == hashes and store.checked(paths, lambda p: None) == [None] * 3
+    store.get("m", hashes, "v1:nearest")
+    assert not [s for s in statements if "scores" in s or "FROM files" in s]   # only the checks were new
+    other = ScoreStore(tmp_path / "s.sqlite")                        # another process's connection
+    other.put("m", hashes[1:], "v1:nearest", [0.25, 0.75])
+    assert store.get("m", hashes, "v1:nearest").tolist() == [0.5, 0.25, 0.75]
+    store.put("m", hashes[:1], "v1:nearest", [0.125])                # and this store's own writes
+    assert store.get("m", hashes, "v1:nearest").tolist() == [0.125, 0.25, 0.75]
+
+
 def test_checked_runs_the_check_once_per_file_version(tmp_path):
     path = tmp_path / "a.jpg"
     path.write_bytes(b"x")
