@@ -3,7 +3,8 @@
 Filters and sorting work on the score table only; the grid shows one page of 48 cells and
 loads only those thumbnails (small JPEGs cached on disk), so a 20,000-cell dataset pages as
 fast as the demo. Scores come from the persistent store; while the background job fills in
-missing ones, the gallery redraws itself every 2 s (a fragment), then the whole page once.
+missing ones, the gallery redraws itself every second (every 3 s above 2,000 cells; a
+fragment), then the whole page once.
 """
 from __future__ import annotations
 
@@ -16,12 +17,15 @@ from ui import context, resources, state
 PAGE_SIZE = 48
 COLUMNS = 6
 SORTS = ["name", "score ↑", "score ↓"]
-POLL_S = 2.0                     # while scores are missing, the gallery redraws this often
+POLL_S = 1.0                     # while scores are missing, the gallery redraws this often
+POLL_LARGE_S = 3.0               # ... above LARGE cells (a redraw then costs more)
+LARGE = 2000
 AGREEMENT = ["all", "agree", "disagree", "unlabelled"]
 
 
 def live(view, current: str | None) -> None:
-    """The gallery; while scores are missing, a fragment redraws it every second."""
+    """The gallery; while scores are missing, a fragment redraws it every second (3 s above
+    2,000 cells)."""
     if view.job is None or not view.missing:
         body(view, current)
         resources.page_drawn()
@@ -31,7 +35,7 @@ def live(view, current: str | None) -> None:
         body(view, current)
         return
 
-    @st.fragment(run_every=POLL_S)
+    @st.fragment(run_every=POLL_S if len(view.table) <= LARGE else POLL_LARGE_S)
     def refresh():
         now = context.score_view()
         if not now.missing or now.job is None or (now.job.finished and now.job.error):

@@ -317,7 +317,12 @@ def thumbnail(path: str, size: int = THUMBNAIL_SIZE, stamp: int = 0) -> bytes:
         return disk.read_bytes()
     except OSError:
         pass
-    image = Image.fromarray(load_rgb(path))
+    try:
+        with Image.open(path) as opened:
+            opened.draft("RGB", (size, size))   # JPEG: decoded at 1/2 to 1/8 scale, never below ``size``
+            image = opened.convert("RGB")
+    except (OSError, ValueError, Image.DecompressionBombError):
+        image = Image.fromarray(load_rgb(path))   # says in one line what is wrong with the file
     image.thumbnail((size, size))
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=85)
