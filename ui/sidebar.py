@@ -92,21 +92,34 @@ _SIDE_FOLDERS = {"truth", "masks", "annotations", "exports", "overlays", "thumbs
 @st.cache_data(ttl=60, show_spinner=False)
 def dataset_folders(roots: tuple, limit: int = 300) -> list[str]:
     """Folders below the data roots that hold cell images (directly or in class subfolders)."""
+    import os
+
     from core.config import IMAGE_SUFFIXES
     from core.datasets import FOLDER_CLASSES
+
+    def has_images(folder: str) -> bool:
+        try:
+            with os.scandir(folder) as entries:       # file types come with the listing: no stat per file
+                return any(e.name.lower().endswith(IMAGE_SUFFIXES) and e.is_file() for e in entries)
+        except OSError:
+            return False
 
     found = []
     for root in map(Path, roots):
         if not root.is_dir():
             continue
-        for folder in [root, *sorted(p for p in root.rglob("*") if p.is_dir())]:
-            if len(found) >= limit or len(folder.relative_to(root).parts) > 4:
-                continue
-            if folder.name.lower() in FOLDER_CLASSES or folder.name.lower() in _SIDE_FOLDERS or any(
-                    part.startswith(".") for part in folder.relative_to(root).parts):
+        folders = []
+        for here, subfolders, _ in os.walk(root):
+            depth = len(Path(here).relative_to(root).parts)
+            subfolders[:] = [d for d in subfolders if not d.startswith(".")] if depth < 4 else []
+            folders.append(Path(here))
+        for folder in [root, *sorted(folders[1:])]:
+            if len(found) >= limit:
+                break
+            if folder.name.lower() in FOLDER_CLASSES or folder.name.lower() in _SIDE_FOLDERS:
                 continue                           # class subfolders belong to their dataset; masks are not cells
             inside = [folder] + [folder / c for c in FOLDER_CLASSES if (folder / c).is_dir()]
-            if any(p.suffix.lower() in IMAGE_SUFFIXES for d in inside for p in d.iterdir() if p.is_file()):
+            if any(has_images(str(d)) for d in inside):
                 found.append(str(folder))
     return found
 
