@@ -241,7 +241,8 @@ def start_scoring(choice: ModelChoice, key: str, paths: list, hashes: list, inte
             import logging
             import sys
 
-            if not sys.is_finalizing():
+            shutting_down = sys.is_finalizing() or "interpreter shutdown" in str(exc)   # the server is stopping
+            if not shutting_down:
                 logging.getLogger(__name__).exception("scoring failed")
             job.error = f"Scoring failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         finally:
