@@ -94,6 +94,18 @@ def test_realism_command_runs_and_reports(tmp_path, capsys):
     assert sheet.stat().st_size > 1000
 
 
+def test_realism_command_measures_another_generator_version(tmp_path, capsys):
+    from core.cli import main
+    from core.synth.store import read_truth, write_cell
+
+    real = tmp_path / "real"
+    for i in range(8):
+        write_cell(generate_cell(41, i, "normal", version="3.0"), real, f"SNE_{i:07d}")
+    assert read_truth(real, "SNE_0000000")["generator_version"] == "3.0"
+    assert main(["synth", "realism", str(real), "--n", "8", "--generator", "3.0"]) == 0
+    assert "generator 3.0" in capsys.readouterr().out
+
+
 def test_realism_command_rejects_a_missing_folder(tmp_path, capsys):
     from core.cli import main
 

@@ -344,11 +344,11 @@ class RealismReport:
         return out
 
 
-def synthetic_images(n: int, seed: int = REALISM_SEED):
+def synthetic_images(n: int, seed: int = REALISM_SEED, *, version: str | None = None):
     """``n`` generated normal cells (decoded JPEG pixels) of set ``seed``."""
-    from . import generate_cell
+    from . import GENERATOR_VERSION, generate_cell
 
-    return [generate_cell(seed, i, "normal").rgb for i in range(n)]
+    return [generate_cell(seed, i, "normal", version=version or GENERATOR_VERSION).rgb for i in range(n)]
 
 
 def realism_report(real_images, synth_images, *, classifier="logistic", source="generated") -> RealismReport:
