@@ -106,6 +106,34 @@ def test_realism_command_measures_another_generator_version(tmp_path, capsys):
     assert "generator 3.0" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("family", ["pixels", "random-conv"])
+def test_realism_report_with_other_feature_families(family):
+    from core.synth.realism import realism_report
+
+    # Two sources that differ only in colour (a blue cast on one): every family must see it.
+    base = [generate_cell(43, i, "normal").rgb for i in range(16)]
+    cast = [np.clip(x.astype(int) + (0, 0, 40), 0, 255).astype(np.uint8) for x in base]
+    report = realism_report(base[:8] + base[8:], cast[8:] + cast[:8], features=family)
+    assert report.features == family and report.two_sample.accuracy >= 0.9
+    assert any(("pixel blocks" if family == "pixels" else "random convolution") in line for line in report.lines())
+
+
+def test_random_conv_features_are_fixed_and_shaped():
+    from core.synth.realism import pixel_features, random_conv_features
+
+    x = generate_cell(44, 0, "normal").rgb
+    assert random_conv_features(x).shape == (96,) and pixel_features(x).shape == (24 * 24 * 3,)
+    assert np.array_equal(random_conv_features(x), random_conv_features(x.copy()))
+
+
+def test_realism_report_rejects_an_unknown_feature_family():
+    from core.errors import DisplasiaError
+    from core.synth.realism import realism_report
+
+    with pytest.raises(DisplasiaError, match="unknown feature family"):
+        realism_report([], [], features="wavelets")
+
+
 def test_realism_command_rejects_a_missing_folder(tmp_path, capsys):
     from core.cli import main
 

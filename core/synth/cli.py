@@ -54,6 +54,9 @@ def add_parsers(subparsers) -> None:
     r.add_argument("--generator", choices=GENERATOR_VERSIONS, default=GENERATOR_VERSION,
                    help=f"generator version of the generated cells (default {GENERATOR_VERSION})")
     r.add_argument("--classifier", choices=("logistic", "boosting"), default="logistic")
+    r.add_argument("--features", choices=("hand", "pixels", "random-conv"), default="hand",
+                   help="what the classifier sees: hand-made colour/texture features (default; the generator "
+                        "was tuned against them), 24x24 pixel blocks, or random convolution features")
     r.add_argument("--sheet", type=Path, default=None,
                    help="also write a PNG of held-out real cells beside synthetic ones")
     r.set_defaults(func=run_realism)
@@ -94,7 +97,7 @@ def run_realism(args: argparse.Namespace) -> int:
         seed = REALISM_SEED if args.seed is None else args.seed
         synth = synthetic_images(args.n, seed, version=args.generator)
         source = f"generator {args.generator}, seed {seed}"
-    report = realism_report(real, synth, classifier=args.classifier, source=source)
+    report = realism_report(real, synth, classifier=args.classifier, source=source, features=args.features)
     for line in report.lines():
         print(line)
     if args.sheet is not None:
