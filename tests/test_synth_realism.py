@@ -160,3 +160,25 @@ def test_real_cells_split_and_segment():
     # A real neutrophil: a nucleus inside a cell that covers a sensible share of the image.
     cell = m["cytoplasm"] | m["nucleus"]
     assert 0.05 < cell.mean() < 0.25 and m["nucleus"].sum() > 0.2 * cell.sum()
+
+
+def test_capture_fit_writes_derived_statistics_only(tmp_path, monkeypatch):
+    import json
+
+    from core.synth import capture_fit, render
+    from core.synth.store import write_cell
+
+    real = tmp_path / "real"
+    for i in range(8):
+        write_cell(generate_cell(45, i, "normal"), real, f"SNE_{i:07d}")
+    monkeypatch.setattr(render, "_STATS_FILE", tmp_path / "capture_stats.json")
+    render.capture_statistics.cache_clear()
+    try:
+        stats = capture_fit.fit(real, n=4, rounds=1, log=lambda *a: None)
+        written = json.loads((tmp_path / "capture_stats.json").read_text())
+    finally:
+        render.capture_statistics.cache_clear()
+    # Six of the eight cells are tuning cells; 24 numbers per vector, 24 x 24 roots.
+    assert "6 TUNING" in written["note"] and written["bias"] == stats["bias"]
+    assert len(written["real_mean"]) == 24 and np.asarray(written["real_chol"]).shape == (24, 24)
+    assert any(b != 0.0 for b in written["bias"])

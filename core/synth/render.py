@@ -90,6 +90,10 @@ class CaptureModel:
     blue_halo: tuple = (0.0, 0.0)     # share of blue light spread, and its width (pixels)
     noise: tuple = (2.6, 2.4, 5.5)    # sensor noise per channel before demosaic smoothing
     noise_spread: float = 0.0         # log-normal spread of the noise level between captures
+    noise_sigma: float = 0.45         # spatial correlation of the sensor noise (demosaicing), pixels
+    red_cell_pallor: tuple = (0.5, 0.9)  # range of the capture's central pallor of red cells
+    red_cell_edge: tuple = (2.2, 4.5)    # range of the capture's red-cell edge softness, pixels
+    red_cell_rim: float = 0.08           # extra density of a red cell's rim
     grain: tuple = (0.0, 0.0, 0.0)    # colour grain per channel at unit stain density
     grain_sigma: float = 0.8
     part_statistics: bool = False     # draw per-capture part colours from capture_stats.json
@@ -99,7 +103,7 @@ CAPTURE_MODELS = {
     "2.0": CaptureModel("2.0"),
     "3.0": CaptureModel("3.0", background=(255.0, 230.0, 206.0), stain_hue_scale=0.7, texture_mix=0.85,
                         nucleus_texture_gain=1.3, optics=(0.8, 0.6, 1.0), blue_halo=(0.35, 5.0),
-                        noise=(2.5, 3.0, 3.3), noise_spread=0.12, grain=(6.0, 6.0, 8.0), grain_sigma=0.8,
+                        noise=(3.2, 3.8, 4.2), noise_spread=0.12, red_cell_edge=(3.0, 5.5), red_cell_rim=0.0, grain=(6.0, 6.0, 8.0), grain_sigma=0.8,
                         part_statistics=True),
 }
 
@@ -322,7 +326,7 @@ def _nucleus_components(f: CellFeatures, rng, cy, cx, R):
     return parts
 
 
-def _draw_red_cell(field, rng, cy, cx, r, pallor=None, edge=2.6):
+def _draw_red_cell(field, rng, cy, cx, r, pallor=None, edge=2.6, rim=0.08):
     """Add one opaque biconcave red cell to the red-cell density ``field`` (max-combined)."""
     box = _Box(cy, cx, r * 1.22 + 4)
     if box.empty:
@@ -342,7 +346,7 @@ def _draw_red_cell(field, rng, cy, cx, r, pallor=None, edge=2.6):
     pallor = rng.uniform(0.3, 0.85) if pallor is None else pallor * rng.uniform(0.85, 1.15)
     width = rng.uniform(0.4, 0.62)
     centre = 1.0 / (1.0 + np.exp((rn - width) / rng.uniform(0.09, 0.16)))
-    profile = 1.0 - pallor * centre + 0.08 * np.exp(-(((rn - 0.85) / 0.12) ** 2))
+    profile = 1.0 - pallor * centre + rim * np.exp(-(((rn - 0.85) / 0.12) ** 2))
     density = alpha * profile * rng.uniform(0.75, 1.2)
     field[box.slices] = np.maximum(field[box.slices], density)
 
@@ -483,7 +487,7 @@ def _capture(img: np.ndarray, rng: np.random.Generator, f: CellFeatures, cm: Cap
     if cm.noise_spread:
         level = level * np.float32(rng.lognormal(0.0, cm.noise_spread))
     noise = rng.normal(0.0, 1.0, img.shape).astype(np.float32) * level
-    img += ndimage.gaussian_filter(noise, (0.45, 0.45, 0))
+    img += ndimage.gaussian_filter(noise, (cm.noise_sigma, cm.noise_sigma, 0))
     if any(cm.grain):
         # Colour grain of the stain: independent per channel (real nuclei: residual
         # correlation of red and blue 0.3, synthetic single-stain texture 0.8).
@@ -526,9 +530,9 @@ def render_cell(features: CellFeatures, *, version: str = GENERATOR_VERSION) -> 
     red = np.zeros((H, W), dtype=np.float32)
     # Pallor and edge sharpness are properties of the smear (drying, focus), shared by
     # the red cells of one capture.
-    pallor, edge = rng.uniform(0.5, 0.9), rng.uniform(2.2, 4.5)
+    pallor, edge = rng.uniform(*cm.red_cell_pallor), rng.uniform(*cm.red_cell_edge)
     for y, x, r in _place_red_cells(rng, f, cy, cx, R):
-        _draw_red_cell(red, rng, y, x, r, pallor, edge)
+        _draw_red_cell(red, rng, y, x, r, pallor, edge, cm.red_cell_rim)
     red[box.slices] *= 1.0 - 0.92 * cell_alpha
     rbc_strength = rng.uniform(0.82, 1.15) * (1.0 + 0.07 * rng.standard_normal(3)).astype(np.float32)
     od += red[..., None] * (OD_RED_CELL * rbc_strength)
