@@ -103,7 +103,8 @@ CAPTURE_MODELS = {
     "2.0": CaptureModel("2.0"),
     "3.0": CaptureModel("3.0", background=(255.0, 230.0, 206.0), stain_hue_scale=0.7, texture_mix=0.85,
                         nucleus_texture_gain=1.3, optics=(0.8, 0.6, 1.0), blue_halo=(0.35, 5.0),
-                        noise=(3.2, 3.8, 4.2), noise_spread=0.12, red_cell_edge=(3.0, 5.5), red_cell_rim=0.0, grain=(6.0, 6.0, 8.0), grain_sigma=0.8,
+                        noise=(3.2, 3.8, 4.2), noise_spread=0.12,
+                        grain=(6.0, 6.0, 8.0), grain_sigma=0.8,
                         part_statistics=True),
 }
 
@@ -585,8 +586,11 @@ def render_cell(features: CellFeatures, *, version: str = GENERATOR_VERSION) -> 
         # hardly follows it); the nucleus' mean keeps the stain colour.
         w = nuc_alpha * intensity
         d_mean = float((density * w).sum() / max(float(w.sum()), 1e-6))
-        local += (w * d_mean)[..., None] * od_nucleus
-        local += (w * (density - d_mean) * cm.nucleus_texture_gain)[..., None] * _texture_od(od_nucleus, cm)
+        nucleus = (w * d_mean)[..., None] * od_nucleus
+        nucleus += (w * (density - d_mean) * cm.nucleus_texture_gain)[..., None] * _texture_od(od_nucleus, cm)
+        # Pale windows stay pale lilac: no channel drops below the 2.0 floor (a quarter of
+        # the stain), else green would shine through as bright speckles.
+        local += np.maximum(nucleus, (w * 0.25)[..., None] * od_nucleus)
     else:
         local += (nuc_alpha * density * intensity)[..., None] * od_nucleus
 
