@@ -45,6 +45,56 @@ def test_other_seed_or_index_other_image():
     assert _sha(generate_cell(3, 6).jpeg) != base
 
 
+def test_generator_3_is_deterministic_and_keeps_the_ground_truth():
+    # Generator 3.0 changes stain and capture only: same features, same masks, other pixels.
+    old, new, again = generate_cell(3, 5), generate_cell(3, 5, version="3.0"), generate_cell(3, 5, version="3.0")
+    assert _sha(new.jpeg) == _sha(again.jpeg) != _sha(old.jpeg)
+    assert (old.version, new.version) == ("2.0", "3.0")
+    for name in ("cell", "nucleus", "cytoplasm", "granules"):
+        assert np.array_equal(getattr(old, name), getattr(new, name)), name
+    assert np.abs(old.rgb.astype(int) - new.rgb.astype(int)).mean() > 1.0
+
+
+def test_generator_2_stays_the_default_byte_for_byte():
+    # The demo model and demo set were drawn with 2.0: its bytes must not drift. This hash
+    # was taken from generator 2.0 before 3.0 was added.
+    assert generate_cell(3, 5).jpeg == generate_cell(3, 5, version="2.0").jpeg
+    assert hashlib.sha1(generate_cell(3, 5).jpeg).hexdigest().startswith("5b208417b0")
+
+
+def test_unknown_generator_version_is_a_user_error():
+    from core.errors import DisplasiaError
+
+    with pytest.raises(DisplasiaError, match="unknown generator version"):
+        generate_cell(3, 5, version="9.9")
+
+
+def test_generator_3_decorrelates_nucleus_texture_from_blue():
+    # Real nuclei: fine-scale residuals of red and blue correlate about 0.3; a single
+    # stain along one optical-density direction gives about 0.8 (generator 2.0).
+    from scipy import ndimage as ndi
+
+    def red_blue_correlation(cell):
+        x = cell.rgb.astype(np.float64)
+        res = x - ndi.gaussian_filter(x, (1.5, 1.5, 0))
+        m = ndi.binary_erosion(cell.nucleus, iterations=3)
+        return np.corrcoef(res[m][:, 0], res[m][:, 2])[0, 1]
+
+    old = np.mean([red_blue_correlation(generate_cell(21, i, "normal")) for i in range(3)])
+    new = np.mean([red_blue_correlation(generate_cell(21, i, "normal", version="3.0")) for i in range(3)])
+    assert old > 0.7 and new < old - 0.1
+
+
+def test_generator_3_dysplastic_cells_keep_their_features():
+    # The same capture pipeline for both classes: hypogranular cytoplasm stays paler.
+    normal = generate_cell(5, 0, "normal", version="3.0")
+    f = dataclasses.replace(normal.features, kind="dysplastic", granule_density=0.02,
+                            abnormal_features=("granularity",))
+    agranular = render_cell(f, version="3.0")
+    light = lambda c: c.rgb[c.cytoplasm].mean()  # noqa: E731
+    assert light(agranular) > light(normal) + 3
+
+
 def test_cell_does_not_depend_on_set_size():
     # Cell i of a seed is a function of (seed, i) only.
     assert cell_features(9, 3) == cell_features(9, 3)

@@ -94,6 +94,46 @@ def test_realism_command_runs_and_reports(tmp_path, capsys):
     assert sheet.stat().st_size > 1000
 
 
+def test_realism_command_measures_another_generator_version(tmp_path, capsys):
+    from core.cli import main
+    from core.synth.store import read_truth, write_cell
+
+    real = tmp_path / "real"
+    for i in range(8):
+        write_cell(generate_cell(41, i, "normal", version="3.0"), real, f"SNE_{i:07d}")
+    assert read_truth(real, "SNE_0000000")["generator_version"] == "3.0"
+    assert main(["synth", "realism", str(real), "--n", "8", "--generator", "3.0"]) == 0
+    assert "generator 3.0" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("family", ["pixels", "random-conv"])
+def test_realism_report_with_other_feature_families(family):
+    from core.synth.realism import realism_report
+
+    # Two sources that differ only in colour (a blue cast on one): every family must see it.
+    base = [generate_cell(43, i, "normal").rgb for i in range(16)]
+    cast = [np.clip(x.astype(int) + (0, 0, 40), 0, 255).astype(np.uint8) for x in base]
+    report = realism_report(base[:8] + base[8:], cast[8:] + cast[:8], features=family)
+    assert report.features == family and report.two_sample.accuracy >= 0.9
+    assert any(("pixel blocks" if family == "pixels" else "random convolution") in line for line in report.lines())
+
+
+def test_random_conv_features_are_fixed_and_shaped():
+    from core.synth.realism import pixel_features, random_conv_features
+
+    x = generate_cell(44, 0, "normal").rgb
+    assert random_conv_features(x).shape == (96,) and pixel_features(x).shape == (24 * 24 * 3,)
+    assert np.array_equal(random_conv_features(x), random_conv_features(x.copy()))
+
+
+def test_realism_report_rejects_an_unknown_feature_family():
+    from core.errors import DisplasiaError
+    from core.synth.realism import realism_report
+
+    with pytest.raises(DisplasiaError, match="unknown feature family"):
+        realism_report([], [], features="wavelets")
+
+
 def test_realism_command_rejects_a_missing_folder(tmp_path, capsys):
     from core.cli import main
 
@@ -120,3 +160,25 @@ def test_real_cells_split_and_segment():
     # A real neutrophil: a nucleus inside a cell that covers a sensible share of the image.
     cell = m["cytoplasm"] | m["nucleus"]
     assert 0.05 < cell.mean() < 0.25 and m["nucleus"].sum() > 0.2 * cell.sum()
+
+
+def test_capture_fit_writes_derived_statistics_only(tmp_path, monkeypatch):
+    import json
+
+    from core.synth import capture_fit, render
+    from core.synth.store import write_cell
+
+    real = tmp_path / "real"
+    for i in range(8):
+        write_cell(generate_cell(45, i, "normal"), real, f"SNE_{i:07d}")
+    monkeypatch.setattr(render, "_STATS_FILE", tmp_path / "capture_stats.json")
+    render.capture_statistics.cache_clear()
+    try:
+        stats = capture_fit.fit(real, n=4, rounds=1, log=lambda *a: None)
+        written = json.loads((tmp_path / "capture_stats.json").read_text())
+    finally:
+        render.capture_statistics.cache_clear()
+    # Six of the eight cells are tuning cells; 24 numbers per vector, 24 x 24 roots.
+    assert "6 TUNING" in written["note"] and written["bias"] == stats["bias"]
+    assert len(written["real_mean"]) == 24 and np.asarray(written["real_chol"]).shape == (24, 24)
+    assert any(b != 0.0 for b in written["bias"])

@@ -11,16 +11,19 @@ import numpy as np
 from .features import (
     DYSPLASTIC_FEATURES,
     GENERATOR_VERSION,
+    GENERATOR_VERSIONS,
     HYPOGRANULAR_DENSITY,
     KINDS,
+    LATEST_GENERATOR_VERSION,
     NUCLEUS_SHAPES,
     CellFeatures,
     sample_features,
 )
-from .render import IMAGE_SHAPE, SyntheticCell, render_cell
+from .render import CAPTURE_MODELS, IMAGE_SHAPE, CaptureModel, SyntheticCell, capture_model, render_cell
 
 __all__ = [
-    "CellFeatures", "SyntheticCell", "GENERATOR_VERSION", "HYPOGRANULAR_DENSITY", "IMAGE_SHAPE",
+    "CAPTURE_MODELS", "CaptureModel", "CellFeatures", "SyntheticCell", "GENERATOR_VERSION",
+    "GENERATOR_VERSIONS", "LATEST_GENERATOR_VERSION", "capture_model", "HYPOGRANULAR_DENSITY", "IMAGE_SHAPE",
     "KINDS", "NUCLEUS_SHAPES", "DYSPLASTIC_FEATURES", "cell_features", "generate_cell",
     "render_cell", "sample_features",
 ]
@@ -37,6 +40,8 @@ def cell_features(seed: int, index: int, kind: str = "mixed") -> CellFeatures:
     return sample_features(rng, kind)
 
 
-def generate_cell(seed: int, index: int = 0, kind: str = "mixed") -> SyntheticCell:
-    """Render cell ``index`` of the set generated with ``seed`` (see :func:`cell_features`)."""
-    return render_cell(cell_features(seed, index, kind))
+def generate_cell(seed: int, index: int = 0, kind: str = "mixed", *,
+                  version: str = GENERATOR_VERSION) -> SyntheticCell:
+    """Render cell ``index`` of the set generated with ``seed`` (see :func:`cell_features`)
+    with generator ``version``: the latent features do not depend on the version."""
+    return render_cell(cell_features(seed, index, kind), version=version)

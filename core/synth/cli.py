@@ -8,7 +8,7 @@ from pathlib import Path
 
 from core.errors import DisplasiaError
 
-from . import GENERATOR_VERSION, generate_cell
+from . import GENERATOR_VERSION, GENERATOR_VERSIONS, generate_cell
 from .store import capture_name, write_cell
 
 #: Study prefixes of the reference set by true class (Z = "additional" examples).
@@ -34,6 +34,8 @@ def add_parsers(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the set (default 0)")
     p.add_argument("--kind", choices=("normal", "dysplastic", "mixed"), default="mixed",
                    help="class of the cells; mixed draws each 50/50 (default)")
+    p.add_argument("--generator", choices=GENERATOR_VERSIONS, default=GENERATOR_VERSION,
+                   help=f"generator version (default {GENERATOR_VERSION}, the demo model's)")
     p.set_defaults(func=run_synth)
     sub = p.add_subparsers(dest="synth_command", metavar="SUBCOMMAND")
     r = sub.add_parser(
@@ -49,7 +51,12 @@ def add_parsers(subparsers) -> None:
     src.add_argument("--synthetic", type=Path, help="folder of synthetic normal cells (default: generate them)")
     src.add_argument("--n", type=int, default=200, help="synthetic cells to generate (default 200)")
     r.add_argument("--seed", type=int, default=None, help="seed of the generated cells (default 777)")
+    r.add_argument("--generator", choices=GENERATOR_VERSIONS, default=GENERATOR_VERSION,
+                   help=f"generator version of the generated cells (default {GENERATOR_VERSION})")
     r.add_argument("--classifier", choices=("logistic", "boosting"), default="logistic")
+    r.add_argument("--features", choices=("hand", "pixels", "random-conv"), default="hand",
+                   help="what the classifier sees: hand-made colour/texture features (default; the generator "
+                        "was tuned against them), 24x24 pixel blocks, or random convolution features")
     r.add_argument("--sheet", type=Path, default=None,
                    help="also write a PNG of held-out real cells beside synthetic ones")
     r.set_defaults(func=run_realism)
@@ -65,14 +72,14 @@ def run_synth(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     counts = {"normal": 0, "dysplastic": 0}
     for i in range(args.n):
-        cell = generate_cell(args.seed, i, args.kind)
+        cell = generate_cell(args.seed, i, args.kind, version=args.generator)
         kind = cell.features.kind
         stem = f"{CLASS_PREFIX[kind]}_{capture_name(cell, capture_id(args.seed, i))}"
         write_cell(cell, args.out, stem, extra={"set_seed": args.seed, "set_index": i})
         counts[kind] += 1
     elapsed = time.perf_counter() - start
     print(f"wrote {args.n} cells ({counts['normal']} normal, {counts['dysplastic']} dysplastic) to "
-          f"{args.out} in {elapsed:.1f} s; generator {GENERATOR_VERSION}, seed {args.seed}")
+          f"{args.out} in {elapsed:.1f} s; generator {args.generator}, seed {args.seed}")
     return 0
 
 
@@ -88,9 +95,9 @@ def run_realism(args: argparse.Namespace) -> int:
         if args.n < 8:
             raise DisplasiaError("--n must be at least 8.")
         seed = REALISM_SEED if args.seed is None else args.seed
-        synth = synthetic_images(args.n, seed)
-        source = f"generator {GENERATOR_VERSION}, seed {seed}"
-    report = realism_report(real, synth, classifier=args.classifier, source=source)
+        synth = synthetic_images(args.n, seed, version=args.generator)
+        source = f"generator {args.generator}, seed {seed}"
+    report = realism_report(real, synth, classifier=args.classifier, source=source, features=args.features)
     for line in report.lines():
         print(line)
     if args.sheet is not None:

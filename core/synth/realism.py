@@ -211,6 +211,32 @@ def measure_cell(rgb: np.ndarray) -> CellMeasures:
     return CellMeasures(np.asarray(feats, dtype=np.float64), part_lab, part_tex, areas)
 
 
+#: Feature families of the two-sample test. ``hand``: the colour and texture features
+#: above, which the generator was tuned against; ``pixels`` (24 x 24 block means of RGB)
+#: and ``random-conv`` (fixed random filters) were never looked at while tuning, so they
+#: check that the generator did not just learn to pass the hand-made features.
+FEATURE_FAMILIES = ("hand", "pixels", "random-conv")
+_RANDOM_FILTERS = np.random.default_rng(12345).standard_normal((48, 5, 5, 3)).astype(np.float32)
+_RANDOM_FILTERS -= _RANDOM_FILTERS.mean(axis=(1, 2, 3), keepdims=True)
+
+
+def pixel_features(rgb: np.ndarray) -> np.ndarray:
+    """The image as 24 x 24 blocks of 15 x 15 pixels, mean RGB in [0, 1]: ``(1728,)``."""
+    x = fit_shape(np.asarray(rgb)).astype(np.float32) / 255.0
+    return x[:360, :360].reshape(24, 15, 24, 15, 3).mean(axis=(1, 3)).ravel()
+
+
+def random_conv_features(rgb: np.ndarray) -> np.ndarray:
+    """Mean and 95th percentile of 48 ReLU responses of fixed random zero-mean 5 x 5 x 3
+    filters (texture, edges, colour noise at the pixel scale): ``(96,)``."""
+    x = fit_shape(np.asarray(rgb)).astype(np.float32) / 255.0
+    out = []
+    for w in _RANDOM_FILTERS:
+        r = np.maximum(sum(ndi.correlate(x[..., c], w[..., c], mode="reflect") for c in range(3)), 0.0)
+        out += [float(r.mean()), float(np.percentile(r, 95))]
+    return np.asarray(out)
+
+
 # --------------------------------------------------------------------------- the test
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -229,7 +255,7 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
     return centre - half, centre + half
 
 
-def _classifier(kind: str):
+def _classifier(kind: str, *, components: int | None = None):
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -244,6 +270,11 @@ def _classifier(kind: str):
         model = HistGradientBoostingClassifier(max_iter=150, max_depth=3, learning_rate=0.1, random_state=0)
     else:
         raise DisplasiaError(f"unknown classifier {kind!r}: choose logistic or boosting")
+    if components:
+        from sklearn.decomposition import PCA
+
+        return make_pipeline(SimpleImputer(strategy="median"), StandardScaler(),
+                             PCA(components, random_state=0), model)
     return make_pipeline(SimpleImputer(strategy="median"), StandardScaler(), model)
 
 
@@ -260,11 +291,13 @@ class TwoSampleResult:
     synthetic_called_synthetic: float
 
 
-def two_sample_test(real_train, synth_train, real_test, synth_test, *, classifier="logistic") -> TwoSampleResult:
-    """Train on (real_train, synth_train) feature rows, report accuracy on the test rows."""
+def two_sample_test(real_train, synth_train, real_test, synth_test, *, classifier="logistic",
+                    components: int | None = None) -> TwoSampleResult:
+    """Train on (real_train, synth_train) feature rows, report accuracy on the test rows.
+    ``components``: reduce the standardised rows to that many principal components first."""
     x = np.vstack([real_train, synth_train])
     y = np.r_[np.ones(len(real_train)), np.zeros(len(synth_train))]
-    model = _classifier(classifier).fit(x, y)
+    model = _classifier(classifier, components=components).fit(x, y)
     pred_real = model.predict(np.asarray(real_test)) == 1
     pred_synth = model.predict(np.asarray(synth_test)) == 0
     correct = int(pred_real.sum() + pred_synth.sum())
@@ -273,14 +306,14 @@ def two_sample_test(real_train, synth_train, real_test, synth_test, *, classifie
                            len(real_train), len(synth_train), float(pred_real.mean()), float(pred_synth.mean()))
 
 
-def cross_validated_accuracy(real, synth, *, classifier="logistic", folds=5) -> float:
+def cross_validated_accuracy(real, synth, *, classifier="logistic", folds=5, components: int | None = None) -> float:
     """Stratified k-fold accuracy: the number to tune on (tuning cells only)."""
     from sklearn.model_selection import StratifiedKFold, cross_val_score
 
     x = np.vstack([real, synth])
     y = np.r_[np.ones(len(real)), np.zeros(len(synth))]
     cv = StratifiedKFold(folds, shuffle=True, random_state=0)
-    return float(cross_val_score(_classifier(classifier), x, y, cv=cv).mean())
+    return float(cross_val_score(_classifier(classifier, components=components), x, y, cv=cv).mean())
 
 
 @dataclass(frozen=True)
@@ -323,13 +356,16 @@ class RealismReport:
     n_real: int
     n_synthetic: int
     source: str
+    features: str = "hand"
 
     def lines(self) -> list[str]:
         t = self.two_sample
+        family = {"hand": "colour + texture features", "pixels": "24x24 pixel blocks, 20 principal components",
+                  "random-conv": "random convolution features"}[self.features]
         out = [
             f"real: {self.n_real} cells ({t.n_train_real} tuning, {t.n_test_real} held out); "
             f"synthetic: {self.n_synthetic} normal cells ({self.source})",
-            f"two-sample test ({t.classifier} on colour + texture features), held-out accuracy "
+            f"two-sample test ({t.classifier} on {family}), held-out accuracy "
             f"{t.accuracy:.3f} (95% CI {t.ci[0]:.3f}-{t.ci[1]:.3f}; 0.5 = indistinguishable) "
             f"on {t.n_test_real} real + {t.n_test_synthetic} synthetic",
             f"  held-out real called real {t.real_called_real:.2f}, synthetic called synthetic "
@@ -344,26 +380,42 @@ class RealismReport:
         return out
 
 
-def synthetic_images(n: int, seed: int = REALISM_SEED):
+def synthetic_images(n: int, seed: int = REALISM_SEED, *, version: str | None = None):
     """``n`` generated normal cells (decoded JPEG pixels) of set ``seed``."""
-    from . import generate_cell
+    from . import GENERATOR_VERSION, generate_cell
 
-    return [generate_cell(seed, i, "normal").rgb for i in range(n)]
+    return [generate_cell(seed, i, "normal", version=version or GENERATOR_VERSION).rgb for i in range(n)]
 
 
-def realism_report(real_images, synth_images, *, classifier="logistic", source="generated") -> RealismReport:
-    """Split both sides by position (every fourth held out), test, and measure parts."""
+def realism_report(real_images, synth_images, *, classifier="logistic", source="generated",
+                   features="hand") -> RealismReport:
+    """Split both sides by position (every fourth held out), test, and measure parts.
+
+    ``features`` is the family the two-sample classifier sees (:data:`FEATURE_FAMILIES`);
+    the per-part distances always come from the hand-made measures.
+    """
+    if features not in FEATURE_FAMILIES:
+        raise DisplasiaError(f"unknown feature family {features!r}: choose one of {', '.join(FEATURE_FAMILIES)}")
     if len(real_images) < 2 * HOLD_OUT_EVERY or len(synth_images) < 2 * HOLD_OUT_EVERY:
         raise DisplasiaError(f"need at least {2 * HOLD_OUT_EVERY} real and synthetic images for the realism test")
     real = [measure_cell(x) for x in real_images]
     synth = [measure_cell(x) for x in synth_images]
-    feats = lambda ms, held: np.array([m.features for i, m in enumerate(ms) if is_held_out(i) == held])  # noqa: E731
-    result = two_sample_test(feats(real, False), feats(synth, False), feats(real, True), feats(synth, True),
-                             classifier=classifier)
-    cv = cross_validated_accuracy(feats(real, False), feats(synth, False), classifier=classifier)
+    if features == "hand":
+        rows_real, rows_synth = [m.features for m in real], [m.features for m in synth]
+    else:
+        family = pixel_features if features == "pixels" else random_conv_features
+        rows_real, rows_synth = [family(x) for x in real_images], [family(x) for x in synth_images]
+    feats = lambda rows, held: np.array([r for i, r in enumerate(rows) if is_held_out(i) == held])  # noqa: E731
+    # 20 components, fewer on tiny sets (cross-validation folds hold 4/5 of the tuning rows).
+    n_fold = 4 * (len(feats(rows_real, False)) + len(feats(rows_synth, False))) // 5
+    components = min(20, n_fold - 1) if features == "pixels" else None
+    result = two_sample_test(feats(rows_real, False), feats(rows_synth, False), feats(rows_real, True),
+                             feats(rows_synth, True), classifier=classifier, components=components)
+    cv = cross_validated_accuracy(feats(rows_real, False), feats(rows_synth, False), classifier=classifier,
+                                  components=components)
     held_real = [m for i, m in enumerate(real) if is_held_out(i)]
     held_synth = [m for i, m in enumerate(synth) if is_held_out(i)]
-    return RealismReport(result, cv, part_distances(held_real, held_synth), len(real), len(synth), source)
+    return RealismReport(result, cv, part_distances(held_real, held_synth), len(real), len(synth), source, features)
 
 
 def comparison_sheet(real_images, synth_images, *, columns: int = 4, thumb: int = 180):

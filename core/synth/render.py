@@ -20,13 +20,16 @@ width), so a 360 x 363 cell costs a few tens of milliseconds in NumPy.
 from __future__ import annotations
 
 import io
+import json
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from .features import CellFeatures
+from .features import GENERATOR_VERSION, CellFeatures
 
 #: CellaVision DM96 image size, (height, width).
 IMAGE_SHAPE = (363, 360)
@@ -61,6 +64,49 @@ OD_GRANULE_DARK = _od(_GRANULE_DARK)
 OD_NUCLEUS = _od(_NUCLEUS)
 OD_DOHLE = _od(_DOHLE)
 OD_PLATELET = _od(_PLATELET)
+#: Direction (unit optical density per channel) in which chromatin and granule texture
+#: varies in real captures: almost only green is absorbed (a magenta variation); the
+#: blue channel of a real nucleus hardly follows its texture (fitted on the tuning cells
+#: as the first principal component of fine-scale optical-density residuals).
+OD_TEXTURE = np.array([0.28, 0.96, 0.04], np.float32)
+
+
+@dataclass(frozen=True)
+class CaptureModel:
+    """How one generator version stains and captures a cell (see docs/REALISM.md).
+
+    Generator 2.0 matched mean colours; 3.0 also matches how real captures vary: texture
+    along :data:`OD_TEXTURE`, stain-dependent fine colour grain, axial chromatic
+    aberration (red and blue softer than green, a wide blue halo), and per-capture
+    part colours drawn from statistics of real captures (``capture_stats.json``).
+    """
+
+    version: str
+    background: tuple = (255.0, 230.0, 203.0)
+    stain_hue_scale: float = 1.0
+    texture_mix: float = 0.0          # share of nucleus/granule texture along OD_TEXTURE
+    nucleus_texture_gain: float = 1.0
+    optics: tuple = (0.6, 0.6, 0.6)   # Gaussian blur per channel (R, G, B), pixels
+    blue_halo: tuple = (0.0, 0.0)     # share of blue light spread, and its width (pixels)
+    noise: tuple = (2.6, 2.4, 5.5)    # sensor noise per channel before demosaic smoothing
+    noise_spread: float = 0.0         # log-normal spread of the noise level between captures
+    noise_sigma: float = 0.45         # spatial correlation of the sensor noise (demosaicing), pixels
+    red_cell_pallor: tuple = (0.5, 0.9)  # range of the capture's central pallor of red cells
+    red_cell_edge: tuple = (2.2, 4.5)    # range of the capture's red-cell edge softness, pixels
+    red_cell_rim: float = 0.08           # extra density of a red cell's rim
+    grain: tuple = (0.0, 0.0, 0.0)    # colour grain per channel at unit stain density
+    grain_sigma: float = 0.8
+    part_statistics: bool = False     # draw per-capture part colours from capture_stats.json
+
+
+CAPTURE_MODELS = {
+    "2.0": CaptureModel("2.0"),
+    "3.0": CaptureModel("3.0", background=(255.0, 230.0, 206.0), stain_hue_scale=0.7, texture_mix=0.85,
+                        nucleus_texture_gain=1.3, optics=(0.8, 0.6, 1.0), blue_halo=(0.35, 5.0),
+                        noise=(3.2, 3.8, 4.2), noise_spread=0.12,
+                        grain=(6.0, 6.0, 8.0), grain_sigma=0.8,
+                        part_statistics=True),
+}
 
 
 @dataclass(frozen=True)
@@ -80,6 +126,7 @@ class SyntheticCell:
     granules: np.ndarray
     granule_count: int
     centre: tuple[float, float]
+    version: str = GENERATOR_VERSION
 
     def truth(self) -> dict:
         """Latent features, class and measured geometry, JSON-ready."""
@@ -280,7 +327,7 @@ def _nucleus_components(f: CellFeatures, rng, cy, cx, R):
     return parts
 
 
-def _draw_red_cell(field, rng, cy, cx, r, pallor=None, edge=2.6):
+def _draw_red_cell(field, rng, cy, cx, r, pallor=None, edge=2.6, rim=0.08):
     """Add one opaque biconcave red cell to the red-cell density ``field`` (max-combined)."""
     box = _Box(cy, cx, r * 1.22 + 4)
     if box.empty:
@@ -300,7 +347,7 @@ def _draw_red_cell(field, rng, cy, cx, r, pallor=None, edge=2.6):
     pallor = rng.uniform(0.3, 0.85) if pallor is None else pallor * rng.uniform(0.85, 1.15)
     width = rng.uniform(0.4, 0.62)
     centre = 1.0 / (1.0 + np.exp((rn - width) / rng.uniform(0.09, 0.16)))
-    profile = 1.0 - pallor * centre + 0.08 * np.exp(-(((rn - 0.85) / 0.12) ** 2))
+    profile = 1.0 - pallor * centre + rim * np.exp(-(((rn - 0.85) / 0.12) ** 2))
     density = alpha * profile * rng.uniform(0.75, 1.2)
     field[box.slices] = np.maximum(field[box.slices], density)
 
@@ -351,12 +398,116 @@ def _place_red_cells(rng, f: CellFeatures, cy, cx, R):
     return list(zip(py[:n].tolist(), px[:n].tolist(), pr[:n].tolist()))
 
 
-def render_cell(features: CellFeatures) -> SyntheticCell:
-    """Draw the cell described by ``features``; same features, same JPEG bytes.
+def capture_model(version: str) -> CaptureModel:
+    """The :class:`CaptureModel` of generator ``version``; a one-line error if unknown."""
+    from core.errors import DisplasiaError
 
+    try:
+        return CAPTURE_MODELS[str(version)]
+    except KeyError:
+        raise DisplasiaError(f"unknown generator version {version!r}: choose one of "
+                             f"{', '.join(CAPTURE_MODELS)}") from None
+
+
+def _texture_od(od_mean: np.ndarray, cm: CaptureModel) -> np.ndarray:
+    """Optical density along which a stained object's texture varies (same strength)."""
+    return (1.0 - cm.texture_mix) * od_mean + cm.texture_mix * OD_TEXTURE * float(np.linalg.norm(od_mean))
+
+
+#: Parts of a capture in the order of ``capture_stats.json`` (each: L*, a*, b* means,
+#: then L*, a*, b* standard deviations).
+STAT_PARTS = ("background", "red_cells", "cytoplasm", "nucleus")
+_STATS_FILE = Path(__file__).with_name("capture_stats.json")
+
+
+@lru_cache(maxsize=1)
+def capture_statistics() -> dict:
+    """Per-capture part statistics of real captures and of uncalibrated synthetic ones.
+
+    Derived numbers only (no pixels): the mean of 24 per-capture values (per part Lab
+    mean and SD) over the 150 tuning real cells, square roots of their covariance, and
+    the same means for synthetic cells before calibration (see the file's ``note``).
+    """
+    d = json.loads(_STATS_FILE.read_text(encoding="utf-8"))
+    return {k: np.asarray(v, np.float64) if isinstance(v, list) else v for k, v in d.items()}
+
+
+def _part_statistics(img, rng, weights):
+    """Move each part of the capture to per-part Lab colours drawn for this capture.
+
+    ``weights`` are soft coverages of background, red cells, cytoplasm and nucleus.
+    Background and red cells are properties of the capture (illumination, smear): their
+    own mean is replaced by a draw from the real captures' spread. The neutrophil is only
+    shifted and its texture scaled, by a draw from the spread the generator lacks, so
+    class differences (paler agranular cytoplasm, lighter heterogeneous chromatin) stay.
+    """
+    from skimage.color import lab2rgb, rgb2lab
+
+    st = capture_statistics()
+    d_full = st["real_chol"] @ rng.standard_normal(len(st["real_mean"]))
+    d_residual = st["residual_chol"] @ rng.standard_normal(len(st["real_mean"]))
+    lab = rgb2lab(np.clip(img / 255.0, 0, 1)).astype(np.float32)
+    out = np.zeros_like(lab)
+    for k, w in enumerate(weights):
+        part = slice(6 * k, 6 * k + 6)
+        real, ref, bias = st["real_mean"][part], st["synthetic_mean"][part], st["bias"][part]
+        if k < 2:
+            d = d_full[part]
+            core_w = w * (w > 0.5)
+            centre = (lab * core_w[..., None]).sum((0, 1)) / max(float(core_w.sum()), 1.0)
+        else:
+            d, centre = d_residual[part], ref[:3]
+        # The background's spread is noise and shading, drawn by the camera model.
+        scale = np.ones(3) if k == 0 else np.clip((real[3:] + d[3:]) / ref[3:], 0.5, 2.0)
+        out += w[..., None] * ((lab - centre) * scale + real[:3] + d[:3] + bias[:3]).astype(np.float32)
+    return (lab2rgb(out) * 255.0).astype(np.float32)
+
+
+def _capture(img: np.ndarray, rng: np.random.Generator, f: CellFeatures, cm: CaptureModel,
+             stain: np.ndarray) -> np.ndarray:
+    """The camera: optics blur, sensor noise and colour grain, quantisation to 8 bits.
+
+    ``stain`` is the neutrophil's mean optical density per pixel: the fine colour grain
+    of real captures grows with it (about its square root) and is absent from red cells.
+    """
+    if len(set(cm.optics)) == 1:
+        # Optics: every capture is slightly soft; focus blur adds to it.
+        sigma = float(np.hypot(cm.optics[0], f.blur_sigma))
+        img = ndimage.gaussian_filter(img, (sigma, sigma, 0))
+    else:
+        # Axial chromatic aberration: focused for green, red and blue softer.
+        img = np.stack([ndimage.gaussian_filter(img[..., c], float(np.hypot(cm.optics[c], f.blur_sigma)))
+                        for c in range(3)], axis=-1)
+    share, width = cm.blue_halo
+    if share:
+        # Out-of-focus blue spreads several pixels wide: real captures show a yellowish
+        # fringe (b* up by about 2) in the background next to every object.
+        img[..., 2] = (1.0 - share) * img[..., 2] + share * ndimage.gaussian_filter(img[..., 2], width)
+    # Sensor noise, spatially correlated by demosaicing.
+    level = np.array(cm.noise, np.float32)
+    if cm.noise_spread:
+        level = level * np.float32(rng.lognormal(0.0, cm.noise_spread))
+    noise = rng.normal(0.0, 1.0, img.shape).astype(np.float32) * level
+    img += ndimage.gaussian_filter(noise, (cm.noise_sigma, cm.noise_sigma, 0))
+    if any(cm.grain):
+        # Colour grain of the stain: independent per channel (real nuclei: residual
+        # correlation of red and blue 0.3, synthetic single-stain texture 0.8).
+        amount = np.sqrt(np.clip(ndimage.gaussian_filter(stain, 1.0), 0, None))
+        grain = ndimage.gaussian_filter(rng.normal(0, 1, img.shape).astype(np.float32),
+                                        (cm.grain_sigma, cm.grain_sigma, 0))
+        grain /= max(float(grain.std()), 1e-6)
+        img += grain * amount[..., None] * np.array(cm.grain, np.float32)
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+
+
+def render_cell(features: CellFeatures, *, version: str = GENERATOR_VERSION) -> SyntheticCell:
+    """Draw the cell described by ``features``; same features and version, same JPEG bytes.
+
+    ``version`` picks the generator's stain and capture model (:data:`CAPTURE_MODELS`).
     Returns a :class:`SyntheticCell` whose ``rgb`` is the *decoded* JPEG, so the pixels
     match what a file reader sees, and whose masks are the exact drawn regions.
     """
+    cm = capture_model(version)
     f = features
     rng = np.random.default_rng(f.seed)
     H, W = IMAGE_SHAPE
@@ -380,9 +531,9 @@ def render_cell(features: CellFeatures) -> SyntheticCell:
     red = np.zeros((H, W), dtype=np.float32)
     # Pallor and edge sharpness are properties of the smear (drying, focus), shared by
     # the red cells of one capture.
-    pallor, edge = rng.uniform(0.5, 0.9), rng.uniform(2.2, 4.5)
+    pallor, edge = rng.uniform(*cm.red_cell_pallor), rng.uniform(*cm.red_cell_edge)
     for y, x, r in _place_red_cells(rng, f, cy, cx, R):
-        _draw_red_cell(red, rng, y, x, r, pallor, edge)
+        _draw_red_cell(red, rng, y, x, r, pallor, edge, cm.red_cell_rim)
     red[box.slices] *= 1.0 - 0.92 * cell_alpha
     rbc_strength = rng.uniform(0.82, 1.15) * (1.0 + 0.07 * rng.standard_normal(3)).astype(np.float32)
     od += red[..., None] * (OD_RED_CELL * rbc_strength)
@@ -404,7 +555,8 @@ def render_cell(features: CellFeatures) -> SyntheticCell:
     cyto_m = cell_m & ~nuc_m
 
     # Stain: the hue slides between a bluer and a redder Giemsa, the intensity scales all.
-    od_nucleus = OD_NUCLEUS * np.array([1.0 - 0.18 * f.stain_hue, 1.0, 1.0 + 0.25 * f.stain_hue], np.float32)
+    hue = f.stain_hue * cm.stain_hue_scale
+    od_nucleus = OD_NUCLEUS * np.array([1.0 - 0.18 * hue, 1.0, 1.0 + 0.25 * hue], np.float32)
     intensity = f.stain_intensity
 
     local = np.zeros(box.shape + (3,), dtype=np.float32)
@@ -429,7 +581,18 @@ def render_cell(features: CellFeatures) -> SyntheticCell:
     inside = np.clip(-nuc_d, 0, None)
     density += 0.55 * np.exp(-inside / 2.2)
     density = np.clip(density, 0.25, None)
-    local += (nuc_alpha * density * intensity)[..., None] * od_nucleus
+    if cm.texture_mix:
+        # Real chromatin texture varies mostly along OD_TEXTURE (the nucleus' blue channel
+        # hardly follows it); the nucleus' mean keeps the stain colour.
+        w = nuc_alpha * intensity
+        d_mean = float((density * w).sum() / max(float(w.sum()), 1e-6))
+        nucleus = (w * d_mean)[..., None] * od_nucleus
+        nucleus += (w * (density - d_mean) * cm.nucleus_texture_gain)[..., None] * _texture_od(od_nucleus, cm)
+        # Pale windows stay pale lilac: no channel drops below the 2.0 floor (a quarter of
+        # the stain), else green would shine through as bright speckles.
+        local += np.maximum(nucleus, (w * 0.25)[..., None] * od_nucleus)
+    else:
+        local += (nuc_alpha * density * intensity)[..., None] * od_nucleus
 
     # Granules: dense, faint and soft (a barely resolved pink-lilac dust), and fewer,
     # larger, darker purple ones; neither reads as discrete dark dots.
@@ -454,8 +617,15 @@ def render_cell(features: CellFeatures) -> SyntheticCell:
             dark_field = ndimage.gaussian_filter(dark_field.reshape(box.shape).astype(np.float32), sig * 1.3)
             dark_field *= norm * 1.69
         granule_mask = ((granule_field + dark_field) > 0.4) & cyto_m
-    local += (np.minimum(granule_field, 2.0) * cell_alpha * intensity * 0.25)[..., None] * OD_GRANULE
-    local += (np.minimum(dark_field, 1.2) * cell_alpha * intensity * 0.9)[..., None] * OD_GRANULE_DARK
+    granules = ((np.minimum(granule_field, 2.0) * 0.25, OD_GRANULE), (np.minimum(dark_field, 1.2) * 0.9, OD_GRANULE_DARK))
+    for field, od_granule in granules:
+        if cm.texture_mix and cyto_m.any():
+            # Same for granules: their mean over the cytoplasm keeps the tint.
+            mean = float(field[cyto_m].mean())
+            local += (cell_alpha * intensity * np.where(cyto_m, mean, field))[..., None] * od_granule
+            local += (cell_alpha * intensity * np.where(cyto_m, field - mean, 0.0))[..., None] * _texture_od(od_granule, cm)
+        else:
+            local += (field * cell_alpha * intensity)[..., None] * od_granule
 
     # Dohle bodies: pale blue-grey patches at the edge of the cytoplasm.
     for _ in range(f.dohle_bodies):
@@ -468,22 +638,25 @@ def render_cell(features: CellFeatures) -> SyntheticCell:
         local += (blob * rng.uniform(0.7, 1.0))[..., None] * OD_DOHLE
 
     od[box.slices] += local
+    stain = np.zeros((H, W), dtype=np.float32)
+    stain[box.slices] = local.mean(-1)
 
     # Illumination: peach background, white balance varying between captures, a gentle
     # vignette and shading drift.
-    bg = _BACKGROUND * rng.uniform([0.99, 0.985, 0.95], [1.01, 1.01, 1.03]) * rng.uniform(0.99, 1.01)
+    bg = np.array(cm.background) * rng.uniform([0.99, 0.985, 0.95], [1.01, 1.01, 1.03]) * rng.uniform(0.99, 1.01)
     gy = np.linspace(-1, 1, H, dtype=np.float32)[:, None]
     gx = np.linspace(-1, 1, W, dtype=np.float32)[None, :]
     shade = 1.0 + rng.uniform(-0.015, 0.015) * gy + rng.uniform(-0.015, 0.015) * gx - 0.015 * (gy * gy + gx * gx)
     img = (shade[..., None] * bg.astype(np.float32)) * np.exp(-od)
-    # Optics: every capture is slightly soft; focus blur adds to it.
-    sigma = float(np.hypot(0.6, f.blur_sigma))
-    img = ndimage.gaussian_filter(img, (sigma, sigma, 0))
-    # Sensor noise, spatially correlated by demosaicing (stronger in blue, the weakest
-    # channel under this illumination).
-    noise = rng.normal(0.0, 1.0, img.shape).astype(np.float32) * np.array([2.6, 2.4, 5.5], np.float32)
-    img += ndimage.gaussian_filter(noise, (0.45, 0.45, 0))
-    rgb8 = np.clip(np.rint(img), 0, 255).astype(np.uint8)
+    if cm.part_statistics:
+        w_cell = np.zeros((H, W), np.float32)
+        w_cell[box.slices] = cell_alpha
+        w_nucleus = np.zeros((H, W), np.float32)
+        w_nucleus[box.slices] = nuc_alpha
+        w_red = np.clip(red / 0.08, 0, 1) * (1 - w_cell)
+        w_background = np.clip(1.0 - w_cell - w_red, 0, 1)
+        img = _part_statistics(img, rng, (w_background, w_red, np.clip(w_cell - w_nucleus, 0, 1), w_nucleus))
+    rgb8 = _capture(img, rng, f, cm, stain)
 
     buf = io.BytesIO()
     # CellaVision DM96 writes baseline JPEG at quality 75 without chroma subsampling (4:4:4).
@@ -506,4 +679,5 @@ def render_cell(features: CellFeatures) -> SyntheticCell:
         granules=full(granule_mask),
         granule_count=int(n_granules),
         centre=(float(cy), float(cx)),
+        version=cm.version,
     )

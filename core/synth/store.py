@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .features import GENERATOR_VERSION
 from .render import SyntheticCell
 
 MASK_NAMES = ("cell", "nucleus", "cytoplasm", "granules")
@@ -38,7 +37,7 @@ def write_cell(cell: SyntheticCell, out_dir, stem: str, *, extra: dict | None = 
     for name in MASK_NAMES:
         mask = getattr(cell, name)
         Image.fromarray(mask.astype(np.uint8) * 255, "L").save(truth_dir / f"{stem}_{name}.png", optimize=True)
-    record = {"image": image_path.name, "generator_version": GENERATOR_VERSION, **cell.truth()}
+    record = {"image": image_path.name, "generator_version": cell.version, **cell.truth()}
     if extra:
         record.update(extra)
     (truth_dir / f"{stem}.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
