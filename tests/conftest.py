@@ -37,5 +37,15 @@ def tiny_model():
 
 
 @pytest.fixture(scope="session")
+def tiny_model_file(tmp_path_factory, tiny_model):
+    """``tiny_model`` saved once as .keras. AppTest sessions run in this process, and the app
+    keeps a loaded model per (path, modification time): one file for every test means one
+    Keras load and one set of traced TensorFlow functions, not one per test. Nothing writes to it."""
+    path = tmp_path_factory.mktemp("tiny-model") / "tiny.keras"
+    tiny_model.save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
 def tiny_images():
     return np.random.default_rng(0).random((5, *TINY), dtype=np.float32)

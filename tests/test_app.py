@@ -14,14 +14,13 @@ PAGES = [p.script for p in page_list.PAGES]
 
 
 @pytest.fixture
-def tiny_env(tmp_path, monkeypatch, tiny_model):
+def tiny_env(tmp_path, monkeypatch, tiny_model_file):
     cells = tmp_path / "cells"
     cells.mkdir()
     rng = np.random.default_rng(7)
     for name in ["TN_SNE_1.jpg", "TD_SNE_2.jpg", "WN_SNE_3.jpg", "unknown.png"]:
         Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(cells / name)
-    tiny_model.save(tmp_path / "tiny.keras")
-    monkeypatch.setenv("DISPLASIA_MODEL", str(tmp_path / "tiny.keras"))
+    monkeypatch.setenv("DISPLASIA_MODEL", str(tiny_model_file))
     monkeypatch.setenv("DISPLASIA_DATASET", str(cells))
     monkeypatch.setenv("DISPLASIA_DATA_ROOTS", str(tmp_path))
     monkeypatch.setenv("DISPLASIA_CACHE_DIR", str(tmp_path / "cache"))

@@ -85,15 +85,14 @@ def test_names_are_escaped_for_markdown(case, name):
 # ------------------------------------------------------------------------------- AppTest
 
 @pytest.fixture
-def hostile_env(tmp_path, monkeypatch, tiny_model):
+def hostile_env(tmp_path, monkeypatch, tiny_model_file):
     cells = tmp_path / "cells"
     cells.mkdir()
     rng = np.random.default_rng(7)
     for name in ["TN_SNE_1.jpg", "TD_SNE_2.jpg", "![t](x.png).jpg", "<img src=x>.jpg"]:
         Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(cells / name)
     (cells / "broken.jpg").write_bytes(b"not a jpeg")
-    tiny_model.save(tmp_path / "tiny.keras")
-    monkeypatch.setenv("DISPLASIA_MODEL", str(tmp_path / "tiny.keras"))
+    monkeypatch.setenv("DISPLASIA_MODEL", str(tiny_model_file))
     monkeypatch.setenv("DISPLASIA_DATASET", str(cells))
     monkeypatch.setenv("DISPLASIA_DATA_ROOTS", str(tmp_path))
     monkeypatch.setenv("DISPLASIA_CACHE_DIR", str(tmp_path / "cache"))
@@ -216,7 +215,7 @@ def test_invalid_settings_stop_the_dashboard_with_one_line(hostile_env, monkeypa
         reload_settings()
 
 
-def test_projection_of_four_identical_cells_keeps_the_server_alive(tmp_path, monkeypatch, tiny_model):
+def test_projection_of_four_identical_cells_keeps_the_server_alive(tmp_path, monkeypatch, tiny_model_file):
     """The reported crash: 4 identical uploaded cells + Projection segfaulted the whole server
     (scikit-learn t-SNE, init='pca'). AppTest runs the page in this very process."""
     cells = tmp_path / "same"
@@ -224,8 +223,7 @@ def test_projection_of_four_identical_cells_keeps_the_server_alive(tmp_path, mon
     pixels = np.random.default_rng(1).integers(0, 256, (40, 40, 3), dtype=np.uint8)
     for i in range(4):
         Image.fromarray(pixels).save(cells / f"TN_{i}.png")
-    tiny_model.save(tmp_path / "tiny.keras")
-    for key, value in {"DISPLASIA_MODEL": str(tmp_path / "tiny.keras"), "DISPLASIA_DATASET": str(cells),
+    for key, value in {"DISPLASIA_MODEL": str(tiny_model_file), "DISPLASIA_DATASET": str(cells),
                        "DISPLASIA_DATA_ROOTS": str(tmp_path), "DISPLASIA_CACHE_DIR": str(tmp_path / "cache"),
                        "DISPLASIA_DB": f"sqlite:///{tmp_path / 'a.sqlite'}"}.items():
         monkeypatch.setenv(key, value)
