@@ -70,19 +70,32 @@ def wait_for_evidence(at: AppTest, timeout: float = 600.0) -> AppTest:
     return at.run()
 
 
+@pytest.fixture(scope="module")
+def demo_cache(tmp_path_factory):
+    """One cache folder for the demo tests of this module: the demo's 59 scores (and its maps) are
+    the same for every page, and these tests check what the pages draw, not the computing (the
+    tiny-model tests do that, each with its own cache)."""
+    return tmp_path_factory.mktemp("demo-cache")
+
+
 @pytest.fixture
-def demo_env(tmp_path, monkeypatch):
-    """The bundled demo dataset and model, with a private cache and database."""
-    monkeypatch.setenv("DISPLASIA_CACHE_DIR", str(tmp_path / "cache"))
+def demo_env(tmp_path, monkeypatch, demo_cache):
+    """The bundled demo dataset and model, with the module's demo cache and a private database."""
+    monkeypatch.setenv("DISPLASIA_CACHE_DIR", str(demo_cache))
     monkeypatch.setenv("DISPLASIA_DB", f"sqlite:///{tmp_path / 'annotations.sqlite'}")
     monkeypatch.setenv("DISPLASIA_PREFETCH_CPU_SECONDS", "0")
     for name in ("DISPLASIA_MODEL", "DISPLASIA_DATASET", "DISPLASIA_DATA_ROOTS"):
         monkeypatch.delenv(name, raising=False)
 
 
+# The demo checks are about the real model rendering on every page, not about sample counts:
+# LIME's 700 samples x 3 stability runs and SmoothGrad's 40 are what made Compare slow.
+CHEAP_SAMPLING = {"lime.samples": 50, "lime.stability_runs": 1, "smoothgrad.samples": 5}
+
+
 @pytest.mark.parametrize("page", PAGES)
 def test_every_page_renders_on_the_demo(demo_env, page):
-    at = run_page(page, state={"annotator_name": "dr-demo"})
+    at = run_page(page, state={"annotator_name": "dr-demo", **CHEAP_SAMPLING})
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
     if page not in ("pages/home.py", "pages/model.py", "pages/summary.py", "pages/annotate.py", "pages/admin.py"):
