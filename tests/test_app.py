@@ -26,7 +26,17 @@ def tiny_env(tmp_path, monkeypatch, tiny_model_file):
     monkeypatch.setenv("DISPLASIA_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("DISPLASIA_DB", f"sqlite:///{tmp_path / 'annotations.sqlite'}")
     monkeypatch.setenv("DISPLASIA_PREFETCH_CPU_SECONDS", "0")    # no background maps racing the tests' own
+    forget_scoring_jobs(monkeypatch)
     return cells
+
+
+def forget_scoring_jobs(monkeypatch) -> None:
+    """Each test is a fresh server with its own cache folder. The process keeps one scoring job
+    per (model key, images), not per folder, and never restarts one that finished: with the
+    shared model file, the next test's gallery would wait for ever on the last test's job."""
+    from ui import resources
+
+    monkeypatch.setattr(resources, "_jobs", {})
 
 
 def run_page(page: str | None = None, query=None, state=None) -> AppTest:

@@ -17,6 +17,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.config import REPO_ROOT
 from core.uploads import PREFIX, SessionFolder, safe_name, sweep
+from tests.test_app import forget_scoring_jobs
 from ui.widgets import _parse, plain
 
 # (case id, raw URL value, default, widget kwargs, expected value)
@@ -98,6 +99,7 @@ def hostile_env(tmp_path, monkeypatch, tiny_model_file):
     monkeypatch.setenv("DISPLASIA_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("DISPLASIA_DB", f"sqlite:///{tmp_path / 'annotations.sqlite'}")
     monkeypatch.setenv("DISPLASIA_UPLOADS_DIR", str(tmp_path / "uploads"))
+    forget_scoring_jobs(monkeypatch)
     return cells
 
 
@@ -227,6 +229,7 @@ def test_projection_of_four_identical_cells_keeps_the_server_alive(tmp_path, mon
                        "DISPLASIA_DATA_ROOTS": str(tmp_path), "DISPLASIA_CACHE_DIR": str(tmp_path / "cache"),
                        "DISPLASIA_DB": f"sqlite:///{tmp_path / 'a.sqlite'}"}.items():
         monkeypatch.setenv(key, value)
+    forget_scoring_jobs(monkeypatch)
     at = run_app("pages/projection.py", {"projection.kind": "t-SNE"})
     assert not at.exception, at.exception
     assert at.session_state["explain_log"]["features"]["from_cache"] is False
