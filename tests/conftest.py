@@ -46,6 +46,14 @@ def tiny_model_file(tmp_path_factory, tiny_model):
     return path
 
 
+@pytest.fixture(scope="module")
+def demo_cache(tmp_path_factory):
+    """One cache folder for a module's AppTest tests on the demo (``demo_env``): the demo's 59
+    scores (and its maps) are the same for every page, and those tests check what the pages draw,
+    not the computing (the tiny-model tests do that, each with its own cache)."""
+    return tmp_path_factory.mktemp("demo-cache")
+
+
 @pytest.fixture(scope="session")
 def tiny_images():
     return np.random.default_rng(0).random((5, *TINY), dtype=np.float32)

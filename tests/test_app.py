@@ -80,14 +80,6 @@ def wait_for_evidence(at: AppTest, timeout: float = 600.0) -> AppTest:
     return at.run()
 
 
-@pytest.fixture(scope="module")
-def demo_cache(tmp_path_factory):
-    """One cache folder for the demo tests of this module: the demo's 59 scores (and its maps) are
-    the same for every page, and these tests check what the pages draw, not the computing (the
-    tiny-model tests do that, each with its own cache)."""
-    return tmp_path_factory.mktemp("demo-cache")
-
-
 @pytest.fixture
 def demo_env(tmp_path, monkeypatch, demo_cache):
     """The bundled demo dataset and model, with the module's demo cache and a private database."""
