@@ -67,7 +67,8 @@ def streamlit_server(env: dict | None = None, timeout: float = 120.0):
     finally:
         process.terminate()
         try:
-            process.wait(timeout=20)
+            # a server busy with background maps can take 20 s to stop; nothing is checked after this
+            process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
@@ -125,13 +126,19 @@ def selectbox_value(page, label: str, *, where: str = "[data-testid='stSidebar']
     return page.locator(where).get_by_role("combobox", name=label, exact=True).first.input_value()
 
 
-def poll(probe, timeout: float = 60.0):
-    """Call ``probe`` until it returns something truthy (the app saves after a rerun)."""
-    import time
+def poll(probe, timeout: float = 60.0, *, page=None):
+    """Call ``probe`` until it returns something truthy (the app saves after a rerun).
 
+    Give ``page`` when the probe reads what Playwright mirrors from its events (``page.url``):
+    the sync API handles those events only inside its own calls, never during ``time.sleep``,
+    so such a probe would see the address of the moment the poll started for ever.
+    """
     deadline = time.monotonic() + timeout
     while True:
         value = probe()
         if value or time.monotonic() > deadline:
             return value
-        time.sleep(0.5)
+        if page is not None:
+            page.wait_for_timeout(500)
+        else:
+            time.sleep(0.5)

@@ -37,5 +37,23 @@ def tiny_model():
 
 
 @pytest.fixture(scope="session")
+def tiny_model_file(tmp_path_factory, tiny_model):
+    """``tiny_model`` saved once as .keras. AppTest sessions run in this process, and the app
+    keeps a loaded model per (path, modification time): one file for every test means one
+    Keras load and one set of traced TensorFlow functions, not one per test. Nothing writes to it."""
+    path = tmp_path_factory.mktemp("tiny-model") / "tiny.keras"
+    tiny_model.save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def demo_cache(tmp_path_factory):
+    """One cache folder for a module's AppTest tests on the demo (``demo_env``): the demo's 59
+    scores (and its maps) are the same for every page, and those tests check what the pages draw,
+    not the computing (the tiny-model tests do that, each with its own cache)."""
+    return tmp_path_factory.mktemp("demo-cache")
+
+
+@pytest.fixture(scope="session")
 def tiny_images():
     return np.random.default_rng(0).random((5, *TINY), dtype=np.float32)

@@ -5,17 +5,18 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.config import REPO_ROOT
+from tests.test_app import forget_scoring_jobs
 
 APP = str(REPO_ROOT / "app.py")
 
 
 @pytest.fixture
-def demo_cells_tiny_model(tmp_path, monkeypatch, tiny_model):
-    tiny_model.save(tmp_path / "tiny.keras")
-    monkeypatch.setenv("DISPLASIA_MODEL", str(tmp_path / "tiny.keras"))
+def demo_cells_tiny_model(tmp_path, monkeypatch, tiny_model_file):
+    monkeypatch.setenv("DISPLASIA_MODEL", str(tiny_model_file))
     monkeypatch.setenv("DISPLASIA_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("DISPLASIA_DB", f"sqlite:///{tmp_path / 'annotations.sqlite'}")
     monkeypatch.setenv("DISPLASIA_PREFETCH_CPU_SECONDS", "0")
+    forget_scoring_jobs(monkeypatch)
     for name in ("DISPLASIA_DATASET", "DISPLASIA_DATA_ROOTS"):
         monkeypatch.delenv(name, raising=False)
 

@@ -175,6 +175,22 @@ def test_lime_grey_fill_and_top_k(cnn, cells):
     np.testing.assert_allclose(exp.maps[0], w[exp.extras["labels"][0]])
 
 
+_SUBMODELS: dict = {}
+
+
+def _reference_submodels(keras_model, layer):
+    """(logit, activations of ``layer``) of ``keras_model``, built once per model and layer.
+    They are called directly (inference mode): ``Model.predict`` costs tens of milliseconds of
+    set-up per call, and the reference makes one call per channel."""
+    import keras
+
+    key = (id(keras_model), layer)
+    if key not in _SUBMODELS:
+        _SUBMODELS[key] = (keras.Model(keras_model.input, keras_model.get_layer("activation_5").input),
+                           keras.Model(keras_model.input, keras_model.get_layer(layer).output), keras_model)
+    return _SUBMODELS[key][:2]
+
+
 def published_scorecam(keras_model, layer, image, target, space, weights):
     """Score-CAM written straight from Wang et al. (2020): one masked image, one prediction per channel.
 
@@ -183,15 +199,14 @@ def published_scorecam(keras_model, layer, image, target, space, weights):
     w_k = S_k - score(X) (increase of confidence) or S_k; L = ReLU(sum_k w_k A_k).
     No softmax across channels.
     """
-    import keras
     from scipy.ndimage import zoom
 
-    logit_of = keras.Model(keras_model.input, keras_model.get_layer("activation_5").input)
-    acts = keras.Model(keras_model.input, keras_model.get_layer(layer).output).predict(image[None], verbose=0)[0]
+    logit_of, acts_of = _reference_submodels(keras_model, layer)
+    acts = np.asarray(acts_of(image[None], training=False))[0]
     h, w = image.shape[:2]
 
     def score(x):
-        z = float(logit_of.predict(x[None], verbose=0).reshape(-1)[0])
+        z = float(np.asarray(logit_of(x[None], training=False)).reshape(-1)[0])
         if space == "logit":
             return z if target == "normal" else -z
         p = 1.0 / (1.0 + np.exp(-np.float64(z)))

@@ -17,6 +17,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.config import REPO_ROOT
 from core.uploads import PREFIX, SessionFolder, safe_name, sweep
+from tests.test_app import forget_scoring_jobs
 from ui.widgets import _parse, plain
 
 # (case id, raw URL value, default, widget kwargs, expected value)
@@ -85,20 +86,20 @@ def test_names_are_escaped_for_markdown(case, name):
 # ------------------------------------------------------------------------------- AppTest
 
 @pytest.fixture
-def hostile_env(tmp_path, monkeypatch, tiny_model):
+def hostile_env(tmp_path, monkeypatch, tiny_model_file):
     cells = tmp_path / "cells"
     cells.mkdir()
     rng = np.random.default_rng(7)
     for name in ["TN_SNE_1.jpg", "TD_SNE_2.jpg", "![t](x.png).jpg", "<img src=x>.jpg"]:
         Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(cells / name)
     (cells / "broken.jpg").write_bytes(b"not a jpeg")
-    tiny_model.save(tmp_path / "tiny.keras")
-    monkeypatch.setenv("DISPLASIA_MODEL", str(tmp_path / "tiny.keras"))
+    monkeypatch.setenv("DISPLASIA_MODEL", str(tiny_model_file))
     monkeypatch.setenv("DISPLASIA_DATASET", str(cells))
     monkeypatch.setenv("DISPLASIA_DATA_ROOTS", str(tmp_path))
     monkeypatch.setenv("DISPLASIA_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("DISPLASIA_DB", f"sqlite:///{tmp_path / 'annotations.sqlite'}")
     monkeypatch.setenv("DISPLASIA_UPLOADS_DIR", str(tmp_path / "uploads"))
+    forget_scoring_jobs(monkeypatch)
     return cells
 
 
@@ -216,7 +217,7 @@ def test_invalid_settings_stop_the_dashboard_with_one_line(hostile_env, monkeypa
         reload_settings()
 
 
-def test_projection_of_four_identical_cells_keeps_the_server_alive(tmp_path, monkeypatch, tiny_model):
+def test_projection_of_four_identical_cells_keeps_the_server_alive(tmp_path, monkeypatch, tiny_model_file):
     """The reported crash: 4 identical uploaded cells + Projection segfaulted the whole server
     (scikit-learn t-SNE, init='pca'). AppTest runs the page in this very process."""
     cells = tmp_path / "same"
@@ -224,11 +225,11 @@ def test_projection_of_four_identical_cells_keeps_the_server_alive(tmp_path, mon
     pixels = np.random.default_rng(1).integers(0, 256, (40, 40, 3), dtype=np.uint8)
     for i in range(4):
         Image.fromarray(pixels).save(cells / f"TN_{i}.png")
-    tiny_model.save(tmp_path / "tiny.keras")
-    for key, value in {"DISPLASIA_MODEL": str(tmp_path / "tiny.keras"), "DISPLASIA_DATASET": str(cells),
+    for key, value in {"DISPLASIA_MODEL": str(tiny_model_file), "DISPLASIA_DATASET": str(cells),
                        "DISPLASIA_DATA_ROOTS": str(tmp_path), "DISPLASIA_CACHE_DIR": str(tmp_path / "cache"),
                        "DISPLASIA_DB": f"sqlite:///{tmp_path / 'a.sqlite'}"}.items():
         monkeypatch.setenv(key, value)
+    forget_scoring_jobs(monkeypatch)
     at = run_app("pages/projection.py", {"projection.kind": "t-SNE"})
     assert not at.exception, at.exception
     assert at.session_state["explain_log"]["features"]["from_cache"] is False
