@@ -31,9 +31,8 @@ def tiny_env(tmp_path, monkeypatch, tiny_model_file):
 
 
 def forget_scoring_jobs(monkeypatch) -> None:
-    """Each test is a fresh server with its own cache folder. The process keeps one scoring job
-    per (model key, images), not per folder, and never restarts one that finished: with the
-    shared model file, the next test's gallery would wait for ever on the last test's job."""
+    """Each test is a fresh server: no scoring job (and no failure kept for 30 s) of an earlier
+    test with the same shared model file may answer for this one."""
     from ui import resources
 
     monkeypatch.setattr(resources, "_jobs", {})

@@ -200,6 +200,13 @@ class ScoringJob:
     error: str | None = None
     finished: bool = False
     started: float = 0.0
+    ended: float = 0.0
+
+
+#: A failed scoring job is shown (not retried) for this long; a finished one whose cells are
+#: still missing (the store was emptied, another folder) is started again after RESCORE_S.
+RETRY_FAILED_S = 30.0
+RESCORE_S = 5.0
 
 
 _jobs: dict = {}
@@ -215,11 +222,12 @@ def start_scoring(choice: ModelChoice, key: str, paths: list, hashes: list, inte
     from concurrent.futures import ThreadPoolExecutor
 
     global _score_pool
-    job_key = (key, interpolation, hash(tuple(hashes)))
+    job_key = (key, interpolation, hash(tuple(hashes)), str(score_store().path))
     with _warmup_lock:
         job = _jobs.get(job_key)
-        if job is not None and (not job.finished or job.error is None):
-            return job
+        now = time.monotonic()
+        if job is not None and (not job.finished or now - job.ended < (RETRY_FAILED_S if job.error else RESCORE_S)):
+            return job              # running; or failed (its error stays on screen); or just done
         if _score_pool is None:
             _score_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="score-cells")
         job = _jobs[job_key] = ScoringJob(choice.label, len(hashes), started=time.monotonic())
@@ -246,6 +254,7 @@ def start_scoring(choice: ModelChoice, key: str, paths: list, hashes: list, inte
                 logging.getLogger(__name__).exception("scoring failed")
             job.error = f"Scoring failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         finally:
+            job.ended = time.monotonic()
             job.finished = True
 
     _score_pool.submit(run)
