@@ -4,6 +4,7 @@ docs/screenshots/ (shown in the README)."""
 from __future__ import annotations
 
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
@@ -73,6 +74,30 @@ def test_page_shows_result(server, page, path, name, proof):
             assert heatmap_images(page), "no heatmap drawn"
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=False)
+
+
+def test_map_downloads_are_made_on_click(server, page):
+    """The PNG / NPY / JSON of a map are built when clicked (not on every rerun): the files
+    must still arrive, whole."""
+    import io
+    import json
+
+    import numpy as np
+
+    page.goto(f"{server}/saliency")
+    wait_until_idle(page)
+    page.get_by_text("SmoothGrad").first.wait_for(state="visible", timeout=240_000)
+    main = "[data-testid='stMain'] [data-testid='stDownloadButton'] button"
+    got = {}
+    for kind in ("PNG", "NPY", "JSON"):
+        with page.expect_download(timeout=120_000) as info:
+            page.locator(main, has_text=kind).first.click()
+        got[kind] = (info.value.suggested_filename, Path(info.value.path()).read_bytes())
+    assert got["PNG"][0].endswith(".png") and got["PNG"][1][:8] == b"\x89PNG\r\n\x1a\n"
+    raw = np.load(io.BytesIO(got["NPY"][1]), allow_pickle=False)
+    assert raw.dtype == np.float32 and raw.ndim == 2 and np.isfinite(raw).all()
+    meta = json.loads(got["JSON"][1])
+    assert meta["method"] == "saliency" and meta["scale"][0] <= meta["scale"][1]
 
 
 def test_parameter_change_gives_a_new_map(server, page):
