@@ -305,4 +305,7 @@ def test_annotate_fits_1440x900_and_remembers_the_name(demo_server, page):
             "the browser never stored the name"
         page.reload()
         wait_until_idle(page)
-        assert page.get_by_label("Annotator", exact=True).input_value() == "dr-fit"
+        field = page.get_by_label("Annotator", exact=True)
+        shown = poll(lambda: field.input_value() == "dr-fit", timeout=30, page=page)
+        assert shown, (f"name not remembered: field {field.input_value()!r}, "
+                       f"cookies {[c['name'] for c in page.context.cookies()]}, url {page.url}")

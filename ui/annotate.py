@@ -38,7 +38,10 @@ def annotator() -> str | None:
             return None
         st.caption(f"Annotating as {auth.plain(identity.name)} (logged in)")
         return identity.name
-    if ANNOTATOR not in st.session_state:
+    if not st.session_state.get(ANNOTATOR):
+        # Also when the key exists but is empty: a reload can reattach this browser tab to its
+        # old server session with the widget reset to '' (seen in 2 of 5 browser runs); the
+        # name then comes back from the cookie, which the new connection carries.
         st.session_state[ANNOTATOR] = _remembered_name()
     name = st.text_input("Annotator", key=ANNOTATOR, placeholder="your name or initials", max_chars=80,
                          help="Each annotator's readings are kept apart; nobody overwrites anybody. "
