@@ -22,11 +22,15 @@ class Regions:
     source: str  # "annotation: <annotator>", "ground truth" or "automatic outline"
 
 
+def _truth_files(image_path) -> dict:
+    """``{part: path}`` of the generator's ground-truth masks of one image (they may not exist)."""
+    path = Path(image_path)
+    return {part: path.parent / "truth" / f"{path.stem}_{part}.png" for part in ("cell", "nucleus", "cytoplasm")}
+
+
 def truth_masks(image_path) -> Regions | None:
     """Ground-truth masks written by the synthetic generator next to a demo image."""
-    path = Path(image_path)
-    truth = path.parent / "truth"
-    files = {part: truth / f"{path.stem}_{part}.png" for part in ("cell", "nucleus", "cytoplasm")}
+    files = _truth_files(image_path)
     if not all(f.is_file() for f in files.values()):
         return None
     masks = {part: np.asarray(Image.open(f).convert("L")) > 127 for part, f in files.items()}
@@ -60,9 +64,7 @@ def region_source(image_path, annotations: dict | None = None) -> str:
     found = annotation_masks(annotations or {})
     if found is not None:
         return found.source
-    path = Path(image_path)
-    truth = path.parent / "truth"
-    if all((truth / f"{path.stem}_{part}.png").is_file() for part in ("cell", "nucleus", "cytoplasm")):
+    if all(f.is_file() for f in _truth_files(image_path).values()):
         return "ground truth"
     return "automatic outline"
 

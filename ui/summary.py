@@ -197,22 +197,19 @@ def evidence_results(result, stud, threshold: float) -> None:
     from core.summary import figures
     from core.summary.report import dataset_report_html
 
-    def fig(make, data):
-        return cached_figure(make, data)
-
     table_block("Relevance mass per method and class (annotation / ground-truth outlines)",
                 result.localisation_summary, "relevance_mass")
-    figure_block(fig(figures.localisation_figure, result.localisation_summary), "relevance_mass")
+    figure_block(cached_figure(figures.localisation_figure, result.localisation_summary), "relevance_mass")
     table_block("Relevance mass against the generator's ground truth (incl. granules)",
                 result.localisation_truth_summary, "relevance_mass_truth")
     table_block("Deletion / insertion AUC", result.faithfulness_summary, "faithfulness")
-    figure_block(fig(figures.faithfulness_figure, result.curves), "deletion_curves")
+    figure_block(cached_figure(figures.faithfulness_figure, result.curves), "deletion_curves")
     table_block("Model randomisation (Spearman: low = the method depends on the weights)",
                 result.randomisation_summary, "randomisation")
-    figure_block(fig(figures.randomisation_figure, result.randomisation), "randomisation")
+    figure_block(cached_figure(figures.randomisation_figure, result.randomisation), "randomisation")
     table_block("Occlusion summary (%)", result.occlusion_summary, "occlusion_summary")
-    figure_block(fig(figures.occlusion_figure, result.occlusion_summary), "occlusion")
-    figure_block(fig(figures.projection_figure, result.projection), "tsne")
+    figure_block(cached_figure(figures.occlusion_figure, result.occlusion_summary), "occlusion")
+    figure_block(cached_figure(figures.projection_figure, result.projection), "tsne")
     table_block("Background test per group", result.background_summary, "background_summary")
     if result.background is not None:
         figure_block(cached_figure(figures.background_figure, result.background, threshold=threshold), "background")
