@@ -1,11 +1,12 @@
 """DisplasiaNet explainer: router and shared sidebar. Run: streamlit run app.py"""
 import streamlit as st
 
-from ui import auth, resources, sidebar, state
+from ui import auth, resources, server_tuning, sidebar, state
 from ui.page_list import sections
 
 st.set_page_config(page_title="DisplasiaNet explainer", page_icon=":material/biotech:", layout="wide")
 state.require_settings()       # invalid settings: one red line, nothing else runs
+server_tuning.keep_keras_between_runs()
 resources.start_tensorflow_warmup()
 
 role = auth.require_login()     # login on and nobody logged in: the login form, then stop

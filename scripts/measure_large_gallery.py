@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.browser_support import browser_page, streamlit_server, wait_until_idle  # noqa: E402
 
 LONG = 600_000
-THUMBS = "[data-testid='stMain'] [data-testid='stImage'] img"
+THUMBS = "[data-testid='stMain'] [data-testid='cellTile'] img"
 
 
 def first_thumb(page) -> str | None:

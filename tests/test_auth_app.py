@@ -51,6 +51,8 @@ def _all_text(at) -> str:
             v = getattr(node, attr, None)
             if isinstance(v, str):
                 parts.append(v)
+        if getattr(node, "type", None) == "bidi_component":      # the gallery's tiles, as sent
+            parts.append(node.proto.json)
         for child in getattr(node, "children", {}).values():
             walk(child)
     walk(at._tree)

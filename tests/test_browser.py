@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
@@ -74,6 +75,28 @@ def test_page_shows_result(server, page, path, name, proof):
             assert heatmap_images(page), "no heatmap drawn"
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=False)
+
+
+def test_a_click_on_a_gallery_tile_makes_it_the_current_cell(server, page):
+    """The gallery page is one element of tiles; a click (or Enter) on a tile selects the cell
+    everywhere: the URL, the tile's mark and the sidebar's cell picker."""
+    page.goto(server)
+    tiles = page.locator("[data-testid='cellTile']")
+    tiles.first.wait_for(state="visible", timeout=120_000)
+    wait_until_idle(page)
+    assert tiles.count() == 48 and page.locator("[data-testid='cellTile'].dn-current").count() == 1
+    names = tiles.locator(".dn-name").all_inner_texts()
+    for how, index in (("click", 5), ("Enter", 7)):
+        wanted = names[index]
+        tile = tiles.nth(index)
+        tile.click() if how == "click" else (tile.focus(), page.keyboard.press("Enter"))
+        moved = poll(lambda: urlparse(page.url).query and parse_qs(urlparse(page.url).query).get("cell") == [wanted],
+                     page=page)
+        assert moved, f"{how}: the URL says {page.url}, not cell={wanted}"
+        wait_until_idle(page)
+        assert page.locator("[data-testid='cellTile'].dn-current .dn-name").inner_text() == wanted
+        assert selectbox_value(page, "Current cell") == wanted
+    assert not page.locator("[data-testid='stException']").count()
 
 
 def test_map_downloads_are_made_on_click(server, page):

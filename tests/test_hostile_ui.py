@@ -17,7 +17,8 @@ from streamlit.testing.v1 import AppTest
 
 from core.config import REPO_ROOT
 from core.uploads import PREFIX, SessionFolder, safe_name, sweep
-from tests.test_app import forget_scoring_jobs
+from tests.test_app import forget_scoring_jobs, gallery_tiles
+from ui import tile_grid
 from ui.widgets import _parse, plain
 
 # (case id, raw URL value, default, widget kwargs, expected value)
@@ -131,8 +132,9 @@ def test_gallery_shows_good_cells_lists_the_bad_one_and_never_renders_names(host
     assert not at.exception, at.exception
     markdown = " ".join(m.value for m in at.markdown) + " ".join(c.value for c in at.caption)
     assert "![t](x.png)" not in markdown and "<img src=x>" not in markdown
-    texts = [t.value for t in at.text]
-    assert "![t](x.png).jpg" in texts and "<img src=x>.jpg" in texts  # shown, as plain text
+    names = [t["name"] for t in gallery_tiles(at)]
+    assert "![t](x.png).jpg" in names and "<img src=x>.jpg" in names  # sent as data, shown as text:
+    assert "innerHTML" not in tile_grid._JS and "name.textContent = cell.name" in tile_grid._JS
     assert any("1 file(s) skipped" in e.label for e in at.expander)
 
 

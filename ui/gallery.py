@@ -13,6 +13,7 @@ import streamlit as st
 
 from core.io_utils import frame_csv_bytes
 from ui import context, resources, state
+from ui.tile_grid import Tile, data_url, tile_grid
 
 PAGE_SIZE = 48
 COLUMNS = 6
@@ -112,13 +113,13 @@ def filters(table: pd.DataFrame) -> pd.DataFrame:
     return shown
 
 
-def _caption(row) -> str:
-    """Score, prediction and label under a thumbnail (the file name is shown apart, as plain text)."""
+def _caption(row) -> tuple[str, str]:
+    """Score line and label line under a thumbnail (plain text: the tile never renders HTML)."""
     mark = "" if row["agrees"] is None else (" ✓" if row["agrees"] else " ✗")
-    label = row["label"] or "unlabelled"
+    label = f"label: {row['label'] or 'unlabelled'}"
     if row["score"] != row["score"]:             # NaN: not scored yet
-        return f"scoring…  \nlabel: {label}"
-    return f"**{row['score']:.3f}** → {row['prediction']}  \nlabel: {label}{mark}"
+        return "scoring…", label
+    return f"{row['score']:.3f} → {row['prediction']}", label + mark
 
 
 def grid(shown: pd.DataFrame, current: str | None) -> None:
@@ -133,18 +134,12 @@ def grid(shown: pd.DataFrame, current: str | None) -> None:
         right.caption(f"Page {page} of {pages:,} · cells {(page - 1) * PAGE_SIZE + 1:,}-"
                       f"{min(page * PAGE_SIZE, len(shown)):,} of {len(shown):,}")
     chunk = shown.iloc[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
-    for start in range(0, len(chunk), COLUMNS):
-        cols = st.columns(COLUMNS)
-        for col, (_, row) in zip(cols, chunk.iloc[start:start + COLUMNS].iterrows()):
-            with col.container(border=True):
-                st.image(resources.thumbnail(row["path"]), width="stretch")
-                st.text(row["name"])  # never Markdown: a file name can be ![t](https://host)
-                st.markdown(_caption(row))
-                is_current = row["name"] == current
-                if st.button("Current" if is_current else "Select", key=f"pick_{row['name']}",
-                             disabled=is_current, width="stretch"):
-                    st.session_state[state.CELL] = row["name"]
-                    st.rerun()
+    tiles = [Tile(row["name"], data_url(resources.thumbnail(row["path"])), *_caption(row), current=row["name"] == current)
+             for _, row in chunk.iterrows()]
+    picked = tile_grid(tiles, columns=COLUMNS, key="gallery_tiles")
+    if picked and picked != current and picked in set(chunk["name"]):
+        st.session_state[state.CELL] = picked
+        st.rerun()
 
 
 def table(shown: pd.DataFrame) -> None:
