@@ -8,6 +8,7 @@ outline are never mistaken for a pathologist's.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,10 @@ def truth_masks(image_path) -> Regions | None:
     return Regions(masks["cell"], masks["nucleus"], masks["cytoplasm"], "ground truth")
 
 
+def _annotation_source(annotation) -> str:
+    return f"annotation: {annotation.annotator}"
+
+
 def annotation_masks(annotations: dict) -> Regions | None:
     """Masks of the most recently updated annotation among ``{annotator: Annotation}``."""
     from core.annotations.masks import cell_masks
@@ -48,7 +53,17 @@ def annotation_masks(annotations: dict) -> Regions | None:
     masks = cell_masks(latest)
     if not masks.cell.any():
         return None
-    return Regions(masks.cell, masks.nucleus, masks.cytoplasm, f"annotation: {latest.annotator}")
+    return Regions(masks.cell, masks.nucleus, masks.cytoplasm, _annotation_source(latest))
+
+
+@lru_cache(maxsize=8192)
+def _outlines_cover_a_pixel(shapes: tuple, image_size: tuple) -> bool:
+    """Whether these outlines give a non-empty cell mask (what :func:`annotation_masks`
+    checks); kept per outline set, so the summary does not rasterise every cell on each rerun."""
+    from core.annotations.masks import shapes_mask
+
+    width, height = image_size
+    return bool(shapes_mask(shapes, (height, width)).any())
 
 
 def automatic_masks(rgb: np.ndarray) -> Regions:
@@ -61,9 +76,13 @@ def automatic_masks(rgb: np.ndarray) -> Regions:
 def region_source(image_path, annotations: dict | None = None) -> str:
     """Where :func:`cell_regions` takes the masks of one image from, without decoding the
     image or running the outline suggestion (the summary's tables show it)."""
-    found = annotation_masks(annotations or {})
-    if found is not None:
-        return found.source
+    from core.annotations.schema import latest_reading
+
+    latest = latest_reading(annotations or {}, with_outlines=True)
+    if latest is not None:
+        # the cell mask is the union of every outline (cytoplasm | nucleus)
+        if _outlines_cover_a_pixel(tuple(latest.shapes), tuple(latest.image_size)):
+            return _annotation_source(latest)
     if all(f.is_file() for f in _truth_files(image_path).values()):
         return "ground truth"
     return "automatic outline"
