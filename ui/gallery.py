@@ -44,6 +44,7 @@ def live(view, current: str | None) -> None:
         body(now, current)
 
     refresh()
+    resources.page_drawn()      # thumbnails sent: the scoring job may load TensorFlow now
 
 
 def body(view, current: str | None) -> None:

@@ -13,11 +13,13 @@ from core.preprocess import load_rgb
 
 _warmup_started = False
 WARMUP_DELAY_S = 20.0
+SCORING_DELAY_S = 3.0
 _page_drawn = threading.Event()
 
 
 def page_drawn() -> None:
-    """Called by pages that need no model once they are drawn: TensorFlow may load now."""
+    """Called by the gallery once its thumbnails are sent: TensorFlow may load now (warm-up,
+    scoring job, prefetch all wait for this, each with its own time limit)."""
     _page_drawn.set()
 _warmup_lock = threading.Lock()
 
@@ -237,6 +239,9 @@ def start_scoring(choice: ModelChoice, key: str, paths: list, hashes: list, inte
         from core.scores import score_missing
 
         try:
+            # Loading TensorFlow holds the GIL for seconds: let the page that asked for the
+            # scores draw its thumbnails first (the gallery says when), SCORING_DELAY_S at most.
+            _page_drawn.wait(timeout=SCORING_DELAY_S)
             loaded = loaded_model(choice)
 
             def progress(done, total):
