@@ -63,6 +63,9 @@ class Dataset:
     cells: tuple
     #: ``(name, reason)`` of every image file that was skipped (unreadable, outside the roots).
     skipped: tuple = ()
+    #: True while the images are listed but not yet decoded once: an unreadable one is still
+    #: among ``cells`` (the dashboard's scoring job checks them and the listing is redone).
+    unchecked: bool = False
 
     def __len__(self) -> int:
         return len(self.cells)

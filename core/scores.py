@@ -99,22 +99,26 @@ class ScoreStore:
             self._conn.close()
 
     # ------------------------------------------------------------------ file hashes
-    def file_hashes(self, paths) -> list[str]:
+    def file_hashes(self, paths, *, on_error=None) -> list[str]:
         """SHA-256 of each file's bytes; a file unchanged since its last hash (same path,
-        size and modification time) is not read again."""
-        return self._per_file("files", "sha256", paths, sha256_file)
+        size and modification time) is not read again. ``on_error(path, exc)``: the value of a
+        file that cannot be read (not remembered); without it the ``OSError`` propagates."""
+        return self._per_file("files", "sha256", paths, sha256_file, on_error=on_error)
 
     def checked(self, paths, check) -> list:
         """``check(path)`` (a problem text or None) for each file, remembered per path, size
         and modification time, so a large dataset's images are decoded once, not on every open."""
         return self._per_file("checks", "problem", paths, check)
 
-    def _per_file(self, table: str, column: str, paths, compute) -> list:
-        """``compute(path)`` for each file, remembered in ``table`` per (path, size, mtime).
-
-        A file that cannot be stat-ed is computed every time (``compute`` says what is wrong).
-        """
+    def unchecked(self, paths) -> int:
+        """How many of ``paths`` have never had :meth:`checked` run on them (by path only: no
+        file is touched, so this is cheap for 20,000 cells)."""
         paths = [str(p) for p in paths]
+        known = self._known("checks", "problem", paths)
+        return sum(1 for p in paths if p not in known)
+
+    def _known(self, table: str, column: str, paths: list) -> dict:
+        """The in-memory rows of ``table``, with those of ``paths`` loaded from SQLite."""
         with self._lock:
             known = self._files[table]
             unknown = [p for p in paths if p not in known]
@@ -127,18 +131,33 @@ class ScoreStore:
                 query = f"SELECT path, size, mtime_ns, {column} FROM {table} WHERE path IN ({marks})"
                 for row in self._conn.execute(query, chunk):
                     known[row[0]] = row[1:]
+            return known
+
+    def _per_file(self, table: str, column: str, paths, compute, *, on_error=None) -> list:
+        """``compute(path)`` for each file, remembered in ``table`` per (path, size, mtime).
+
+        A file that cannot be stat-ed is computed every time (``compute`` says what is wrong).
+        """
+        paths = [str(p) for p in paths]
+        known = self._known(table, column, paths)
         out, fresh = [], []
         for path in paths:
             try:
                 stat = os.stat(path)
             except OSError:
-                out.append(compute(path))
+                out.append(compute(path) if on_error is None else on_error(path, None))
                 continue
             entry = known.get(path)
             if entry and entry[0] == stat.st_size and entry[1] == stat.st_mtime_ns:
                 out.append(entry[2])
                 continue
-            value = compute(path)
+            try:
+                value = compute(path)
+            except OSError as exc:
+                if on_error is None:
+                    raise
+                out.append(on_error(path, exc))
+                continue
             out.append(value)
             fresh.append((path, stat.st_size, stat.st_mtime_ns, value))
         if fresh:

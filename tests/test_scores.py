@@ -87,6 +87,32 @@ def test_checked_runs_the_check_once_per_file_version(tmp_path):
     assert len(calls) == 1
 
 
+def test_unchecked_counts_files_never_checked_without_touching_them(tmp_path):
+    store = ScoreStore(tmp_path / "s.sqlite")
+    files = [tmp_path / f"{i}.jpg" for i in range(3)]
+    for f in files:
+        f.write_bytes(b"x")
+    assert store.unchecked(files) == 3
+    store.checked(files[:2], lambda p: None)
+    assert store.unchecked(files) == 1
+    files[0].unlink()                                   # by path only: a gone file still counts as checked
+    assert ScoreStore(tmp_path / "s.sqlite").unchecked(files) == 1
+
+
+def test_file_hashes_of_unreadable_files_use_the_fallback_and_are_not_remembered(tmp_path):
+    store = ScoreStore(tmp_path / "s.sqlite")
+    good, locked, gone = tmp_path / "a.jpg", tmp_path / "b.jpg", tmp_path / "c.jpg"
+    good.write_bytes(b"a")
+    locked.mkdir()                                      # a folder named like an image: open() fails
+    with pytest.raises(OSError):
+        store.file_hashes([good, locked])
+    hashes = store.file_hashes([good, locked, gone], on_error=lambda path, exc: f"bad:{os.path.basename(path)}")
+    assert hashes == [image_hash(good), "bad:b.jpg", "bad:c.jpg"]
+    locked.rmdir()
+    locked.write_bytes(b"b")
+    assert store.file_hashes([locked]) == [image_hash(locked)]
+
+
 def test_score_missing_scores_only_what_is_missing(tmp_path, tiny_model):
     from PIL import Image
 

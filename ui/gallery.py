@@ -11,9 +11,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from core.errors import DisplasiaError
 from core.io_utils import frame_csv_bytes
 from ui import context, resources, state
-from ui.tile_grid import Tile, data_url, tile_grid
+from ui.tile_grid import UNREADABLE, Tile, data_url, tile_grid
 
 PAGE_SIZE = 48
 COLUMNS = 6
@@ -123,6 +124,15 @@ def _caption(row) -> tuple[str, str]:
     return f"{row['score']:.3f} → {row['prediction']}", label + mark
 
 
+def _thumbnail_src(path: str) -> str:
+    """The tile's picture; a grey square for a file that cannot be decoded (a large folder is
+    shown before its images are checked; the scoring job then lists it as skipped)."""
+    try:
+        return data_url(resources.thumbnail(path))
+    except DisplasiaError:
+        return UNREADABLE
+
+
 def grid(shown: pd.DataFrame, current: str | None) -> None:
     if shown.empty:
         st.info("No cell matches these filters.")
@@ -135,7 +145,7 @@ def grid(shown: pd.DataFrame, current: str | None) -> None:
         right.caption(f"Page {page} of {pages:,} · cells {(page - 1) * PAGE_SIZE + 1:,}-"
                       f"{min(page * PAGE_SIZE, len(shown)):,} of {len(shown):,}")
     chunk = shown.iloc[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
-    tiles = [Tile(row["name"], data_url(resources.thumbnail(row["path"])), *_caption(row), current=row["name"] == current)
+    tiles = [Tile(row["name"], _thumbnail_src(row["path"]), *_caption(row), current=row["name"] == current)
              for _, row in chunk.iterrows()]
     picked = tile_grid(tiles, columns=COLUMNS, key="gallery_tiles")
     if picked and picked != current and picked in set(chunk["name"]):

@@ -143,10 +143,31 @@ def load_model(choice: ModelChoice, stamp: tuple = ()):
         return loaded_model(choice)
 
 
-@st.cache_resource(show_spinner=False, max_entries=16)
+#: A dataset with more images than this never decoded is shown at once, listed but unchecked;
+#: its scoring job decodes each image once (remembered in the score store), then the listing is
+#: redone without the unreadable ones. Smaller ones are checked before they are shown.
+SYNC_CHECKS = 1000
+
+
 def dataset(root: str, stamp: float):
     """The dataset; each image's decode check is remembered in the score store, so reopening
-    20,000 cells stats them instead of decoding them."""
+    20,000 cells stats them instead of decoding them, and a large folder never opened before
+    shows its first page at once (``Dataset.unchecked``; see SYNC_CHECKS)."""
+    listed = _listed_dataset(root, stamp)
+    if score_store().unchecked([c.path for c in listed.cells]) > SYNC_CHECKS:
+        return listed
+    return _checked_dataset(root, stamp)
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _listed_dataset(root: str, stamp: float):
+    import dataclasses
+
+    return dataclasses.replace(scan_dataset(root, check_images=False), unchecked=True)
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _checked_dataset(root: str, stamp: float):
     import dataclasses
 
     from core.datasets import image_problem
@@ -183,7 +204,9 @@ def image_hashes(paths) -> list[str]:
     memo = _hash_memo.get(key)
     if memo is not None and time.monotonic() - memo[0] < HASH_MEMO_S:
         return memo[1]
-    hashes = score_store().file_hashes(paths)
+    # An unreadable file (in a listing not checked yet) gets a stand-in that matches no score;
+    # the scoring job's check then drops it from the dataset.
+    hashes = score_store().file_hashes(paths, on_error=lambda path, exc: f"unreadable:{path}")
     if len(_hash_memo) > 16:
         _hash_memo.clear()
     _hash_memo[key] = (time.monotonic(), hashes)
@@ -242,12 +265,21 @@ def start_scoring(choice: ModelChoice, key: str, paths: list, hashes: list, inte
             # Loading TensorFlow holds the GIL for seconds: let the page that asked for the
             # scores draw its thumbnails first (the gallery says when), SCORING_DELAY_S at most.
             _page_drawn.wait(timeout=SCORING_DELAY_S)
+            from core.datasets import image_problem
+
+            # Decode each image once first (remembered): a large folder is shown before this,
+            # and only readable images are scored (the gallery then lists the others as skipped).
+            problems = score_store().checked(paths, image_problem)
+            good = [(p, h) for p, h, problem in zip(paths, hashes, problems) if not problem]
+            if not good:
+                raise DisplasiaError("No readable images in this folder.")
             loaded = loaded_model(choice)
 
             def progress(done, total):
                 job.total, job.done = total, done
 
-            score_missing(score_store(), loaded, key, paths, hashes, interpolation, progress=progress)
+            score_missing(score_store(), loaded, key, [p for p, _ in good], [h for _, h in good], interpolation,
+                          progress=progress)
         except DisplasiaError as exc:
             job.error = str(exc)
         except Exception as exc:  # noqa: BLE001 - shown to the user as one line; the log has the rest

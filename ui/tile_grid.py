@@ -72,6 +72,12 @@ class Tile:
     current: bool = False
 
 
+#: The picture of a tile whose image cannot be decoded: a plain grey square.
+UNREADABLE = ("data:image/svg+xml;base64," + base64.b64encode(
+    b'<svg xmlns="http://www.w3.org/2000/svg" width="16" height="16"><rect width="16" height="16" fill="#bbb"/></svg>'
+).decode("ascii"))
+
+
 def data_url(jpeg: bytes) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
 
