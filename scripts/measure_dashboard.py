@@ -13,7 +13,10 @@ printed with the table):
 - cached page switch per page: sidebar link -> the page's result on screen, median and max
   over the rounds;
 - parameter change -> new map, and back to the earlier (cached) setting;
-- annotation save: a click on a reading -> the new reading in the database.
+- annotation save: a click on a reading -> the new reading in the database;
+- reference, measured in the same run: a two-page Streamlit app (a title and a line of text
+  per page) on the same machine, first paint and page switch; each dashboard row's ratio to
+  it says how far the page is from what Streamlit itself costs here.
 """
 from __future__ import annotations
 
@@ -78,6 +81,43 @@ def cold_start(env: dict) -> tuple[float, float]:
         return thumbs, time.perf_counter() - start
 
 
+_BARE = """import streamlit as st
+
+def one():
+    st.title("One")
+    st.write("A line of text.")
+
+def two():
+    st.title("Two")
+    st.write("Another line of text.")
+
+st.navigation([st.Page(one, title="One"), st.Page(two, title="Two")]).run()
+"""
+
+
+def bare_reference(rounds: int) -> tuple[float, list[float]]:
+    """(first paint, page switches) of a two-page Streamlit app with nothing in it."""
+    with tempfile.TemporaryDirectory() as folder:
+        script = Path(folder) / "bare.py"
+        script.write_text(_BARE)
+        with streamlit_server({}, script=script) as url, browser_page(1440, 900) as page:
+            page.goto(url)
+            page.locator("[data-testid='stMain'] h1").first.wait_for(state="visible", timeout=LONG)
+            start = time.perf_counter()
+            page.goto(url)
+            page.locator("[data-testid='stMain'] h1").get_by_text("One").wait_for(state="visible", timeout=LONG)
+            first = time.perf_counter() - start
+            switches = []
+            for _ in range(rounds):
+                for title in ("Two", "One"):
+                    start = time.perf_counter()
+                    page.locator("[data-testid='stSidebarNav']").get_by_role("link", name=title, exact=True).click()
+                    page.locator("[data-testid='stMain'] h1").get_by_text(title).wait_for(state="visible", timeout=LONG)
+                    _idle(page)
+                    switches.append(time.perf_counter() - start)
+            return first, switches
+
+
 def fmt(values) -> str:
     values = list(values)
     if len(values) == 1:
@@ -91,6 +131,10 @@ def main() -> int:
     args = parser.parse_args()
     rows = _Rows()
     load_before = os.getloadavg()
+    bare_first, bare_switches = bare_reference(args.rounds)
+    bare_switch = statistics.median(bare_switches)
+    rows += [("reference: two-page Streamlit app, first paint (warm browser)", f"{bare_first:.2f}"),
+             ("reference: two-page Streamlit app, page switch", fmt(bare_switches))]
     with tempfile.TemporaryDirectory() as folder:
         env = {"DISPLASIA_CACHE_DIR": f"{folder}/cache", "DISPLASIA_DB": f"sqlite:///{folder}/a.sqlite"}
         thumbs, scored = cold_start(env)
@@ -112,6 +156,8 @@ def main() -> int:
                 rows.append((f"cached page switch: {title}", fmt(values)))
             all_switches = [v for values in times.values() for v in values]
             rows.append(("cached page switch, all pages", fmt(all_switches)))
+            rows.append(("  ratio of that median to the reference app's page switch",
+                         f"{statistics.median(all_switches) / bare_switch:.1f}x"))
             # parameter change -> new map; back to the cached setting
             page.goto(f"{url}/occlusion")
             wait_until_idle(page)

@@ -45,10 +45,10 @@ def free_port() -> int:
 
 
 @contextmanager
-def streamlit_server(env: dict | None = None, timeout: float = 120.0):
-    """Start ``streamlit run app.py`` on a free loopback port; yield its URL; stop it."""
+def streamlit_server(env: dict | None = None, timeout: float = 120.0, *, script: Path | None = None):
+    """Start ``streamlit run app.py`` (or ``script``) on a free loopback port; yield its URL; stop it."""
     port = free_port()
-    command = [sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "app.py"), "--server.port", str(port),
+    command = [sys.executable, "-m", "streamlit", "run", str(script or REPO_ROOT / "app.py"), "--server.port", str(port),
                "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"]
     log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"streamlit-{port}.log", "w")
     process = subprocess.Popen(command, cwd=REPO_ROOT, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT)
