@@ -126,6 +126,7 @@ def test_home_gallery_shows_scores_and_the_current_cell(tiny_env):
     assert all("→" in t["score"] and "nan" not in t["score"] for t in tiles.values())
     assert all(t["src"].startswith("data:image/jpeg;base64,") for t in tiles.values())
     assert tiles["TN_SNE_1.jpg"]["label"].startswith("label: normal")
+    assert tiles["unknown.png"]["label"] == "label: unlabelled"          # no class prefix, no tick or cross
     assert at.metric[0].value == "4"
     assert at.query_params["cell"] == "TD_SNE_2.jpg"  # the first cell becomes current
     assert [n for n, t in tiles.items() if t["current"]] == ["TD_SNE_2.jpg"]

@@ -1,6 +1,8 @@
 """Gallery work that grows with the dataset is done only when the user asks for it."""
 from __future__ import annotations
 
+import threading
+
 from streamlit.testing.v1 import AppTest
 
 from tests.test_app import APP, gallery_tiles, tiny_env, wait_for_scores  # noqa: F401  (tiny_env is a fixture)
@@ -28,6 +30,9 @@ def test_a_large_folder_shows_before_its_images_are_checked(tiny_env, monkeypatc
 
     (tiny_env / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     monkeypatch.setattr(resources, "SYNC_CHECKS", 2)
+    # As on a fresh server: the scoring job waits until the gallery has drawn its first page
+    # (else, on these 5 tiny files, it could finish within the run and the test see the end).
+    monkeypatch.setattr(resources, "_page_drawn", threading.Event())
     at = AppTest.from_file(APP, default_timeout=120).run()
     assert not at.exception, at.exception
     tiles = {t["name"]: t for t in gallery_tiles(at)}

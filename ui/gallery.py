@@ -117,8 +117,10 @@ def filters(table: pd.DataFrame) -> pd.DataFrame:
 
 def _caption(row) -> tuple[str, str]:
     """Score line and label line under a thumbnail (plain text: the tile never renders HTML)."""
-    mark = "" if row["agrees"] is None else (" ✓" if row["agrees"] else " ✗")
-    label = f"label: {row['label'] or 'unlabelled'}"
+    # iterrows may turn a missing label or agreement into NaN instead of None
+    agrees, known_label = row["agrees"], isinstance(row["label"], str)
+    mark = "" if agrees is None or agrees != agrees else (" ✓" if agrees else " ✗")
+    label = f"label: {row['label'] if known_label else 'unlabelled'}"
     if row["score"] != row["score"]:             # NaN: not scored yet
         return "scoring…", label
     return f"{row['score']:.3f} → {row['prediction']}", label + mark

@@ -336,7 +336,13 @@ def identify_later(choices) -> None:
             except Exception:  # noqa: BLE001 - an unreadable model simply stays unidentified
                 continue
 
-    timer = threading.Timer(3.0, lambda: _score_pool.submit(run))   # after this run's scoring job is queued
+    def queue():
+        try:
+            _score_pool.submit(run)
+        except RuntimeError:            # the interpreter is shutting down: nothing to identify any more
+            pass
+
+    timer = threading.Timer(3.0, queue)   # after this run's scoring job is queued
     timer.daemon = True
     timer.start()
 
