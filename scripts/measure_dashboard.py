@@ -30,7 +30,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.browser_support import browser_page, on_page, sidebar_link, streamlit_server, wait_until_idle  # noqa: E402
+from tests.browser_support import (  # noqa: E402
+    bare_reference,
+    browser_page,
+    on_page,
+    sidebar_link,
+    streamlit_server,
+    wait_until_idle,
+)
 from ui import page_list  # noqa: E402
 
 EXPLAIN = [p for p in page_list.PAGES if p.section == "Explain"]
@@ -81,43 +88,6 @@ def cold_start(env: dict) -> tuple[float, float]:
         return thumbs, time.perf_counter() - start
 
 
-_BARE = """import streamlit as st
-
-def one():
-    st.title("One")
-    st.write("A line of text.")
-
-def two():
-    st.title("Two")
-    st.write("Another line of text.")
-
-st.navigation([st.Page(one, title="One"), st.Page(two, title="Two")]).run()
-"""
-
-
-def bare_reference(rounds: int) -> tuple[float, list[float]]:
-    """(first paint, page switches) of a two-page Streamlit app with nothing in it."""
-    with tempfile.TemporaryDirectory() as folder:
-        script = Path(folder) / "bare.py"
-        script.write_text(_BARE)
-        with streamlit_server({}, script=script) as url, browser_page(1440, 900) as page:
-            page.goto(url)
-            page.locator("[data-testid='stMain'] h1").first.wait_for(state="visible", timeout=LONG)
-            start = time.perf_counter()
-            page.goto(url)
-            page.locator("[data-testid='stMain'] h1").get_by_text("One").wait_for(state="visible", timeout=LONG)
-            first = time.perf_counter() - start
-            switches = []
-            for _ in range(rounds):
-                for title in ("Two", "One"):
-                    start = time.perf_counter()
-                    page.locator("[data-testid='stSidebarNav']").get_by_role("link", name=title, exact=True).click()
-                    page.locator("[data-testid='stMain'] h1").get_by_text(title).wait_for(state="visible", timeout=LONG)
-                    _idle(page)
-                    switches.append(time.perf_counter() - start)
-            return first, switches
-
-
 def fmt(values) -> str:
     values = list(values)
     if len(values) == 1:
@@ -131,7 +101,8 @@ def main() -> int:
     args = parser.parse_args()
     rows = _Rows()
     load_before = os.getloadavg()
-    bare_first, bare_switches = bare_reference(args.rounds)
+    bare = bare_reference(args.rounds)
+    bare_first, bare_switches = bare["warm"], bare["switches"]
     bare_switch = statistics.median(bare_switches)
     rows += [("reference: two-page Streamlit app, first paint (warm browser)", f"{bare_first:.2f}"),
              ("reference: two-page Streamlit app, page switch", fmt(bare_switches))]

@@ -10,8 +10,10 @@ seconds (nothing is asserted; the load average is printed with the table):
 - first paint, store filled: the same cache folder after every score was stored, server
   restarted -> thumbnails visible and "All ... cells scored."; "page title" is when the
   script's first output (the title) showed, so the rest is the script and the thumbnails;
-- first paint, new session: a second browser tab on the running server (the dataset is
-  already listed and checked in the server process);
+- first paint, new session: a new browser context on the running server (nothing cached in
+  the browser; the dataset is already listed and checked in the server process), and the
+  address reopened in the first tab (the browser's cache warm); each beside the same
+  measurement of a one-title Streamlit app made in the same run (``bare_reference``);
 - page turn: the page number's "+" -> the next page's thumbnails visible (median, max);
   measured once the server process is quiet (TensorFlow's background import done), with
   the Compare prefetch off unless ``--prefetch`` (it computes maps of the current cell in
@@ -30,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.browser_support import browser_page, streamlit_server, wait_until_idle  # noqa: E402
+from tests.browser_support import bare_reference, browser_page, streamlit_server, wait_until_idle  # noqa: E402
 
 LONG = 600_000
 THUMBS = "[data-testid='stMain'] [data-testid='cellTile'] img"
@@ -123,6 +125,14 @@ def open_gallery(env: dict, *, scored: bool, turns: int) -> dict:
         out["new session"] = time.perf_counter() - start
         wait_until_idle(second, LONG)
         second.close()
+        reopened = []
+        for _ in range(3):
+            start = time.perf_counter()
+            page.goto(url)
+            page.locator(THUMBS).first.wait_for(state="visible", timeout=LONG)
+            reopened.append(time.perf_counter() - start)
+            wait_until_idle(page, LONG)
+        out["reopened"] = reopened
         plus = page.locator("[data-testid='stMain'] [data-testid='stNumberInputStepUp']").first
         times = []
         for _ in range(turns):
@@ -166,6 +176,7 @@ def main(argv=None) -> int:
     if not args.prefetch:
         env["DISPLASIA_PREFETCH_CPU_SECONDS"] = "0"
     rows = []
+    bare = bare_reference(1)
     cold_empty = not (cache / "scores.sqlite").exists()
     load = [os.getloadavg()[0]]
     cold = open_gallery(env, scored=False, turns=0)
@@ -180,7 +191,11 @@ def main(argv=None) -> int:
              ("  page title shown", warm["page title"]),
              ("  -> every score shown", warm["first paint, all scores"]),
              ("  then the server busy (TensorFlow import, prefetch)", warm["server busy"]),
-             ("first paint, new session on the running server", warm["new session"]),
+             ("first paint, new session on the running server (new browser context)", warm["new session"]),
+             ("  reference: one-title Streamlit app, new browser", bare["cold"]),
+             ("first paint, address reopened in a tab (median of 3)", statistics.median(warm["reopened"])),
+             ("  max of 3", max(warm["reopened"])),
+             ("  reference: one-title Streamlit app, reopened", bare["warm"]),
              (f"page turn, median of {args.turns}", statistics.median(warm["page turn"])),
              (f"page turn, max of {args.turns}", max(warm["page turn"])),
              ("sort change (score ↓)", warm["sort change"]),

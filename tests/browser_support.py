@@ -74,6 +74,53 @@ def streamlit_server(env: dict | None = None, timeout: float = 120.0, *, script:
         log.close()
 
 
+_BARE = """import streamlit as st
+
+def one():
+    st.title("One")
+    st.write("A line of text.")
+
+def two():
+    st.title("Two")
+    st.write("Another line of text.")
+
+st.navigation([st.Page(one, title="One"), st.Page(two, title="Two")]).run()
+"""
+
+
+def bare_reference(rounds: int = 3) -> dict:
+    """What Streamlit itself costs on this machine, as a reference for the measurement scripts:
+    a two-page app with a title and a line of text per page. ``cold``: first paint in a new
+    browser context (nothing cached); ``warm``: the address opened again in the same tab;
+    ``switches``: page switches by the sidebar link (``rounds`` x 2)."""
+    import tempfile
+
+    def until_title(page, title: str) -> None:
+        page.locator("[data-testid='stMain'] h1").get_by_text(title).wait_for(state="visible", timeout=600_000)
+
+    with tempfile.TemporaryDirectory() as folder:
+        script = Path(folder) / "bare.py"
+        script.write_text(_BARE)
+        with streamlit_server({}, script=script) as url, browser_page(1440, 900) as page:
+            start = time.perf_counter()
+            page.goto(url)
+            until_title(page, "One")
+            cold = time.perf_counter() - start
+            start = time.perf_counter()
+            page.goto(url)
+            until_title(page, "One")
+            warm = time.perf_counter() - start
+            switches = []
+            for _ in range(rounds):
+                for title in ("Two", "One"):
+                    start = time.perf_counter()
+                    page.locator("[data-testid='stSidebarNav']").get_by_role("link", name=title, exact=True).click()
+                    until_title(page, title)
+                    wait_until_idle(page)
+                    switches.append(time.perf_counter() - start)
+    return {"cold": cold, "warm": warm, "switches": switches}
+
+
 @contextmanager
 def browser_page(width: int = 1400, height: int = 1000):
     from playwright.sync_api import sync_playwright
