@@ -71,7 +71,10 @@ class Dataset:
         return len(self.cells)
 
     def names(self) -> list[str]:
-        return [c.name for c in self.cells]
+        names = self.__dict__.get("_names")          # built once per dataset (20,000 cells: every rerun)
+        if names is None:
+            names = self.__dict__["_names"] = tuple(c.name for c in self.cells)
+        return list(names)
 
     def cell(self, name: str) -> Cell:
         for c in self.cells:

@@ -153,10 +153,19 @@ def dataset(root: str, stamp: float):
     """The dataset; each image's decode check is remembered in the score store, so reopening
     20,000 cells stats them instead of decoding them, and a large folder never opened before
     shows its first page at once (``Dataset.unchecked``; see SYNC_CHECKS)."""
-    listed = _listed_dataset(root, stamp)
-    if score_store().unchecked([c.path for c in listed.cells]) > SYNC_CHECKS:
-        return listed
+    store = score_store()
+    known = (root, stamp, str(store.path))
+    if known not in _checked_folders:       # counting 20,000 paths on every rerun cost ~30 ms
+        listed = _listed_dataset(root, stamp)
+        if store.unchecked([c.path for c in listed.cells]) > SYNC_CHECKS:
+            return listed
+        if len(_checked_folders) > 64:
+            _checked_folders.clear()
+        _checked_folders.add(known)
     return _checked_dataset(root, stamp)
+
+
+_checked_folders: set = set()               # (root, stamp, store) whose images have all been checked
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
