@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -34,6 +35,7 @@ from tests.browser_support import (  # noqa: E402
     bare_reference,
     browser_page,
     on_page,
+    settled,
     sidebar_link,
     streamlit_server,
     wait_until_idle,
@@ -45,18 +47,13 @@ SWITCH = [p for p in page_list.PAGES if p.section in ("Cells", "Explain", "Evide
 LONG = 600_000
 
 
-def _idle(page) -> None:
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]') && "
-                           "!document.querySelector('[data-stale=\"true\"]')", timeout=LONG)
-
-
 def visit(page, info) -> float:
     """Click a sidebar link (an in-app page switch, same session) until the page's result shows."""
     start = time.perf_counter()
     sidebar_link(page, info.title).click()
     page.wait_for_url(lambda url: on_page(url, info), timeout=LONG)
     page.locator("[data-testid='stMain']").get_by_text(info.proof, exact=False).first.wait_for(state="visible", timeout=LONG)
-    _idle(page)
+    settled(page)
     if page.locator("[data-testid='stMain'] .js-plotly-plot").count():
         page.locator("[data-testid='stMain'] .js-plotly-plot .main-svg").first.wait_for(state="attached", timeout=LONG)
     return time.perf_counter() - start
@@ -65,6 +62,24 @@ def visit(page, info) -> float:
 def heatmaps(page) -> list:
     return page.eval_on_selector_all("[data-testid='stMain'] .js-plotly-plot g.hm image, [data-testid='stMain'] img",
                                      "els => els.map(e => e.getAttribute('href') || e.getAttribute('src'))")
+
+
+def stable_heatmaps(page, timeout: float = 120.0) -> list:
+    """The map images once every map is drawn and two reads 0.3 s apart agree."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        now = heatmaps(page)
+        if now and now == last:
+            return now
+        last = now
+        time.sleep(0.3)
+    return last or []
+
+
+def pick_option(page, label: str, option: str) -> None:
+    page.get_by_role("combobox", name=label, exact=True).click()
+    page.get_by_role("option", name=option, exact=True).click()
 
 
 def until(probe, timeout: float = 600.0):
@@ -133,20 +148,22 @@ def main() -> int:
             page.goto(f"{url}/occlusion")
             wait_until_idle(page)
             page.get_by_text("largest reduction").first.wait_for(state="visible", timeout=LONG)
-            _idle(page)
-            before = heatmaps(page)
+            settled(page)
+            before = stable_heatmaps(page)
             start = time.perf_counter()
-            page.get_by_role("combobox", name="Fill", exact=True).click()
-            page.get_by_role("option", name="grey").click()
-            changed = until(lambda: (now := heatmaps(page)) and now != before and now)
+            pick_option(page, "Fill", "grey")
+            changed = until(lambda: (now := heatmaps(page)) and len(now) == len(before) and
+                            all(a != b for a, b in zip(now, before)) and now)
             rows.append(("parameter change -> new map (occlusion fill)", f"{time.perf_counter() - start:.2f}"))
-            _idle(page)
+            settled(page)
+            changed = stable_heatmaps(page)
             start = time.perf_counter()
-            page.get_by_role("combobox", name="Fill", exact=True).click()
-            page.get_by_role("option", name="mean").first.click()
-            back = until(lambda: (now := heatmaps(page)) and now != changed and now, timeout=60)
-            rows.append(("back to a cached setting -> map",
-                         f"{time.perf_counter() - start:.2f}" if back else "no new map within 60 s"))
+            pick_option(page, "Fill", "mean")
+            back = until(lambda: heatmaps(page) == before, timeout=60)
+            fill = parse_qs(urlparse(page.url).query).get("occlusion.fill")
+            rows.append(("back to a cached setting -> the same maps as before",
+                         f"{time.perf_counter() - start:.2f}" if back else
+                         f"not within 60 s (URL fill={fill}, maps changed from grey: {heatmaps(page) != changed})"))
             rows.append(("annotation save (click -> stored)", f"{annotation_save(page, url, env):.2f}"))
     load_after = os.getloadavg()
     print()

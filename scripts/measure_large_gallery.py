@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.browser_support import bare_reference, browser_page, streamlit_server, wait_until_idle  # noqa: E402
+from tests.browser_support import bare_reference, browser_page, settled, streamlit_server, wait_until_idle  # noqa: E402
 
 LONG = 600_000
 THUMBS = "[data-testid='stMain'] [data-testid='cellTile'] img"
@@ -40,11 +40,6 @@ THUMBS = "[data-testid='stMain'] [data-testid='cellTile'] img"
 
 def first_thumb(page) -> str | None:
     return page.evaluate(f"() => {{ const i = document.querySelector(\"{THUMBS}\"); return i ? i.getAttribute('src') : null; }}")
-
-
-def _settled(page) -> None:
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]') && "
-                           "!document.querySelector('[data-stale=\"true\"]')", timeout=LONG)
 
 
 def until_new_thumbs(page, before: str | None, start: float) -> float:
@@ -140,19 +135,19 @@ def open_gallery(env: dict, *, scored: bool, turns: int) -> dict:
             start = time.perf_counter()
             plus.click()
             times.append(until_new_thumbs(page, before, start))
-            _settled(page)
+            settled(page)
         out["page turn"] = times
         before = first_thumb(page)
         start = time.perf_counter()
         page.locator("[data-testid='stMain'] [data-testid='stSelectbox']").filter(has_text="Sort by").click()
         page.get_by_role("option", name="score ↓").click()
         out["sort change"] = until_new_thumbs(page, before, start)
-        _settled(page)
+        settled(page)
         before = first_thumb(page)
         start = time.perf_counter()
         page.locator("[data-testid='stMain'] [data-testid='stRadio']").get_by_text("disagree", exact=True).click()
         out["filter change"] = until_new_thumbs(page, before, start)
-        _settled(page)
+        settled(page)
         out["exceptions"] = page.locator("[data-testid='stException']").count()
     return out
 

@@ -116,7 +116,7 @@ def bare_reference(rounds: int = 3) -> dict:
                     start = time.perf_counter()
                     page.locator("[data-testid='stSidebarNav']").get_by_role("link", name=title, exact=True).click()
                     until_title(page, title)
-                    wait_until_idle(page)
+                    settled(page)
                     switches.append(time.perf_counter() - start)
     return {"cold": cold, "warm": warm, "switches": switches}
 
@@ -145,6 +145,13 @@ def wait_until_idle(page, timeout_ms: int = 180_000) -> None:
     page.wait_for_function(
         "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout_ms)
     page.wait_for_function("() => Array.from(document.images).every(i => i.complete)", timeout=timeout_ms)
+
+
+def settled(page, timeout_ms: int = 600_000) -> None:
+    """The rerun has ended and nothing on the page is stale: what the measurement scripts wait
+    for (no fixed pause, unlike :func:`wait_until_idle`)."""
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]') && "
+                           "!document.querySelector('[data-stale=\"true\"]')", timeout=timeout_ms)
 
 
 def sidebar_link(page, title: str):
