@@ -171,7 +171,7 @@ def test_capture_fit_writes_derived_statistics_only(tmp_path, monkeypatch):
     real = tmp_path / "real"
     for i in range(8):
         write_cell(generate_cell(45, i, "normal"), real, f"SNE_{i:07d}")
-    monkeypatch.setattr(render, "_STATS_FILE", tmp_path / "capture_stats.json")
+    monkeypatch.setattr(render, "_STATS_DIR", tmp_path)
     render.capture_statistics.cache_clear()
     try:
         stats = capture_fit.fit(real, n=4, rounds=1, log=lambda *a: None)

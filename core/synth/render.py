@@ -19,6 +19,7 @@ width), so a 360 x 363 cell costs a few tens of milliseconds in NumPy.
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from dataclasses import dataclass
@@ -94,9 +95,13 @@ class CaptureModel:
     red_cell_pallor: tuple = (0.5, 0.9)  # range of the capture's central pallor of red cells
     red_cell_edge: tuple = (2.2, 4.5)    # range of the capture's red-cell edge softness, pixels
     red_cell_rim: float = 0.08           # extra density of a red cell's rim
+    red_cell_density: tuple = (0.75, 1.2)  # range of one red cell's density (relative)
+    red_cell_pallor_soft: tuple = (0.09, 0.16)  # range of the pallor edge's softness (share of radius)
+    nucleus_coarse: float = 0.0       # extra coarse (3 px) chromatin density variation
     grain: tuple = (0.0, 0.0, 0.0)    # colour grain per channel at unit stain density
     grain_sigma: float = 0.8
-    part_statistics: bool = False     # draw per-capture part colours from capture_stats.json
+    part_statistics: bool = False     # draw per-capture part colours from ``stats_file``
+    stats_file: str = "capture_stats.json"
 
 
 CAPTURE_MODELS = {
@@ -107,6 +112,10 @@ CAPTURE_MODELS = {
                         grain=(6.0, 6.0, 8.0), grain_sigma=0.8,
                         part_statistics=True),
 }
+CAPTURE_MODELS["3.1"] = dataclasses.replace(
+    CAPTURE_MODELS["3.0"], version="3.1", noise=(2.6, 3.0, 3.2), noise_sigma=0.55,
+    red_cell_edge=(1.0, 2.0), red_cell_rim=0.0, red_cell_pallor_soft=(0.14, 0.24), red_cell_density=(0.7, 1.3),
+    nucleus_coarse=0.12, stats_file="capture_stats_3.1.json")
 
 
 @dataclass(frozen=True)
@@ -327,7 +336,8 @@ def _nucleus_components(f: CellFeatures, rng, cy, cx, R):
     return parts
 
 
-def _draw_red_cell(field, rng, cy, cx, r, pallor=None, edge=2.6, rim=0.08):
+def _draw_red_cell(field, rng, cy, cx, r, pallor=None, edge=2.6, rim=0.08, density_range=(0.75, 1.2),
+                   pallor_soft=(0.09, 0.16)):
     """Add one opaque biconcave red cell to the red-cell density ``field`` (max-combined)."""
     box = _Box(cy, cx, r * 1.22 + 4)
     if box.empty:
@@ -346,9 +356,9 @@ def _draw_red_cell(field, rng, cy, cx, r, pallor=None, edge=2.6, rim=0.08):
     # The central pallor has a fairly distinct edge (a flat pale centre, not a dome).
     pallor = rng.uniform(0.3, 0.85) if pallor is None else pallor * rng.uniform(0.85, 1.15)
     width = rng.uniform(0.4, 0.62)
-    centre = 1.0 / (1.0 + np.exp((rn - width) / rng.uniform(0.09, 0.16)))
+    centre = 1.0 / (1.0 + np.exp((rn - width) / rng.uniform(*pallor_soft)))
     profile = 1.0 - pallor * centre + rim * np.exp(-(((rn - 0.85) / 0.12) ** 2))
-    density = alpha * profile * rng.uniform(0.75, 1.2)
+    density = alpha * profile * rng.uniform(*density_range)
     field[box.slices] = np.maximum(field[box.slices], density)
 
 
@@ -417,22 +427,27 @@ def _texture_od(od_mean: np.ndarray, cm: CaptureModel) -> np.ndarray:
 #: Parts of a capture in the order of ``capture_stats.json`` (each: L*, a*, b* means,
 #: then L*, a*, b* standard deviations).
 STAT_PARTS = ("background", "red_cells", "cytoplasm", "nucleus")
-_STATS_FILE = Path(__file__).with_name("capture_stats.json")
+_STATS_DIR = Path(__file__).parent
 
 
-@lru_cache(maxsize=1)
-def capture_statistics() -> dict:
+def stats_path(name: str = "capture_stats.json") -> Path:
+    """Where the part statistics file ``name`` of a capture model lives."""
+    return _STATS_DIR / name
+
+
+@lru_cache(maxsize=4)
+def capture_statistics(name: str = "capture_stats.json") -> dict:
     """Per-capture part statistics of real captures and of uncalibrated synthetic ones.
 
     Derived numbers only (no pixels): the mean of 24 per-capture values (per part Lab
     mean and SD) over the 150 tuning real cells, square roots of their covariance, and
     the same means for synthetic cells before calibration (see the file's ``note``).
     """
-    d = json.loads(_STATS_FILE.read_text(encoding="utf-8"))
+    d = json.loads(stats_path(name).read_text(encoding="utf-8"))
     return {k: np.asarray(v, np.float64) if isinstance(v, list) else v for k, v in d.items()}
 
 
-def _part_statistics(img, rng, weights):
+def _part_statistics(img, rng, weights, stats_file="capture_stats.json"):
     """Move each part of the capture to per-part Lab colours drawn for this capture.
 
     ``weights`` are soft coverages of background, red cells, cytoplasm and nucleus.
@@ -443,7 +458,7 @@ def _part_statistics(img, rng, weights):
     """
     from skimage.color import lab2rgb, rgb2lab
 
-    st = capture_statistics()
+    st = capture_statistics(stats_file)
     d_full = st["real_chol"] @ rng.standard_normal(len(st["real_mean"]))
     d_residual = st["residual_chol"] @ rng.standard_normal(len(st["real_mean"]))
     lab = rgb2lab(np.clip(img / 255.0, 0, 1)).astype(np.float32)
@@ -533,7 +548,8 @@ def render_cell(features: CellFeatures, *, version: str = GENERATOR_VERSION) -> 
     # the red cells of one capture.
     pallor, edge = rng.uniform(*cm.red_cell_pallor), rng.uniform(*cm.red_cell_edge)
     for y, x, r in _place_red_cells(rng, f, cy, cx, R):
-        _draw_red_cell(red, rng, y, x, r, pallor, edge, cm.red_cell_rim)
+        _draw_red_cell(red, rng, y, x, r, pallor, edge, cm.red_cell_rim, cm.red_cell_density,
+                       cm.red_cell_pallor_soft)
     red[box.slices] *= 1.0 - 0.92 * cell_alpha
     rbc_strength = rng.uniform(0.82, 1.15) * (1.0 + 0.07 * rng.standard_normal(3)).astype(np.float32)
     od += red[..., None] * (OD_RED_CELL * rbc_strength)
@@ -580,6 +596,8 @@ def render_cell(features: CellFeatures, *, version: str = GENERATOR_VERSION) -> 
     # Darker rim where the lobe edge is seen edge-on: a crisp blue-black outline.
     inside = np.clip(-nuc_d, 0, None)
     density += 0.55 * np.exp(-inside / 2.2)
+    if cm.nucleus_coarse:
+        density += cm.nucleus_coarse * _smooth_noise(rng, box.shape, 3.0)
     density = np.clip(density, 0.25, None)
     if cm.texture_mix:
         # Real chromatin texture varies mostly along OD_TEXTURE (the nucleus' blue channel
@@ -655,7 +673,8 @@ def render_cell(features: CellFeatures, *, version: str = GENERATOR_VERSION) -> 
         w_nucleus[box.slices] = nuc_alpha
         w_red = np.clip(red / 0.08, 0, 1) * (1 - w_cell)
         w_background = np.clip(1.0 - w_cell - w_red, 0, 1)
-        img = _part_statistics(img, rng, (w_background, w_red, np.clip(w_cell - w_nucleus, 0, 1), w_nucleus))
+        img = _part_statistics(img, rng, (w_background, w_red, np.clip(w_cell - w_nucleus, 0, 1), w_nucleus),
+                               cm.stats_file)
     rgb8 = _capture(img, rng, f, cm, stain)
 
     buf = io.BytesIO()
