@@ -92,12 +92,17 @@ class CaptureModel:
     noise: tuple = (2.6, 2.4, 5.5)    # sensor noise per channel before demosaic smoothing
     noise_spread: float = 0.0         # log-normal spread of the noise level between captures
     noise_sigma: float = 0.45         # spatial correlation of the sensor noise (demosaicing), pixels
+    noise_coarse: tuple = (0.0, 0.0, 0.0)  # a second, blotchy noise per channel (before smoothing)
+    noise_coarse_sigma: float = 2.0
+    granule_bright: float = 0.0       # share of fine granule texture drawn as pale specks
     red_cell_pallor: tuple = (0.5, 0.9)  # range of the capture's central pallor of red cells
     red_cell_edge: tuple = (2.2, 4.5)    # range of the capture's red-cell edge softness, pixels
     red_cell_rim: float = 0.08           # extra density of a red cell's rim
     red_cell_density: tuple = (0.75, 1.2)  # range of one red cell's density (relative)
     red_cell_pallor_soft: tuple = (0.09, 0.16)  # range of the pallor edge's softness (share of radius)
+    red_cell_ramp: tuple = (1.0, 0.0)    # red-cell density at its outline (share) and inward ramp, pixels
     nucleus_coarse: float = 0.0       # extra coarse (3 px) chromatin density variation
+    glare: tuple = (0.0, 0.0)         # share of all light spread, and its width (pixels)
     grain: tuple = (0.0, 0.0, 0.0)    # colour grain per channel at unit stain density
     grain_sigma: float = 0.8
     part_statistics: bool = False     # draw per-capture part colours from ``stats_file``
@@ -337,7 +342,7 @@ def _nucleus_components(f: CellFeatures, rng, cy, cx, R):
 
 
 def _draw_red_cell(field, rng, cy, cx, r, pallor=None, edge=2.6, rim=0.08, density_range=(0.75, 1.2),
-                   pallor_soft=(0.09, 0.16)):
+                   pallor_soft=(0.09, 0.16), ramp=(1.0, 0.0)):
     """Add one opaque biconcave red cell to the red-cell density ``field`` (max-combined)."""
     box = _Box(cy, cx, r * 1.22 + 4)
     if box.empty:
@@ -358,6 +363,10 @@ def _draw_red_cell(field, rng, cy, cx, r, pallor=None, edge=2.6, rim=0.08, densi
     width = rng.uniform(0.4, 0.62)
     centre = 1.0 / (1.0 + np.exp((rn - width) / rng.uniform(*pallor_soft)))
     profile = 1.0 - pallor * centre + rim * np.exp(-(((rn - 0.85) / 0.12) ** 2))
+    if ramp[0] < 1.0:
+        # A thin edge that thickens inwards over ``ramp[1]`` pixels (real red cells darken
+        # gradually from a crisp outline instead of reaching full density at once).
+        profile = profile * (ramp[0] + (1.0 - ramp[0]) * (1.0 - np.exp(-np.clip(rb - rr, 0, None) / ramp[1])))
     density = alpha * profile * rng.uniform(*density_range)
     field[box.slices] = np.maximum(field[box.slices], density)
 
@@ -493,6 +502,10 @@ def _capture(img: np.ndarray, rng: np.random.Generator, f: CellFeatures, cm: Cap
         # Axial chromatic aberration: focused for green, red and blue softer.
         img = np.stack([ndimage.gaussian_filter(img[..., c], float(np.hypot(cm.optics[c], f.blur_sigma)))
                         for c in range(3)], axis=-1)
+    if cm.glare[0]:
+        # Veiling glare: a share of the light of every channel spreads a few pixels, giving
+        # edges a soft tail outside a crisp core.
+        img = (1.0 - cm.glare[0]) * img + cm.glare[0] * ndimage.gaussian_filter(img, (cm.glare[1], cm.glare[1], 0))
     share, width = cm.blue_halo
     if share:
         # Out-of-focus blue spreads several pixels wide: real captures show a yellowish
@@ -504,6 +517,12 @@ def _capture(img: np.ndarray, rng: np.random.Generator, f: CellFeatures, cm: Cap
         level = level * np.float32(rng.lognormal(0.0, cm.noise_spread))
     noise = rng.normal(0.0, 1.0, img.shape).astype(np.float32) * level
     img += ndimage.gaussian_filter(noise, (cm.noise_sigma, cm.noise_sigma, 0))
+    if any(cm.noise_coarse):
+        # Real captures also carry blotchy, mostly chromatic noise a few pixels wide
+        # (lag-2 correlation of background noise 0.25 real, 0.11 with fine noise alone).
+        coarse = rng.normal(0.0, 1.0, img.shape).astype(np.float32) * (level / np.array(cm.noise, np.float32)
+                                                                        * np.array(cm.noise_coarse, np.float32))
+        img += ndimage.gaussian_filter(coarse, (cm.noise_coarse_sigma, cm.noise_coarse_sigma, 0))
     if any(cm.grain):
         # Colour grain of the stain: independent per channel (real nuclei: residual
         # correlation of red and blue 0.3, synthetic single-stain texture 0.8).
@@ -549,7 +568,7 @@ def render_cell(features: CellFeatures, *, version: str = GENERATOR_VERSION) -> 
     pallor, edge = rng.uniform(*cm.red_cell_pallor), rng.uniform(*cm.red_cell_edge)
     for y, x, r in _place_red_cells(rng, f, cy, cx, R):
         _draw_red_cell(red, rng, y, x, r, pallor, edge, cm.red_cell_rim, cm.red_cell_density,
-                       cm.red_cell_pallor_soft)
+                       cm.red_cell_pallor_soft, cm.red_cell_ramp)
     red[box.slices] *= 1.0 - 0.92 * cell_alpha
     rbc_strength = rng.uniform(0.82, 1.15) * (1.0 + 0.07 * rng.standard_normal(3)).astype(np.float32)
     od += red[..., None] * (OD_RED_CELL * rbc_strength)
@@ -625,6 +644,10 @@ def render_cell(features: CellFeatures, *, version: str = GENERATOR_VERSION) -> 
     if n_granules:
         pick = cyto_idx[rng.choice(cyto_idx.size, size=n_granules, replace=False)]
         weights = rng.uniform(0.5, 1.1, n_granules).astype(np.float32)
+        if cm.granule_bright:
+            # Pale specks between granules: real cytoplasm texture is less skewed towards
+            # dark dots (more "bright centre" local patterns).
+            weights[:n_fine] *= np.where(rng.random(n_fine) < cm.granule_bright, -1.0, 1.0).astype(np.float32)
         sig = f.granule_size * 1.3
         norm = 2 * np.pi * sig * sig
         fine_pick, dark_pick = pick[:n_fine], pick[n_fine:]
