@@ -103,6 +103,10 @@ class CaptureModel:
     red_cell_ramp: tuple = (1.0, 0.0)    # red-cell density at its outline (share) and inward ramp, pixels
     nucleus_coarse: float = 0.0       # extra coarse (3 px) chromatin density variation
     glare: tuple = (0.0, 0.0)         # share of all light spread, and its width (pixels)
+    red_cell_grain: float = 0.0       # colour grain of red cells (stain density per unit red-cell density)
+    nucleus_edge: float = 0.9         # width of the nucleus' soft edge, pixels
+    nucleus_windows: float = 1.4      # threshold (in SDs of a smooth noise) above which chromatin has a pale window
+    perinuclear: tuple = (0.0, 3.0)   # share of cytoplasm density missing next to the nucleus, decay (px)
     grain: tuple = (0.0, 0.0, 0.0)    # colour grain per channel at unit stain density
     grain_sigma: float = 0.8
     part_statistics: bool = False     # draw per-capture part colours from ``stats_file``
@@ -118,9 +122,12 @@ CAPTURE_MODELS = {
                         part_statistics=True),
 }
 CAPTURE_MODELS["3.1"] = dataclasses.replace(
-    CAPTURE_MODELS["3.0"], version="3.1", noise=(2.6, 3.0, 3.2), noise_sigma=0.55,
-    red_cell_edge=(1.0, 2.0), red_cell_rim=0.0, red_cell_pallor_soft=(0.14, 0.24), red_cell_density=(0.7, 1.3),
-    nucleus_coarse=0.12, stats_file="capture_stats_3.1.json")
+    CAPTURE_MODELS["3.0"], version="3.1", optics=(0.6, 0.45, 0.8), glare=(0.2, 3.0),
+    noise=(2.5, 3.1, 3.6), noise_coarse=(4.0, 4.0, 7.0), nucleus_coarse=0.1, nucleus_edge=2.5,
+    nucleus_windows=1.0, perinuclear=(0.5, 4.5), granule_bright=0.3, red_cell_grain=0.1,
+    red_cell_edge=(1.5, 3.0), red_cell_pallor=(0.3, 0.7), red_cell_pallor_soft=(0.18, 0.3),
+    red_cell_density=(0.55, 1.45), red_cell_rim=0.0, red_cell_ramp=(0.6, 5.0),
+    stats_file="capture_stats_3.1.json")
 
 
 @dataclass(frozen=True)
@@ -585,7 +592,12 @@ def render_cell(features: CellFeatures, *, version: str = GENERATOR_VERSION) -> 
         d = part(yy, xx)
         nuc_d = d if nuc_d is None else np.minimum(nuc_d, d)
     nuc_d = nuc_d + boundary
-    nuc_alpha = _soft(nuc_d, 0.9) * cell_alpha
+    nuc_alpha = _soft(nuc_d, cm.nucleus_edge) * cell_alpha
+    cyto_alpha = cell_alpha
+    if cm.perinuclear[0]:
+        # A paler zone in the cytoplasm around the nucleus (real cells: green up to +11
+        # levels 1-3 px from the nucleus, fading over about 7 px).
+        cyto_alpha = cell_alpha * (1.0 - cm.perinuclear[0] * np.exp(-np.clip(nuc_d, 0, None) / cm.perinuclear[1]))
     nuc_m = (nuc_d < 0) & cell_m
     cyto_m = cell_m & ~nuc_m
 
@@ -598,14 +610,14 @@ def render_cell(features: CellFeatures, *, version: str = GENERATOR_VERSION) -> 
     cyto_tex = 1.0 + 0.05 * _smooth_noise(rng, box.shape, 5.0)
     tint = float(np.clip(f.granule_density, 0.0, 1.0))
     od_cytoplasm = tint * OD_CYTOPLASM + (1.0 - tint) * OD_CYTOPLASM_AGRANULAR
-    local += (cell_alpha * cyto_tex * intensity)[..., None] * od_cytoplasm
+    local += (cyto_alpha * cyto_tex * intensity)[..., None] * od_cytoplasm
 
     # Chromatin: a dense network with small pale windows and thin pale clefts in every
     # nucleus; heterogeneity adds coarse clumping and larger lighter patches.
     h = f.chromatin_heterogeneity
     fine = _smooth_noise(rng, box.shape, 1.2)
     clumps = _smooth_noise(rng, box.shape, 2.2)
-    windows = 1.0 / (1.0 + np.exp(-(_smooth_noise(rng, box.shape, 1.8) - 1.4) * 6.0))
+    windows = 1.0 / (1.0 + np.exp(-(_smooth_noise(rng, box.shape, 1.8) - cm.nucleus_windows) * 6.0))
     cleft_field = _smooth_noise(rng, box.shape, 3.0)
     clefts = np.exp(-((cleft_field / 0.2) ** 2))
     patches = _smooth_noise(rng, box.shape, 5.0)
@@ -663,10 +675,10 @@ def render_cell(features: CellFeatures, *, version: str = GENERATOR_VERSION) -> 
         if cm.texture_mix and cyto_m.any():
             # Same for granules: their mean over the cytoplasm keeps the tint.
             mean = float(field[cyto_m].mean())
-            local += (cell_alpha * intensity * np.where(cyto_m, mean, field))[..., None] * od_granule
-            local += (cell_alpha * intensity * np.where(cyto_m, field - mean, 0.0))[..., None] * _texture_od(od_granule, cm)
+            local += (cyto_alpha * intensity * np.where(cyto_m, mean, field))[..., None] * od_granule
+            local += (cyto_alpha * intensity * np.where(cyto_m, field - mean, 0.0))[..., None] * _texture_od(od_granule, cm)
         else:
-            local += (field * cell_alpha * intensity)[..., None] * od_granule
+            local += (field * cyto_alpha * intensity)[..., None] * od_granule
 
     # Dohle bodies: pale blue-grey patches at the edge of the cytoplasm.
     for _ in range(f.dohle_bodies):
@@ -681,6 +693,10 @@ def render_cell(features: CellFeatures, *, version: str = GENERATOR_VERSION) -> 
     od[box.slices] += local
     stain = np.zeros((H, W), dtype=np.float32)
     stain[box.slices] = local.mean(-1)
+    if cm.red_cell_grain:
+        # Real red cells carry a faint pixel-scale grain too (Immerkaer noise estimate
+        # 0.44 in red cells vs 0.16-0.23 in the background, per 8-bit channel).
+        stain += cm.red_cell_grain * red
 
     # Illumination: peach background, white balance varying between captures, a gentle
     # vignette and shading drift.
