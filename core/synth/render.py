@@ -104,6 +104,9 @@ class CaptureModel:
     nucleus_coarse: float = 0.0       # extra coarse (3 px) chromatin density variation
     glare: tuple = (0.0, 0.0)         # share of all light spread, and its width (pixels)
     red_cell_grain: float = 0.0       # colour grain of red cells (stain density per unit red-cell density)
+    red_cell_texture: tuple = (0.0, 1.5)  # relative amplitude and scale (px) of red-cell mottling
+    shading: float = 0.015            # illumination tilt and vignette (relative)
+    granule_clip: float = 2.0         # density at which overlapping fine granules saturate
     nucleus_edge: float = 0.9         # width of the nucleus' soft edge, pixels
     nucleus_windows: float = 1.4      # threshold (in SDs of a smooth noise) above which chromatin has a pale window
     perinuclear: tuple = (0.0, 3.0)   # share of cytoplasm density missing next to the nucleus, decay (px)
@@ -122,12 +125,12 @@ CAPTURE_MODELS = {
                         part_statistics=True),
 }
 CAPTURE_MODELS["3.1"] = dataclasses.replace(
-    CAPTURE_MODELS["3.0"], version="3.1", optics=(0.6, 0.45, 0.8), glare=(0.2, 3.0),
-    noise=(2.5, 3.1, 3.6), noise_coarse=(4.0, 4.0, 7.0), nucleus_coarse=0.1, nucleus_edge=2.5,
-    nucleus_windows=1.0, perinuclear=(0.5, 4.5), granule_bright=0.3, red_cell_grain=0.1,
-    red_cell_edge=(1.5, 3.0), red_cell_pallor=(0.3, 0.7), red_cell_pallor_soft=(0.18, 0.3),
-    red_cell_density=(0.55, 1.45), red_cell_rim=0.0, red_cell_ramp=(0.6, 5.0),
-    stats_file="capture_stats_3.1.json")
+    CAPTURE_MODELS["3.0"], version="3.1", optics=(1.3, 0.45, 1.4), glare=(0.15, 3.0), shading=0.012,
+    noise=(2.5, 3.1, 3.6), noise_spread=0.25, noise_coarse=(6.0, 6.0, 10.0), noise_coarse_sigma=2.5,
+    nucleus_coarse=0.1, nucleus_edge=2.5, nucleus_windows=1.0, perinuclear=(0.5, 4.5), granule_bright=0.3,
+    red_cell_edge=(1.5, 3.0), red_cell_pallor=(0.3, 0.7), red_cell_pallor_soft=(0.2, 0.32),
+    red_cell_density=(0.55, 1.45), red_cell_rim=0.0, red_cell_ramp=(0.4, 7.0), red_cell_texture=(0.08, 2.0),
+    red_cell_grain=0.02, stats_file="capture_stats_3.1.json")
 
 
 @dataclass(frozen=True)
@@ -349,7 +352,7 @@ def _nucleus_components(f: CellFeatures, rng, cy, cx, R):
 
 
 def _draw_red_cell(field, rng, cy, cx, r, pallor=None, edge=2.6, rim=0.08, density_range=(0.75, 1.2),
-                   pallor_soft=(0.09, 0.16), ramp=(1.0, 0.0)):
+                   pallor_soft=(0.09, 0.16), ramp=(1.0, 0.0), texture=(0.0, 1.5)):
     """Add one opaque biconcave red cell to the red-cell density ``field`` (max-combined)."""
     box = _Box(cy, cx, r * 1.22 + 4)
     if box.empty:
@@ -375,6 +378,9 @@ def _draw_red_cell(field, rng, cy, cx, r, pallor=None, edge=2.6, rim=0.08, densi
         # gradually from a crisp outline instead of reaching full density at once).
         profile = profile * (ramp[0] + (1.0 - ramp[0]) * (1.0 - np.exp(-np.clip(rb - rr, 0, None) / ramp[1])))
     density = alpha * profile * rng.uniform(*density_range)
+    if texture[0]:
+        # A faint mottling: real red cells have no flat plateau at the pixel scale.
+        density = density * (1.0 + texture[0] * _smooth_noise(rng, density.shape, texture[1]))
     field[box.slices] = np.maximum(field[box.slices], density)
 
 
@@ -575,7 +581,7 @@ def render_cell(features: CellFeatures, *, version: str = GENERATOR_VERSION) -> 
     pallor, edge = rng.uniform(*cm.red_cell_pallor), rng.uniform(*cm.red_cell_edge)
     for y, x, r in _place_red_cells(rng, f, cy, cx, R):
         _draw_red_cell(red, rng, y, x, r, pallor, edge, cm.red_cell_rim, cm.red_cell_density,
-                       cm.red_cell_pallor_soft, cm.red_cell_ramp)
+                       cm.red_cell_pallor_soft, cm.red_cell_ramp, cm.red_cell_texture)
     red[box.slices] *= 1.0 - 0.92 * cell_alpha
     rbc_strength = rng.uniform(0.82, 1.15) * (1.0 + 0.07 * rng.standard_normal(3)).astype(np.float32)
     od += red[..., None] * (OD_RED_CELL * rbc_strength)
@@ -670,7 +676,7 @@ def render_cell(features: CellFeatures, *, version: str = GENERATOR_VERSION) -> 
             dark_field = ndimage.gaussian_filter(dark_field.reshape(box.shape).astype(np.float32), sig * 1.3)
             dark_field *= norm * 1.69
         granule_mask = ((granule_field + dark_field) > 0.4) & cyto_m
-    granules = ((np.minimum(granule_field, 2.0) * 0.25, OD_GRANULE), (np.minimum(dark_field, 1.2) * 0.9, OD_GRANULE_DARK))
+    granules = ((np.minimum(granule_field, cm.granule_clip) * 0.25, OD_GRANULE), (np.minimum(dark_field, 1.2) * 0.9, OD_GRANULE_DARK))
     for field, od_granule in granules:
         if cm.texture_mix and cyto_m.any():
             # Same for granules: their mean over the cytoplasm keeps the tint.
@@ -703,7 +709,8 @@ def render_cell(features: CellFeatures, *, version: str = GENERATOR_VERSION) -> 
     bg = np.array(cm.background) * rng.uniform([0.99, 0.985, 0.95], [1.01, 1.01, 1.03]) * rng.uniform(0.99, 1.01)
     gy = np.linspace(-1, 1, H, dtype=np.float32)[:, None]
     gx = np.linspace(-1, 1, W, dtype=np.float32)[None, :]
-    shade = 1.0 + rng.uniform(-0.015, 0.015) * gy + rng.uniform(-0.015, 0.015) * gx - 0.015 * (gy * gy + gx * gx)
+    k = cm.shading
+    shade = 1.0 + rng.uniform(-k, k) * gy + rng.uniform(-k, k) * gx - k * (gy * gy + gx * gx)
     img = (shade[..., None] * bg.astype(np.float32)) * np.exp(-od)
     if cm.part_statistics:
         w_cell = np.zeros((H, W), np.float32)
