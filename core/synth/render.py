@@ -106,7 +106,6 @@ class CaptureModel:
     red_cell_grain: float = 0.0       # colour grain of red cells (stain density per unit red-cell density)
     red_cell_texture: tuple = (0.0, 1.5)  # relative amplitude and scale (px) of red-cell mottling
     shading: float = 0.015            # illumination tilt and vignette (relative)
-    granule_clip: float = 2.0         # density at which overlapping fine granules saturate
     nucleus_edge: float = 0.9         # width of the nucleus' soft edge, pixels
     nucleus_windows: float = 1.4      # threshold (in SDs of a smooth noise) above which chromatin has a pale window
     perinuclear: tuple = (0.0, 3.0)   # share of cytoplasm density missing next to the nucleus, decay (px)
@@ -352,7 +351,7 @@ def _nucleus_components(f: CellFeatures, rng, cy, cx, R):
 
 
 def _draw_red_cell(field, rng, cy, cx, r, pallor=None, edge=2.6, rim=0.08, density_range=(0.75, 1.2),
-                   pallor_soft=(0.09, 0.16), ramp=(1.0, 0.0), texture=(0.0, 1.5)):
+                   pallor_soft=(0.09, 0.16), ramp=(1.0, 0.0), texture=(0.0, 1.5), texture_rng=None):
     """Add one opaque biconcave red cell to the red-cell density ``field`` (max-combined)."""
     box = _Box(cy, cx, r * 1.22 + 4)
     if box.empty:
@@ -380,7 +379,7 @@ def _draw_red_cell(field, rng, cy, cx, r, pallor=None, edge=2.6, rim=0.08, densi
     density = alpha * profile * rng.uniform(*density_range)
     if texture[0]:
         # A faint mottling: real red cells have no flat plateau at the pixel scale.
-        density = density * (1.0 + texture[0] * _smooth_noise(rng, density.shape, texture[1]))
+        density = density * (1.0 + texture[0] * _smooth_noise(rng if texture_rng is None else texture_rng, density.shape, texture[1]))
     field[box.slices] = np.maximum(field[box.slices], density)
 
 
@@ -501,7 +500,7 @@ def _part_statistics(img, rng, weights, stats_file="capture_stats.json"):
 
 
 def _capture(img: np.ndarray, rng: np.random.Generator, f: CellFeatures, cm: CaptureModel,
-             stain: np.ndarray) -> np.ndarray:
+             stain: np.ndarray, extra: np.random.Generator | None = None) -> np.ndarray:
     """The camera: optics blur, sensor noise and colour grain, quantisation to 8 bits.
 
     ``stain`` is the neutrophil's mean optical density per pixel: the fine colour grain
@@ -533,7 +532,7 @@ def _capture(img: np.ndarray, rng: np.random.Generator, f: CellFeatures, cm: Cap
     if any(cm.noise_coarse):
         # Real captures also carry blotchy, mostly chromatic noise a few pixels wide
         # (lag-2 correlation of background noise 0.25 real, 0.11 with fine noise alone).
-        coarse = rng.normal(0.0, 1.0, img.shape).astype(np.float32) * (level / np.array(cm.noise, np.float32)
+        coarse = (rng if extra is None else extra).normal(0.0, 1.0, img.shape).astype(np.float32) * (level / np.array(cm.noise, np.float32)
                                                                         * np.array(cm.noise_coarse, np.float32))
         img += ndimage.gaussian_filter(coarse, (cm.noise_coarse_sigma, cm.noise_coarse_sigma, 0))
     if any(cm.grain):
@@ -557,6 +556,9 @@ def render_cell(features: CellFeatures, *, version: str = GENERATOR_VERSION) -> 
     cm = capture_model(version)
     f = features
     rng = np.random.default_rng(f.seed)
+    # Draws that only newer capture models make come from their own stream, so the
+    # geometry (red cells, nucleus, granules) of a cell stays that of every version.
+    extra = np.random.default_rng([f.seed, 31])
     H, W = IMAGE_SHAPE
     od = np.zeros((H, W, 3), dtype=np.float32)
 
@@ -581,7 +583,7 @@ def render_cell(features: CellFeatures, *, version: str = GENERATOR_VERSION) -> 
     pallor, edge = rng.uniform(*cm.red_cell_pallor), rng.uniform(*cm.red_cell_edge)
     for y, x, r in _place_red_cells(rng, f, cy, cx, R):
         _draw_red_cell(red, rng, y, x, r, pallor, edge, cm.red_cell_rim, cm.red_cell_density,
-                       cm.red_cell_pallor_soft, cm.red_cell_ramp, cm.red_cell_texture)
+                       cm.red_cell_pallor_soft, cm.red_cell_ramp, cm.red_cell_texture, extra)
     red[box.slices] *= 1.0 - 0.92 * cell_alpha
     rbc_strength = rng.uniform(0.82, 1.15) * (1.0 + 0.07 * rng.standard_normal(3)).astype(np.float32)
     od += red[..., None] * (OD_RED_CELL * rbc_strength)
@@ -634,7 +636,7 @@ def render_cell(features: CellFeatures, *, version: str = GENERATOR_VERSION) -> 
     inside = np.clip(-nuc_d, 0, None)
     density += 0.55 * np.exp(-inside / 2.2)
     if cm.nucleus_coarse:
-        density += cm.nucleus_coarse * _smooth_noise(rng, box.shape, 3.0)
+        density += cm.nucleus_coarse * _smooth_noise(extra, box.shape, 3.0)
     density = np.clip(density, 0.25, None)
     if cm.texture_mix:
         # Real chromatin texture varies mostly along OD_TEXTURE (the nucleus' blue channel
@@ -662,10 +664,6 @@ def render_cell(features: CellFeatures, *, version: str = GENERATOR_VERSION) -> 
     if n_granules:
         pick = cyto_idx[rng.choice(cyto_idx.size, size=n_granules, replace=False)]
         weights = rng.uniform(0.5, 1.1, n_granules).astype(np.float32)
-        if cm.granule_bright:
-            # Pale specks between granules: real cytoplasm texture is less skewed towards
-            # dark dots (more "bright centre" local patterns).
-            weights[:n_fine] *= np.where(rng.random(n_fine) < cm.granule_bright, -1.0, 1.0).astype(np.float32)
         sig = f.granule_size * 1.3
         norm = 2 * np.pi * sig * sig
         fine_pick, dark_pick = pick[:n_fine], pick[n_fine:]
@@ -676,7 +674,15 @@ def render_cell(features: CellFeatures, *, version: str = GENERATOR_VERSION) -> 
             dark_field = ndimage.gaussian_filter(dark_field.reshape(box.shape).astype(np.float32), sig * 1.3)
             dark_field *= norm * 1.69
         granule_mask = ((granule_field + dark_field) > 0.4) & cyto_m
-    granules = ((np.minimum(granule_field, cm.granule_clip) * 0.25, OD_GRANULE), (np.minimum(dark_field, 1.2) * 0.9, OD_GRANULE_DARK))
+    fine_field = granule_field
+    if cm.granule_bright and n_fine:
+        # Pale specks between the granules (not granules: not in the mask or the count):
+        # real cytoplasm texture is less skewed towards dark dots.
+        n_pale = int(extra.poisson(cm.granule_bright * n_fine))
+        pale = np.bincount(cyto_idx[extra.integers(0, cyto_idx.size, n_pale)],
+                           weights=extra.uniform(0.5, 1.1, n_pale), minlength=granule_field.size)
+        fine_field = granule_field - ndimage.gaussian_filter(pale.reshape(box.shape).astype(np.float32), sig) * norm
+    granules = ((np.minimum(fine_field, 2.0) * 0.25, OD_GRANULE), (np.minimum(dark_field, 1.2) * 0.9, OD_GRANULE_DARK))
     for field, od_granule in granules:
         if cm.texture_mix and cyto_m.any():
             # Same for granules: their mean over the cytoplasm keeps the tint.
@@ -721,7 +727,7 @@ def render_cell(features: CellFeatures, *, version: str = GENERATOR_VERSION) -> 
         w_background = np.clip(1.0 - w_cell - w_red, 0, 1)
         img = _part_statistics(img, rng, (w_background, w_red, np.clip(w_cell - w_nucleus, 0, 1), w_nucleus),
                                cm.stats_file)
-    rgb8 = _capture(img, rng, f, cm, stain)
+    rgb8 = _capture(img, rng, f, cm, stain, extra)
 
     buf = io.BytesIO()
     # CellaVision DM96 writes baseline JPEG at quality 75 without chroma subsampling (4:4:4).
