@@ -125,8 +125,9 @@ CAPTURE_MODELS = {
 }
 CAPTURE_MODELS["3.1"] = dataclasses.replace(
     CAPTURE_MODELS["3.0"], version="3.1", optics=(1.3, 0.45, 1.4), glare=(0.15, 3.0), shading=0.012,
-    noise=(2.5, 3.1, 3.6), noise_spread=0.25, noise_coarse=(6.0, 6.0, 10.0), noise_coarse_sigma=2.5,
-    nucleus_coarse=0.1, nucleus_edge=2.5, nucleus_windows=1.0, perinuclear=(0.5, 4.5), granule_bright=0.3,
+    noise=(2.5, 3.1, 3.6), noise_spread=0.25, noise_coarse=(4.0, 6.0, 10.0), noise_coarse_sigma=3.0,
+    nucleus_texture_gain=1.5, nucleus_coarse=0.1, nucleus_edge=2.5, nucleus_windows=1.0, perinuclear=(0.5, 4.5),
+    granule_bright=0.6,
     red_cell_edge=(1.5, 3.0), red_cell_pallor=(0.3, 0.7), red_cell_pallor_soft=(0.2, 0.32),
     red_cell_density=(0.55, 1.45), red_cell_rim=0.0, red_cell_ramp=(0.4, 7.0), red_cell_texture=(0.08, 2.0),
     red_cell_grain=0.02, stats_file="capture_stats_3.1.json")
