@@ -79,7 +79,12 @@ class CaptureModel:
     Generator 2.0 matched mean colours; 3.0 also matches how real captures vary: texture
     along :data:`OD_TEXTURE`, stain-dependent fine colour grain, axial chromatic
     aberration (red and blue softer than green, a wide blue halo), and per-capture
-    part colours drawn from statistics of real captures (``capture_stats.json``).
+    part colours drawn from statistics of real captures (``capture_stats.json``). 3.1 also
+    matches the real red-cell profile (crisp outline, density ramping up inwards, mottled,
+    no flat plateau), camera noise (less fine noise, blotchy chroma noise, red-cell grain),
+    stronger chromatic blur with some glare, a paler zone around the nucleus, finer
+    chromatin and pale specks between granules; its extra draws use their own random
+    stream, so geometry and masks stay those of 2.0 (``capture_stats_3.1.json``).
     """
 
     version: str
