@@ -94,6 +94,19 @@ def test_realism_command_runs_and_reports(tmp_path, capsys):
     assert sheet.stat().st_size > 1000
 
 
+@needs_real
+def test_generator_3_1_part_colours_match_real_tuning_cells():
+    # Small sample (12 tuning cells, 12 synthetic): every part's mean colour within a few
+    # Delta E of the real one; generator 1.0 was 5-10 off for three parts.
+    from core.synth.realism import image_paths, load_capture, part_distances
+
+    paths = [p for i, p in enumerate(image_paths(REAL_DIR)) if not is_held_out(i)][:12]
+    real = [measure_cell(load_capture(p)) for p in paths]
+    synth = [measure_cell(generate_cell(4242, i, "normal", version="3.1").rgb) for i in range(12)]
+    for d in part_distances(real, synth):
+        assert d.delta_e < 3.5, d
+
+
 def test_realism_command_measures_another_generator_version(tmp_path, capsys):
     from core.cli import main
     from core.synth.store import read_truth, write_cell
@@ -102,8 +115,8 @@ def test_realism_command_measures_another_generator_version(tmp_path, capsys):
     for i in range(8):
         write_cell(generate_cell(41, i, "normal", version="3.0"), real, f"SNE_{i:07d}")
     assert read_truth(real, "SNE_0000000")["generator_version"] == "3.0"
-    assert main(["synth", "realism", str(real), "--n", "8", "--generator", "3.0"]) == 0
-    assert "generator 3.0" in capsys.readouterr().out
+    assert main(["synth", "realism", str(real), "--n", "8", "--generator", "3.1"]) == 0
+    assert "generator 3.1" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("family", ["pixels", "random-conv"])
@@ -171,7 +184,7 @@ def test_capture_fit_writes_derived_statistics_only(tmp_path, monkeypatch):
     real = tmp_path / "real"
     for i in range(8):
         write_cell(generate_cell(45, i, "normal"), real, f"SNE_{i:07d}")
-    monkeypatch.setattr(render, "_STATS_FILE", tmp_path / "capture_stats.json")
+    monkeypatch.setattr(render, "_STATS_DIR", tmp_path)
     render.capture_statistics.cache_clear()
     try:
         stats = capture_fit.fit(real, n=4, rounds=1, log=lambda *a: None)
@@ -182,3 +195,10 @@ def test_capture_fit_writes_derived_statistics_only(tmp_path, monkeypatch):
     assert "6 TUNING" in written["note"] and written["bias"] == stats["bias"]
     assert len(written["real_mean"]) == 24 and np.asarray(written["real_chol"]).shape == (24, 24)
     assert any(b != 0.0 for b in written["bias"])
+
+
+def test_capture_fit_refuses_a_version_without_part_statistics(tmp_path, capsys):
+    from core.synth import capture_fit
+
+    assert capture_fit.main([str(tmp_path), "--version", "2.0"]) == 2
+    assert "draws no part statistics" in capsys.readouterr().err

@@ -1,6 +1,7 @@
-"""Refit ``capture_stats.json`` (generator 3.0's per-capture part statistics).
+"""Refit a generator's per-capture part statistics (``capture_stats.json`` of generator 3.0,
+``capture_stats_3.1.json`` of 3.1: the model's ``stats_file``).
 
-    .venv/bin/python -m core.synth.capture_fit REAL_DIR
+    .venv/bin/python -m core.synth.capture_fit REAL_DIR [--version 3.0|3.1]
 
 Developer tool, not part of the dashboard: it reads the TUNING real cells only (never
 the held-out ones, :func:`core.synth.realism.is_held_out`), measures per part (background,
@@ -62,7 +63,7 @@ def fit(real_dir, *, n: int = 100, rounds: int = 2, version: str = "3.0", log=pr
         "bias": [0.0] * len(STAT_INDEX),
     }
     for r in range(rounds):
-        _write(stats)
+        _write(stats, base.stats_file)
         calibrated = _synthetic_stats(version, n)
         gap = real.mean(0) - calibrated.mean(0)
         is_mean = np.tile([1.0, 1.0, 1.0, 0.0, 0.0, 0.0], 4)
@@ -71,12 +72,12 @@ def fit(real_dir, *, n: int = 100, rounds: int = 2, version: str = "3.0", log=pr
         stats["real_mean"] = np.where(is_mean == 0, np.asarray(stats["real_mean"]) * real.mean(0)
                                       / calibrated.mean(0), stats["real_mean"]).tolist()
         log(f"round {r + 1}: largest remaining mean gap {np.abs(gap).max():.2f}")
-    _write(stats)
+    _write(stats, base.stats_file)
     return stats
 
 
-def _write(stats: dict) -> None:
-    render._STATS_FILE.write_text(json.dumps(stats, indent=0) + "\n", encoding="utf-8")
+def _write(stats: dict, name: str) -> None:
+    render.stats_path(name).write_text(json.dumps(stats, indent=0) + "\n", encoding="utf-8")
     render.capture_statistics.cache_clear()
 
 
@@ -85,9 +86,12 @@ def main(argv=None) -> int:
     p.add_argument("real_dir")
     p.add_argument("--n", type=int, default=100, help="synthetic cells per measurement (default 100)")
     p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--version", default="3.0", help="generator version whose statistics to fit (default 3.0)")
     args = p.parse_args(argv)
     try:
-        fit(args.real_dir, n=args.n, rounds=args.rounds)
+        if not render.capture_model(args.version).part_statistics:
+            raise DisplasiaError(f"generator {args.version} draws no part statistics: nothing to fit")
+        fit(args.real_dir, n=args.n, rounds=args.rounds, version=args.version)
     except DisplasiaError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
