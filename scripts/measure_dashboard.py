@@ -152,8 +152,7 @@ def main() -> int:
             before = stable_heatmaps(page)
             start = time.perf_counter()
             pick_option(page, "Fill", "grey")
-            changed = until(lambda: (now := heatmaps(page)) and len(now) == len(before) and
-                            all(a != b for a, b in zip(now, before)) and now)
+            until(lambda: (now := heatmaps(page)) and now != before and now)
             rows.append(("parameter change -> new map (occlusion fill)", f"{time.perf_counter() - start:.2f}"))
             settled(page)
             changed = stable_heatmaps(page)
