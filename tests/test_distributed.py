@@ -77,7 +77,7 @@ def test_cluster_maps_equal_the_single_process_maps(archive, client, tmp_path):
                          chunk_size=3, background=False, progress=lambda p: seen.append((p.stage, p.done, p.rate)))
     assert run.error is None
     # the corrupt image is reported with one line and every other cell is done
-    assert [name for name, _ in run.failures] == ["ZD_corrupt.jpg"]
+    assert [name for name, _ in run.failures] == ["ZD_corrupt.jpg"], run.failures   # the reasons, if not
     assert "unreadable image" in run.failures[0][1] and "\n" not in run.failures[0][1]
     assert run.progress.done == N_CELLS + 1 and run.progress.computed == N_CELLS * 2 * 2
     assert seen[-1][0] == "done" and max(rate for _, _, rate in seen) > 0
