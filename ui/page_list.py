@@ -29,7 +29,7 @@ class PageInfo:
 
 
 PAGES = (
-    PageInfo("pages/home.py", "Cells", "Gallery", "home", ":material/grid_view:", "Predicted dysplastic",
+    PageInfo("pages/home.py", "Cells", "Gallery", "home", ":material/grid_view:", "cells scored.",
              default=True),
     PageInfo("pages/model.py", "Cells", "Model", "model", ":material/memory:", "Parameters"),
     PageInfo("pages/annotate.py", "Cells", "Annotate", "annotate", ":material/draw:", "Cytoplasm"),
