@@ -21,6 +21,7 @@ import os
 import re
 import struct
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from core.config import IMAGE_SUFFIXES
@@ -70,11 +71,12 @@ class Dataset:
     def __len__(self) -> int:
         return len(self.cells)
 
+    @cached_property
+    def _names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.cells)     # built once per dataset (20,000 cells: every rerun)
+
     def names(self) -> list[str]:
-        names = self.__dict__.get("_names")          # built once per dataset (20,000 cells: every rerun)
-        if names is None:
-            names = self.__dict__["_names"] = tuple(c.name for c in self.cells)
-        return list(names)
+        return list(self._names)
 
     def cell(self, name: str) -> Cell:
         for c in self.cells:

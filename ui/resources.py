@@ -147,6 +147,7 @@ def load_model(choice: ModelChoice, stamp: tuple = ()):
 #: its scoring job decodes each image once (remembered in the score store), then the listing is
 #: redone without the unreadable ones. Smaller ones are checked before they are shown.
 SYNC_CHECKS = 1000
+_checked_folders: set = set()               # (root, stamp, store) whose images have all been checked
 
 
 def dataset(root: str, stamp: float):
@@ -165,9 +166,6 @@ def dataset(root: str, stamp: float):
     return _checked_dataset(root, stamp)
 
 
-_checked_folders: set = set()               # (root, stamp, store) whose images have all been checked
-
-
 @st.cache_resource(show_spinner=False, max_entries=16)
 def _listed_dataset(root: str, stamp: float):
     import dataclasses
@@ -181,7 +179,7 @@ def _checked_dataset(root: str, stamp: float):
 
     from core.datasets import image_problem
 
-    ds = scan_dataset(root, check_images=False)
+    ds = dataclasses.replace(_listed_dataset(root, stamp), unchecked=False)   # the folder is read once
     problems = score_store().checked([c.path for c in ds.cells], image_problem)
     if not any(problems):
         return ds
