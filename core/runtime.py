@@ -13,13 +13,28 @@ import threading
 _lock = threading.Lock()
 
 
+def _imported():
+    """TensorFlow if it is fully imported; None while absent or still being imported.
+
+    A module is in ``sys.modules`` from the moment its import starts: returning it then
+    hands a thread a half-built module ("partially initialized module 'tensorflow' has no
+    attribute 'config'"), which is how a Dask worker once failed a whole chunk of cells.
+    """
+    module = sys.modules.get("tensorflow")
+    if module is None or getattr(getattr(module, "__spec__", None), "_initializing", False):
+        return None
+    return module
+
+
 def import_tensorflow():
     """``import tensorflow`` with file descriptor 2 pointed at /dev/null meanwhile."""
-    if "tensorflow" in sys.modules:
-        return sys.modules["tensorflow"]
+    ready = _imported()
+    if ready is not None:
+        return ready
     with _lock:
-        if "tensorflow" in sys.modules:
-            return sys.modules["tensorflow"]
+        ready = _imported()
+        if ready is not None:
+            return ready
         sys.stderr.flush()
         saved = os.dup(2)
         try:
