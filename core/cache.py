@@ -137,6 +137,17 @@ class _key_lock:
                 del _inflight[self.key]
 
 
+def others_waiting(key: str) -> bool:
+    """True when a thread waits for the single-flight computation of ``key`` (its holder aside).
+
+    A background computation that pauses between batches asks this so that it never keeps
+    a page waiting for a map it holds.
+    """
+    with _inflight_guard:
+        entry = _inflight.get(key)
+        return entry is not None and entry[1] > 1
+
+
 class ExplanationCache:
     """A folder of explanation entries with a size limit and LRU eviction.
 

@@ -6,12 +6,12 @@ import streamlit as st
 
 from core.audit import EVENTS, audit_log
 from core.settings import describe, load_settings
-from ui import auth, precompute
+from ui import auth, precompute, widgets
 
 st.title("Audit and settings")
 if not auth.may("admin"):
     st.error("This page is for administrators.")
-    st.stop()
+    widgets.stop()
 st.subheader("Audit log")
 cols = st.columns([2, 2, 1])
 who = cols[0].text_input("Identity", key="admin_who", max_chars=128).strip() or None

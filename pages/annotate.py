@@ -1,7 +1,7 @@
 """Annotate: outline the cell and nucleus, score it as a pathologist; every change is saved."""
 import streamlit as st
 
-from ui import annotate, annotate_tools, context
+from ui import annotate, annotate_tools, context, widgets
 from ui.widgets import plain
 
 st.title("Annotate")
@@ -9,7 +9,7 @@ cell, rgb = context.current_record()
 name = annotate.annotator()
 if not name:
     st.info("Enter your name to start annotating. Your readings are saved under it.")
-    st.stop()
+    widgets.stop()
 annotate.navigation(context.dataset().names(), cell.name, name)
 annotate.shortcuts()
 start, saved_before = annotate.starting_reading(cell, rgb, name)

@@ -3,7 +3,7 @@ import streamlit as st
 
 from core.io_utils import frame_csv_bytes
 from core.preprocess import resize_mask
-from ui import background, context, display, resources, state
+from ui import background, context, display, map_image, resources, state
 from ui import explain_view as ev
 from ui.widgets import plain
 
@@ -17,9 +17,12 @@ exp = ev.explanation("background", ctx.loaded, ctx.image, ctx.target, {}, cell_m
 if exp:
     original, masked = float(exp.extras["original_score"][0]), float(exp.extras["masked_score"][0])
     left, right = st.columns(2)
-    left.plotly_chart(display.image_figure(ctx.image, title=f"original · P(normal) {original:.4f}"), key="bg_original")
-    right.plotly_chart(display.image_figure(exp.extras["masked_images"][0], title=f"background replaced · P(normal) {masked:.4f}"),
-                       key="bg_masked")
+    with left:
+        map_image.show(display.image_picture(ctx.image, title=f"original · P(normal) {original:.4f}"),
+                       key="bg_original")
+    with right:
+        map_image.show(display.image_picture(exp.extras["masked_images"][0],
+                                             title=f"background replaced · P(normal) {masked:.4f}"), key="bg_masked")
     st.metric("Score change", f"{masked - original:+.4f}")
     ev.cache_note("background")
 st.subheader("Whole dataset")

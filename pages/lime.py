@@ -7,7 +7,7 @@ from core.display import superpixel_boundaries, superpixel_evidence
 from core.explain.lime import PRESETS
 from core.io_utils import frame_csv_bytes
 from core.preprocess import image_hash
-from ui import context, display, resources
+from ui import context, display, map_image, resources
 from ui import explain_view as ev
 
 
@@ -30,7 +30,7 @@ labels = resources.superpixels(image_hash(ctx.image), params["ratio"], params["k
 preview, result = st.columns(2)
 with preview:
     st.subheader(f"Superpixels: {int(labels.max()) + 1}")
-    st.plotly_chart(display.image_figure(superpixel_boundaries(ctx.image, labels)), key="lime_preview")
+    map_image.show(display.image_picture(superpixel_boundaries(ctx.image, labels)), key="lime_preview")
 options = display.options_widget()
 exp = ev.explanation("lime", ctx.loaded, ctx.image, ctx.target, params)
 if exp:
@@ -38,7 +38,7 @@ if exp:
         st.subheader(f"Top {params['top_k']} for / against {ctx.target}")
         tinted = superpixel_evidence(ctx.image, exp.extras["labels"][0], exp.extras["top_positive"][0],
                                      exp.extras["top_negative"][0])
-        st.plotly_chart(display.image_figure(tinted), key="lime_evidence")
+        map_image.show(display.image_picture(tinted), key="lime_evidence")
         st.caption("orange: pushes towards the explained class · blue: pushes against it")
     rho, overlap = float(exp.extras["stability_spearman"][0]), float(exp.extras["stability_topk"][0])
     runs = int(exp.extras["stability_runs"])

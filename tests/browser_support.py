@@ -88,11 +88,59 @@ st.navigation([st.Page(one, title="One"), st.Page(two, title="Two")]).run()
 """
 
 
+_TIMER_JS = """
+([proof, paths, marked]) => {
+  const w = window;
+  w.__dnPress = null; w.__dnDone = null;
+  const runNo = () => Math.max(0, ...Array.from(document.querySelectorAll('.dn-run-end'), e => +e.dataset.run || 0));
+  const before = runNo();
+  document.addEventListener('pointerdown', () => { if (w.__dnPress === null) w.__dnPress = performance.now(); },
+                            {capture: true, once: true});
+  const here = () => { const p = location.pathname.replace(/\\/$/, ''); return paths.some(x => x === '' ? p === '' : p.endsWith('/' + x)); };
+  const done = () => {
+    if (!here()) return false;
+    const main = document.querySelector('[data-testid="stMain"]');
+    if (!main || !main.textContent.includes(proof)) return false;
+    if (marked && runNo() <= before) return false;
+    if (!Array.from(main.querySelectorAll('img')).every(i => i.complete)) return false;
+    if (document.querySelector('[data-testid="stStatusWidget"]') || document.querySelector('[data-stale="true"]')) return false;
+    for (const plot of main.querySelectorAll('.js-plotly-plot')) if (!plot.querySelector('.main-svg')) return false;
+    return true;
+  };
+  const tick = () => {
+    if (w.__dnPress !== null && done()) { w.__dnDone = performance.now(); return; }
+    requestAnimationFrame(tick);
+  };
+  requestAnimationFrame(tick);
+}
+"""
+
+
+def arm_switch_timer(page, proof: str, paths, *, marked: bool = True) -> None:
+    """Time the next click inside the page: from its ``pointerdown`` to the first animation
+    frame where the page at one of ``paths`` ("" = the root) shows ``proof``, the run's end
+    marker (``ui.widgets.run_end_marker``; ``marked=False`` for apps without one) is newer
+    than before the click, nothing is running or stale, every image is decoded and every
+    plotly chart drawn. Read it with :func:`switch_time`.
+
+    This is the wait a user sees; the harness's own costs (Playwright's checks before a
+    click, one round trip per wait) are outside it, for the app and the reference alike."""
+    page.evaluate(_TIMER_JS, [proof, list(paths), marked])
+
+
+def switch_time(page, timeout_ms: int = 600_000) -> float:
+    """Seconds from the armed click to the page being complete (waits for it)."""
+    page.wait_for_function("() => window.__dnDone !== null", timeout=timeout_ms)
+    press, done = page.evaluate("() => [window.__dnPress, window.__dnDone]")
+    return (done - press) / 1000.0
+
+
 def bare_reference(rounds: int = 3) -> dict:
     """What Streamlit itself costs on this machine, as a reference for the measurement scripts:
     a two-page app with a title and a line of text per page. ``cold``: first paint in a new
     browser context (nothing cached); ``warm``: the address opened again in the same tab;
-    ``switches``: page switches by the sidebar link (``rounds`` x 2)."""
+    ``switches``: page switches by the sidebar link (``rounds`` x 2), as the harness sees them;
+    ``in_page``: the same switches timed inside the page (:func:`arm_switch_timer`)."""
     import tempfile
 
     def until_title(page, title: str) -> None:
@@ -110,15 +158,18 @@ def bare_reference(rounds: int = 3) -> dict:
             page.goto(url)
             until_title(page, "One")
             warm = time.perf_counter() - start
-            switches = []
+            switches, in_page = [], []
             for _ in range(rounds):
                 for title in ("Two", "One"):
+                    link = page.locator("[data-testid='stSidebarNav']").get_by_role("link", name=title, exact=True)
+                    arm_switch_timer(page, title, ["two"] if title == "Two" else ["", "one"], marked=False)
                     start = time.perf_counter()
-                    page.locator("[data-testid='stSidebarNav']").get_by_role("link", name=title, exact=True).click()
+                    link.click()
                     until_title(page, title)
                     settled(page)
                     switches.append(time.perf_counter() - start)
-    return {"cold": cold, "warm": warm, "switches": switches}
+                    in_page.append(switch_time(page))
+    return {"cold": cold, "warm": warm, "switches": switches, "in_page": in_page}
 
 
 @contextmanager

@@ -94,12 +94,19 @@ def demo_env(tmp_path, monkeypatch, demo_cache):
 CHEAP_SAMPLING = {"lime.samples": 50, "lime.stability_runs": 1, "smoothgrad.samples": 5}
 
 
+#: Pages whose maps and pictures are ui.map_image elements (the others draw plotly figures).
+MAP_PAGES = {f"pages/{name}.py" for name in ("compare", "feature_maps", "saliency", "occlusion", "lime", "cams",
+                                              "background")}
+
+
 @pytest.mark.parametrize("page", PAGES)
 def test_every_page_renders_on_the_demo(demo_env, page):
     at = run_page(page, state={"annotator_name": "dr-demo", **CHEAP_SAMPLING})
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
-    if page not in ("pages/home.py", "pages/model.py", "pages/summary.py", "pages/annotate.py", "pages/admin.py"):
+    if page in MAP_PAGES:
+        assert map_pictures(at), "no map on the page"
+    elif page not in ("pages/home.py", "pages/model.py", "pages/summary.py", "pages/annotate.py", "pages/admin.py"):
         assert at.get("plotly_chart"), "no figure on the page"
 
 
@@ -116,6 +123,13 @@ def gallery_tiles(at: AppTest) -> list[dict]:
 
     found = [e for e in at.get("bidi_component") if e.proto.component_name == "displasia.cell_tiles"]
     return json.loads(found[0].proto.json)["tiles"] if found else []
+
+
+def map_pictures(at: AppTest) -> list[dict]:
+    """The maps and pictures of a page as the browser receives them (ui.map_image elements)."""
+    import json
+
+    return [json.loads(e.proto.json) for e in at.get("bidi_component") if e.proto.component_name == "displasia.map_image"]
 
 
 def test_home_gallery_shows_scores_and_the_current_cell(tiny_env):

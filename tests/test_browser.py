@@ -51,11 +51,12 @@ def page():
         yield p
 
 
+MAP_IMG = "[data-testid='stMain'] .dn-map img"
+
+
 def heatmap_images(page) -> list[str]:
-    """The rendered heatmap layers (plotly draws them as data-URL images)."""
-    # maps are sent as one picture (image trace) with a transparent hover heatmap on top
-    return page.eval_on_selector_all(".js-plotly-plot g.imagelayer image, .js-plotly-plot g.hm image",
-                                     "els => els.map(e => e.getAttribute('href'))")
+    """The maps on the page: each is one picture (a data URL) of the map blended over the cell."""
+    return page.eval_on_selector_all(MAP_IMG, "els => els.map(e => e.getAttribute('src'))")
 
 
 @pytest.mark.parametrize("path, name, proof", PAGES)
@@ -67,12 +68,12 @@ def test_page_shows_result(server, page, path, name, proof):
     assert not page.locator("[data-testid='stException']").count()
     if path not in ("home", "model", "projection", "summary", "concepts"):
         assert "score P(normal)" in page.inner_text("[data-testid='stMain']")
+        page.locator(MAP_IMG).first.wait_for(state="attached", timeout=60_000)
         if path == "background":
-            assert page.locator(".js-plotly-plot").count() >= 2, "original and masked cell not drawn"
+            assert page.locator("[data-testid='stMain'] .dn-map").count() >= 2, "original and masked cell not drawn"
         else:
-            # plotly draws after the element arrives: give it time before judging
-            page.locator(".js-plotly-plot g.hm image").first.wait_for(state="attached", timeout=60_000)
-            assert heatmap_images(page), "no heatmap drawn"
+            assert heatmap_images(page), "no map drawn"
+            assert page.locator("[data-testid='stMain'] .dn-map-bar .dn-tick").count(), "no colour bar"
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=False)
 
@@ -96,6 +97,32 @@ def test_a_click_on_a_gallery_tile_makes_it_the_current_cell(server, page):
         wait_until_idle(page)
         assert page.locator("[data-testid='cellTile'].dn-current .dn-name").inner_text() == wanted
         assert selectbox_value(page, "Current cell") == wanted
+    assert not page.locator("[data-testid='stException']").count()
+
+
+def test_a_map_gives_its_value_on_hover_and_zooms(server, page):
+    """The map element keeps what the plotly figure offered: the block value and the pixel on
+    hover, wheel zoom around the pointer, double click back to the whole picture."""
+    page.goto(f"{server}/saliency")
+    wait_until_idle(page)
+    frame = page.locator("[data-testid='stMain'] [data-testid='mapFrame']").first
+    frame.wait_for(state="visible", timeout=240_000)
+    frame.scroll_into_view_if_needed()
+    box = frame.bounding_box()
+    centre = (box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
+    page.mouse.move(*centre)
+    tip = frame.locator(".dn-map-tip")
+    tip.wait_for(state="visible", timeout=10_000)
+    text = tip.inner_text()
+    assert text.startswith("pixel x ") and ": " in text and "n/a" not in text, text
+    root = page.locator("[data-testid='stMain'] [data-testid='mapImage']").first
+    assert root.get_attribute("data-zoom") == "1.000"
+    page.mouse.wheel(0, -400)
+    assert poll(lambda: float(root.get_attribute("data-zoom") or 1) > 1.5, page=page), "the wheel did not zoom"
+    page.mouse.move(centre[0] + 3, centre[1] + 3)
+    assert tip.inner_text().startswith("pixel x ")
+    frame.dblclick()
+    assert poll(lambda: root.get_attribute("data-zoom") == "1.000", page=page), "double click did not reset"
     assert not page.locator("[data-testid='stException']").count()
 
 
@@ -127,8 +154,8 @@ def test_parameter_change_gives_a_new_map(server, page):
     page.goto(f"{server}/occlusion")
     wait_until_idle(page)
     page.get_by_text("largest reduction").first.wait_for(state="visible", timeout=240_000)
-    # plotly draws after the text arrives: an empty "before" would make the first drawing look like a change
-    page.locator(".js-plotly-plot g.hm image").first.wait_for(state="attached", timeout=60_000)
+    # the map draws after the text arrives: an empty "before" would make the first drawing look like a change
+    page.locator(MAP_IMG).first.wait_for(state="attached", timeout=60_000)
     wait_until_idle(page)
     before = heatmap_images(page)
     assert before and "occlusion.fill=mean" in page.url, page.url

@@ -203,24 +203,53 @@ def test_figure_cache_key_changes_with_every_display_option_and_with_the_map():
     assert figure_key(rgb, values.copy(), dict(base)) == key
 
 
-def test_map_figure_sends_one_small_image_not_a_heatmap_of_every_pixel():
-    import plotly.io as pio
+def _picture(values, sign="supports", units=PROBABILITY, **kw):
+    from ui.display import build_map_picture
 
-    from ui.display import build_map_figure
+    rgb = kw.pop("rgb", np.random.default_rng(0).integers(0, 255, (363, 360, 3), dtype=np.uint8))
+    settings = dict(title="t", colorbar_title="", marks={}, height=430, max_side=299, faint=False, target="normal",
+                    compact=False) | kw
+    return build_map_picture(rgb, values, DisplayOptions(), sign=sign, units=units,
+                             scale=scale_for(values, sign, DisplayOptions()), **settings)
 
-    rng = np.random.default_rng(0)
-    rgb = rng.integers(0, 255, (363, 360, 3), dtype=np.uint8)
-    values = rng.normal(size=(299, 299)).astype(np.float32)
-    scale = scale_for(values, "supports", DisplayOptions())
-    fig = build_map_figure(rgb, values, DisplayOptions(), sign="supports", units=PROBABILITY, scale=scale, title="t",
-                           colorbar_title="", marks={}, height=430, max_side=299, faint=False, target="normal",
-                           compact=False)
-    image, hover, bar = fig.data
-    assert image.source.startswith("data:image/webp;base64,")
-    assert np.asarray(hover.z).shape == (50, 50)
-    assert bar.marker.colorbar.ticktext[0].endswith("opposes normal")
-    assert bar.marker.colorbar.ticktext[-1].endswith("supports normal")
-    assert len(pio.to_json(fig, validate=False)) < 200_000
+
+def test_map_picture_sends_one_small_image_not_a_heatmap_of_every_pixel():
+    import base64
+    import io
+    import json
+
+    from PIL import Image
+
+    values = np.random.default_rng(1).normal(size=(299, 299)).astype(np.float32)
+    picture = _picture(values)
+    assert picture["src"].startswith("data:image/webp;base64,")
+    sent = Image.open(io.BytesIO(base64.b64decode(picture["src"].split(",", 1)[1])))
+    assert max(sent.size) <= 374                                  # max_side x 1.25, not the 360 x 363 capture
+    assert (picture["width"], picture["height"]) == (360, 363)   # hover coordinates in the picture's pixels
+    grid = np.asarray(picture["grid"], np.float64)
+    assert grid.shape == (50, 50)
+    assert np.allclose(grid[0, 0], values[:6, :6].mean(), rtol=1e-3, atol=1e-4)   # block means, 4 figures
+    ticks = picture["bar"]["ticks"]
+    assert ticks[0][1].endswith("opposes normal") and ticks[0][0] == 0.0
+    assert ticks[-1][1].endswith("supports normal") and ticks[-1][0] == 1.0
+    assert [t[1] for t in ticks if t[0] == 0.5] == ["0"]          # zero in the middle of a symmetric bar
+    assert picture["hover"].endswith("(+ supports normal)")
+    assert len(json.dumps(picture)) < 200_000                     # random pixels: WebP's worst case
+
+
+def test_compact_pictures_have_a_short_bar_below_and_a_coarser_grid():
+    values = np.linspace(-1, 1, 299 * 299, dtype=np.float32).reshape(299, 299)
+    picture = _picture(values, compact=True, max_side=160, height=270, title="")
+    assert picture["bar"]["compact"] and [t[1] for t in picture["bar"]["ticks"]] == ["opposes", "0", "supports"]
+    assert np.asarray(picture["grid"]).shape == (25, 25)
+    assert picture["box"] == 270 - 34 and picture["bar"]["title"] == ""
+
+
+def test_marks_are_placed_on_the_bar_at_their_value():
+    values = np.linspace(0, 1, 100, dtype=np.float32).reshape(10, 10)
+    picture = _picture(values, sign="score", marks={"baseline 0.5": 0.5})
+    mark = [t for t in picture["bar"]["ticks"] if t[1].startswith("baseline")]
+    assert mark and abs(mark[0][0] - 0.5) < 1e-6
 
 
 def test_units_dataclass_is_hashable_for_caches():
@@ -286,13 +315,10 @@ def test_raw_score_view_uses_its_own_range_and_score_units():
 
 
 def test_signed_activations_are_not_labelled_as_evidence():
-    from ui.display import build_map_figure
-
     values = np.array([[-1.0, 2.0], [0.5, 0.0]], np.float32)
     scale = scale_for(values, "magnitude", DisplayOptions())
     assert scale.diverging, "negative activations are drawn on a diverging scale"
-    fig = build_map_figure(np.zeros((4, 4, 3), np.uint8), values, DisplayOptions(), sign="magnitude",
-                           units=units_for("magnitude", "activation", "normal"), scale=scale, title="", colorbar_title="",
-                           marks={}, height=300, max_side=299, faint=False, target="normal", compact=False)
-    text = " ".join(fig.data[2].marker.colorbar.ticktext)
+    picture = _picture(values, sign="magnitude", units=units_for("magnitude", "activation", "normal"),
+                       rgb=np.zeros((4, 4, 3), np.uint8), title="", height=300)
+    text = " ".join(t[1] for t in picture["bar"]["ticks"])
     assert "negative" in text and "positive" in text and "supports" not in text

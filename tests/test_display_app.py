@@ -2,7 +2,7 @@
 tiles share a scale per family and unit, and the saturation button switches to the logit."""
 from __future__ import annotations
 
-from tests.test_app import demo_env, run_page  # noqa: F401  (fixture)
+from tests.test_app import demo_env, map_pictures, run_page  # noqa: F401  (fixture)
 
 
 def test_compare_explains_an_empty_positive_cam_and_shares_scales(demo_env):  # noqa: F811
@@ -18,7 +18,7 @@ def test_compare_explains_an_empty_positive_cam_and_shares_scales(demo_env):  # 
     assert any("Empty: nothing supports 'dysplastic'" in c for c in captions), captions
     shared = [c for c in captions if ", shared with " in c]
     assert shared, "Compare must say which tiles share a scale"
-    assert len(at.get("plotly_chart")) == len(method_names(compare=True)) + 1
+    assert len(map_pictures(at)) == len(method_names(compare=True)) + 1     # every method and the cell
     gradient_cams = [c for c in captions if c.startswith("activation x logit gradient")]
     assert gradient_cams and not [c for c in gradient_cams if "Score-CAM" in c], \
         "score-weighted and gradient-weighted CAMs must not share a scale"

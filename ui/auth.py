@@ -17,6 +17,7 @@ import streamlit as st
 
 from core.auth import PasswordAuthenticator, allowed, oidc_role, password_role
 from core.errors import DisplasiaError
+from ui import widgets
 
 IDENTITY = "auth_identity"
 _AUDITED = "audit_seen"
@@ -99,7 +100,7 @@ def require_login() -> str:
         # A navigation of one hidden page replaces the page list, so not even the names of
         # the pages reach the browser (Streamlit would otherwise list the pages/ folder).
         st.navigation([st.Page(_login_page, title="Log in", default=True)], position="hidden").run()
-        st.stop()
+        widgets.stop()
     with st.sidebar:
         cols = st.columns([3, 2])
         cols[0].caption(f"Logged in as {plain(identity.name)} · {identity.role}")

@@ -8,7 +8,7 @@ import streamlit as st
 
 import core.display as cd
 from core.explain import get_method
-from ui import display
+from ui import display, map_image
 from ui import explain_view as ev
 from ui.widgets import plain
 
@@ -56,7 +56,7 @@ def grid(ctx, methods, params_for, *, columns: int = 4, height: int = 270, max_s
                 if method == "__cell__":
                     st.markdown("**Cell**")
                     st.caption(plain(ctx.cell.name))
-                    st.plotly_chart(display.image_figure(rgb, height=height - 40), key=f"{key}_cell")
+                    map_image.show(display.image_picture(rgb, height=height - 40), key=f"{key}_cell")
                     continue
                 st.markdown(f"**{get_method(method).title}**")
                 tiles[method] = (st.empty(), st.container())

@@ -1,9 +1,9 @@
-"""Display options shared by every map view, and the plotly figures that show maps.
+"""Display options shared by every map view, and the pictures that show maps.
 
 A map is sent to the browser as one compressed image (the cell with the map blended in,
-WebP) plus a coarse transparent grid that gives the values on hover, so a redraw costs a
-few tens of kilobytes instead of a 299 x 299 heatmap; plotly keeps zoom and pan
-(``uirevision``). Figures are cached per (map, cell image, display options, scale).
+WebP), a coarse grid of its values for hover and its colour bar, drawn by one light element
+(:mod:`ui.map_image`: zoom and pan included) instead of a plotly figure. Pictures are cached
+per (map, cell image, display options, scale). The feature-map mosaic stays a plotly figure.
 """
 from __future__ import annotations
 
@@ -86,11 +86,12 @@ def digest_of(array) -> str:
     return value
 
 
-def map_figure(rgb: np.ndarray, values: np.ndarray, options: DisplayOptions, *, sign: str = "supports",
-               units: Units | None = None, scale: Scale | None = None, title: str = "", colorbar_title: str = "",
-               marks: dict | None = None, height: int = 430, max_side: int = 299, faint: bool = False,
-               target: str = "", compact: bool = False, values_key: str | None = None) -> go.Figure:
-    """The cell with the map over it; hover gives the (block-averaged) value and the pixel.
+def map_picture(rgb: np.ndarray, values: np.ndarray, options: DisplayOptions, *, sign: str = "supports",
+                units: Units | None = None, scale: Scale | None = None, title: str = "", colorbar_title: str = "",
+                marks: dict | None = None, height: int = 430, max_side: int = 299, faint: bool = False,
+                target: str = "", compact: bool = False, values_key: str | None = None) -> dict:
+    """The cell with the map over it, for :func:`ui.map_image.show`; hover gives the
+    (block-averaged) value and the pixel.
 
     ``marks`` adds labelled ticks to the colour bar (e.g. ``{"baseline 0.98": 0.98}``).
     ``values_key`` names the values when the caller knows them (an explanation's cache key),
@@ -103,68 +104,57 @@ def map_figure(rgb: np.ndarray, values: np.ndarray, options: DisplayOptions, *, 
     settings = dict(options=options, sign=sign, units=units, scale=scale, title=title, colorbar_title=colorbar_title,
                     marks=dict(sorted((marks or {}).items())), height=height, max_side=max_side, faint=faint,
                     target=target, compact=compact)
-    return _cached_figure(figure_key(rgb, values, settings, values_key=values_key), rgb, values, settings)
+    return _cached_picture(figure_key(rgb, values, settings, values_key=values_key), rgb, values, settings)
 
 
 def figure_key(rgb, values, settings: dict, *, values_key: str | None = None) -> str:
-    """Cache key of one map figure: the two arrays' contents and every display setting."""
+    """Cache key of one map picture: the two arrays' contents and every display setting."""
     return f"{digest_of(rgb)}:{values_key or digest(values)}:{sorted(settings.items())!r}"
 
 
 @st.cache_resource(max_entries=512, show_spinner=False)
-def _cached_figure(key: str, _rgb: np.ndarray, _values: np.ndarray, _settings: dict) -> go.Figure:
-    return build_map_figure(_rgb, _values, **_settings)
+def _cached_picture(key: str, _rgb: np.ndarray, _values: np.ndarray, _settings: dict) -> dict:
+    return build_map_picture(_rgb, _values, **_settings)
 
 
-def build_map_figure(rgb, values, options, *, sign, units, scale, title, colorbar_title, marks, height, max_side,
-                     faint, target, compact) -> go.Figure:
-    """The uncached figure of :func:`map_figure`."""
+def build_map_picture(rgb, values, options, *, sign, units, scale, title, colorbar_title, marks, height, max_side,
+                      faint, target, compact) -> dict:
+    """The uncached picture of :func:`map_picture`: a WebP of the blended map, the hover grid
+    and the colour bar (gradient stops and ticks at their place in [0, 1])."""
     height_px, width_px = rgb.shape[:2]
     blended = overlay(rgb, values, options, sign=sign, scale=scale, faint=faint)
-    side = max(int(max_side) * 1.25, 120)
-    fig = go.Figure(_image_trace(blended, width_px, height_px, max_side=int(side)))
     grid = block_mean(values, HOVER_SIDE if max_side >= 200 else HOVER_SIDE // 2)
-    dy, dx = height_px / grid.shape[0], width_px / grid.shape[1]
     evidence = sign == "supports" and scale.diverging
     hover = (units.hover if units else "value") + (f" (+ supports {target})" if evidence and target else "")
-    fig.add_trace(go.Heatmap(
-        z=_rounded(grid), x0=dx / 2 - 0.5, dx=dx, y0=dy / 2 - 0.5, dy=dy, showscale=False,
-        colorscale=[[0, "rgba(0,0,0,0)"], [1, "rgba(0,0,0,0)"]],
-        hovertemplate=f"pixel x %{{x:.0f}}, y %{{y:.0f}}<br>{hover}: %{{z:.3g}}<extra></extra>"))
-    fig.add_trace(_colorbar_trace(scale, options, units, colorbar_title, marks, compact, target if evidence else None))
-    fig.update_xaxes(visible=False, range=[-0.5, width_px - 0.5])
-    fig.update_yaxes(visible=False, range=[height_px - 0.5, -0.5], scaleanchor="x")
-    fig.update_layout(title=dict(text=title, font=dict(size=13)), height=height, uirevision="map", showlegend=False,
-                      margin=dict(l=0, r=0, t=28 if title else 0, b=34 if compact else 0),
-                      plot_bgcolor="rgba(0,0,0,0)")
-    return fig
+    tickvals, ticktext, bar_title = colorbar_ticks(scale, options, units, colorbar_title, marks, compact,
+                                                   target if evidence else None)
+    span = (scale.high - scale.low) or 1.0
+    ticks = [[float(np.clip((v - scale.low) / span, 0.0, 1.0)), text] for v, text in zip(tickvals, ticktext)]
+    box = height - (28 if title else 0) - (34 if compact else 0)
+    return {"src": _webp_url(blended, max_side=int(max(int(max_side) * 1.25, 120))), "width": int(width_px),
+            "height": int(height_px), "box": int(box), "title": title, "grid": _json_grid(grid), "hover": hover,
+            "bar": {"stops": plotly_colorscale(scale.cmap), "ticks": ticks, "title": bar_title, "compact": compact}}
 
 
-def _image_trace(rgb: np.ndarray, width_px: int, height_px: int, *, max_side: int, hover: bool = False) -> go.Image:
-    """The picture as a WebP data URL, stretched over ``width_px`` x ``height_px`` axis units."""
-    import io
-
-    from PIL import Image
-
-    data = webp_bytes(rgb, max_side=max_side)
-    w, h = Image.open(io.BytesIO(data)).size
-    return go.Image(source="data:image/webp;base64," + base64.b64encode(data).decode("ascii"),
-                    x0=(width_px / w) / 2 - 0.5, dx=width_px / w, y0=(height_px / h) / 2 - 0.5, dy=height_px / h,
-                    hoverinfo="x+y" if hover else "skip",
-                    hovertemplate="pixel x %{x:.0f}, y %{y:.0f}<extra></extra>" if hover else None)
+def _webp_url(rgb: np.ndarray, *, max_side: int) -> str:
+    return "data:image/webp;base64," + base64.b64encode(webp_bytes(rgb, max_side=max_side)).decode("ascii")
 
 
-def _colorbar_trace(scale: Scale, options, units, colorbar_title, marks, compact, target) -> go.Scatter:
-    """An invisible marker trace that only draws the colour bar, labelled in the map's units."""
+def _json_grid(grid: np.ndarray) -> list:
+    """The hover grid as nested lists, 4 significant figures, None where not finite."""
+    return [[v if np.isfinite(v) else None for v in row] for row in _rounded(np.asarray(grid)).tolist()]
+
+
+def colorbar_ticks(scale: Scale, options, units, colorbar_title, marks, compact, target) -> tuple:
+    """``(values, labels, title)`` of the colour bar, labelled in the map's units."""
     low, high = scale.low, scale.high
     digits = int(min(8, max(2, np.ceil(-np.log10(max(high - low, 1e-12))) + 2)))
     fmt = f".{digits}f" if high - low >= 1e-3 else ".2e"
-    inner = 0.97  # ticks exactly at the ends are dropped by plotly's rounding
     if scale.diverging:
         # target None: a signed map that is not evidence (a linear layer's activations)
         ends = ("negative", "positive") if target is None else \
             ("opposes", "supports") if not target else (f"opposes {target}", f"supports {target}")
-        tickvals = [low * inner, 0.0, high * inner]
+        tickvals = [low, 0.0, high]
         ticktext = ([ends[0].split()[0], "0", ends[1].split()[0]] if compact
                     else [f"{format(low, fmt)} {ends[0]}", "0", f"{format(high, fmt)} {ends[1]}"])
         if not compact:
@@ -172,7 +162,7 @@ def _colorbar_trace(scale: Scale, options, units, colorbar_title, marks, compact
             tickvals[-1:-1], ticktext[-1:-1] = [high / 2], [format(high / 2, fmt)]
     else:
         labels = np.linspace(low, high, 3 if compact else 5)
-        tickvals = (low + (labels - low) * inner + (1 - inner) / 2 * (high - low)).tolist()
+        tickvals = labels.tolist()
         ticktext = [format(t, fmt) for t in labels]
         if compact:
             ticktext = ["low", "", "high"] if options.normalisation == "minmax" else ["0", "", format(high, fmt)]
@@ -180,26 +170,7 @@ def _colorbar_trace(scale: Scale, options, units, colorbar_title, marks, compact
         tickvals.append(value)
         ticktext.append(f"{label} ◀")
     title = "" if compact else (colorbar_title or (units.title if units else _NORM_LABELS[options.normalisation]))
-    colorbar = dict(thickness=10, tickvals=tickvals, ticktext=ticktext, tickfont=dict(size=10),
-                    title=dict(text=_wrap(title), side="right", font=dict(size=11)))
-    if compact:
-        colorbar |= dict(orientation="h", y=-0.02, yanchor="top", x=0.5, xanchor="center", len=0.72, thickness=8,
-                         title=None, ticklabeloverflow="allow")
-    return go.Scatter(x=[None], y=[None], mode="markers", hoverinfo="skip",
-                      marker=dict(color=[low], cmin=low, cmax=high, colorscale=plotly_colorscale(scale.cmap),
-                                  showscale=True, colorbar=colorbar))
-
-
-def _wrap(text: str, width: int = 34) -> str:
-    """Break a long colour bar title into lines (plotly cuts it otherwise)."""
-    words, lines, line = text.split(), [], ""
-    for word in words:
-        if line and len(line) + 1 + len(word) > width:
-            lines.append(line)
-            line = word
-        else:
-            line = f"{line} {word}".strip()
-    return "<br>".join(lines + ([line] if line else []))
+    return tickvals, ticktext, title
 
 
 def _rounded(values: np.ndarray, digits: int = 4) -> np.ndarray:
@@ -211,23 +182,32 @@ def _rounded(values: np.ndarray, digits: int = 4) -> np.ndarray:
     return np.round(values.astype(np.float64), decimals)
 
 
-def image_figure(rgb: np.ndarray, *, title: str = "", height: int = 430) -> go.Figure:
-    """A picture (cell, masked cell, superpixels) as a zoomable figure sent as one WebP."""
+def image_picture(rgb: np.ndarray, *, title: str = "", height: int = 430) -> dict:
+    """A picture (cell, masked cell, superpixels) for :func:`ui.map_image.show`: one WebP,
+    zoomable, the pixel on hover."""
     if rgb.dtype != np.uint8:
         rgb = np.clip(np.round(np.asarray(rgb) * 255.0), 0, 255).astype(np.uint8)
-    return _cached_image_figure(f"{digest_of(rgb)}:{title!r}:{height}", rgb, title, height)
+    return _cached_image_picture(f"{digest_of(rgb)}:{title!r}:{height}", rgb, title, height)
 
 
 @st.cache_resource(max_entries=256, show_spinner=False)
-def _cached_image_figure(key: str, _rgb: np.ndarray, _title: str, _height: int) -> go.Figure:
-    title, height = _title, _height
+def _cached_image_picture(key: str, _rgb: np.ndarray, _title: str, _height: int) -> dict:
     h, w = _rgb.shape[:2]
-    fig = go.Figure(_image_trace(_rgb, w, h, max_side=max(h, w), hover=True))
-    fig.update_xaxes(visible=False, range=[-0.5, w - 0.5])
-    fig.update_yaxes(visible=False, range=[h - 0.5, -0.5], scaleanchor="x")
-    fig.update_layout(title=dict(text=title, font=dict(size=13)), height=height, uirevision="map",
-                      margin=dict(l=0, r=0, t=30 if title else 0, b=0))
-    return fig
+    return {"src": _webp_url(_rgb, max_side=max(h, w)), "width": int(w), "height": int(h),
+            "box": int(_height - (30 if _title else 0)), "title": _title, "grid": None, "hover": "", "bar": None}
+
+
+def _image_trace(rgb: np.ndarray, width_px: int, height_px: int, *, max_side: int) -> go.Image:
+    """The picture as a WebP data URL, stretched over ``width_px`` x ``height_px`` axis units."""
+    import io
+
+    from PIL import Image
+
+    data = webp_bytes(rgb, max_side=max_side)
+    w, h = Image.open(io.BytesIO(data)).size
+    return go.Image(source="data:image/webp;base64," + base64.b64encode(data).decode("ascii"),
+                    x0=(width_px / w) / 2 - 0.5, dx=width_px / w, y0=(height_px / h) / 2 - 0.5, dy=height_px / h,
+                    hoverinfo="skip")
 
 
 def channel_grid(activations: np.ndarray, *, columns: int = 4, height: int = 640) -> go.Figure:

@@ -17,8 +17,8 @@ from core.display import DisplayOptions, png_bytes
 from core.errors import DisplasiaError
 from core.explain import cache_key, compute, get_method, method_names
 from core.explain.base import Cancelled
-from ui import auth, resources
-from ui.display import digest, digest_of, map_figure
+from ui import auth, map_image, resources
+from ui.display import digest, digest_of, map_picture
 from ui.widgets import deferred_download, persistent, plain
 
 #: session key holding, per method, the last request: cache key and whether it was a hit.
@@ -250,11 +250,11 @@ def show_map(exp, rgb: np.ndarray, options: DisplayOptions, *, index: int = 0, v
     drawn = np.zeros_like(view.values) if state == "flat" and view.sign != "score" else view.values
     known = key_of(exp)
     values_key = f"{known}:{index}:{view.sign}:{state}" if known and values is None else None
-    fig = map_figure(rgb, drawn, options, sign=view.sign, units=view.units, scale=view.scale, title=title,
-                     colorbar_title=colorbar_title, marks=marks, height=height, max_side=max_side,
-                     faint=state == "negligible", target=exp.target if view.sign != "score" else "", compact=compact,
-                     values_key=values_key)
-    st.plotly_chart(fig, key=key or f"fig:{exp.method}:{title}", config={"displaylogo": False})
+    picture = map_picture(rgb, drawn, options, sign=view.sign, units=view.units, scale=view.scale, title=title,
+                          colorbar_title=colorbar_title, marks=marks, height=height, max_side=max_side,
+                          faint=state == "negligible", target=exp.target if view.sign != "score" else "",
+                          compact=compact, values_key=values_key)
+    map_image.show(picture, key=key or f"fig:{exp.method}:{title}")
     map_notes(exp, view, index=index, compact=compact if brief is None else brief, key=key or f"{exp.method}:{title}")
     return view
 

@@ -5,6 +5,7 @@ import streamlit as st
 
 from core.errors import DisplasiaError
 from core.quota import WorkBudget
+from ui import widgets
 from ui.widgets import plain
 
 _KEY = "work_budget"
@@ -22,4 +23,4 @@ def charge(units: int, what: str) -> None:
         budget().charge(units, what=what)
     except DisplasiaError as exc:
         st.error(plain(str(exc)))
-        st.stop()
+        widgets.stop()

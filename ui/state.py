@@ -13,8 +13,9 @@ import streamlit as st
 from core.config import DEFAULT_INTERPOLATION, DEFAULT_THRESHOLD, default_dataset
 from core.errors import DisplasiaError
 from core.explain.base import TARGET_CHOICES, TARGETS  # noqa: F401  (TARGETS: pages that need one class)
+from ui import widgets
 from ui.resources import ModelChoice
-from ui.widgets import plain
+from ui.widgets import plain, write_url
 
 MODEL = "model_choice"
 DATASET = "dataset_root"
@@ -73,7 +74,7 @@ def require_settings() -> None:
         load_settings()
     except DisplasiaError as exc:
         st.error(f"The server's settings are invalid, so the dashboard cannot start: {plain(exc)}")
-        st.stop()
+        widgets.stop()
 
 
 def init() -> None:
@@ -120,9 +121,10 @@ def sync_query_params() -> None:
         wanted["model"] = model
     if ss.get(CELL):
         wanted["cell"] = ss[CELL]
-    # Written on every run, in one message: after a page switch the browser's address can lack
-    # values the server still believes are there (a run interrupted by the switch wrote them).
-    st.query_params.from_dict({**st.query_params.to_dict(), **wanted})
+    # Written on every run (with the page's own values, in one message at the end of the run):
+    # after a page switch the browser's address can lack values the server still believes are
+    # there (a run interrupted by the switch wrote them).
+    write_url(wanted)
 
 
 @dataclass(frozen=True)
@@ -150,4 +152,4 @@ def user_errors():
         yield
     except DisplasiaError as exc:
         st.error(plain(str(exc)))  # messages name files: never render them as Markdown
-        st.stop()
+        widgets.stop()

@@ -8,6 +8,7 @@ import streamlit as st
 
 from core.errors import DisplasiaError
 from core.uploads import SessionFolder, max_upload_bytes, safe_name, sweep
+from ui import widgets
 from ui.widgets import plain
 
 _HOLDER = "upload_folder_holder"
@@ -31,7 +32,7 @@ def session_folder() -> Path:
             holder = SessionFolder()
         except DisplasiaError as exc:
             st.error(plain(str(exc)))
-            st.stop()
+            widgets.stop()
         st.session_state[_HOLDER] = holder
     return holder.path
 
@@ -45,7 +46,7 @@ def save(upload, folder: Path) -> Path:
         size = len(data)
     if size > limit:
         st.error(f"The file is {size / 2**20:.1f} MiB, more than the limit of {limit / 2**20:.0f} MiB.")
-        st.stop()
+        widgets.stop()
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / safe_name(upload.name)
     target.write_bytes(data)

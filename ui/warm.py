@@ -4,7 +4,9 @@ Prefetch: when a cell becomes current (or the model, target or interpolation cha
 Compare set with the parameters on screen is computed in one background thread, cheapest
 method first (by the time each method took here before; unknown ones by family), then the
 same for the gallery neighbours, until the ``prefetch.cpu_seconds`` setting is spent. A newer
-current cell cancels the older plan between two batches. Results go to the disk cache.
+current cell cancels the older plan between two batches. Between batches the plan also
+stands aside while any page is being drawn (:mod:`ui.foreground`). Results go to the disk
+cache.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from core.config import DEFAULT_THRESHOLD
 from core.explain import compute
 from core.preprocess import image_hash
 from ui import explain_view as ev
-from ui import resources
+from ui import foreground, resources
 
 
 def warm_all(ctx) -> None:
@@ -75,6 +77,7 @@ class PrefetchPlan:
     cancelled: bool = False
     done: list = field(default_factory=list)
     cpu_s: float = 0.0
+    waited_s: float = 0.0            # seconds spent standing aside for page runs (ui.foreground)
     finished: bool = False
     error: str | None = None
 
@@ -143,6 +146,7 @@ def prefetch(choice, cells: list, current: str, target: str, interpolation: str,
 
 
 def _run(choice, plan: PrefetchPlan, cache) -> None:
+    from core.cache import others_waiting
     from core.errors import DisplasiaError
     from core.explain import cache_key
     from core.explain.base import Cancelled, resolve_target
@@ -153,9 +157,19 @@ def _run(choice, plan: PrefetchPlan, cache) -> None:
     if "tensorflow" not in sys.modules:          # nothing has needed the model yet: not before the gallery is drawn
         resources._page_drawn.wait(timeout=resources.WARMUP_DELAY_S)
     start = time.process_time()
+    others = 0.0                                 # process CPU spent while this plan stood aside
+    holding = None                               # cache key being computed (single flight)
+
+    def needed() -> bool:
+        """A page waits for the map being computed: go on at once (it would wait for us)."""
+        return plan.cancelled or (holding is not None and others_waiting(holding))
 
     def stop() -> bool:
-        plan.cpu_s = time.process_time() - start
+        nonlocal others
+        before = time.process_time()
+        plan.waited_s += foreground.wait_for_quiet(needed)   # a page is being drawn: stand aside
+        others += time.process_time() - before
+        plan.cpu_s = time.process_time() - start - others
         return plan.cancelled or plan.cpu_s > plan.budget_s
 
     try:
@@ -170,20 +184,24 @@ def _run(choice, plan: PrefetchPlan, cache) -> None:
             for method, params in cheapest_first(plan.requests):
                 if stop():
                     return
-                began = time.perf_counter()
+                began, waited = time.perf_counter(), plan.waited_s
                 try:
-                    if cache.get(cache_key(loaded, image[None], method, target, params)) is None:
+                    key = cache_key(loaded, image[None], method, target, params)
+                    if cache.get(key) is None:
+                        holding = key
                         compute(method, loaded, image[None], target, params=params, cache=cache, cancel=stop)
-                        _seconds[method] = time.perf_counter() - began
+                        _seconds[method] = time.perf_counter() - began - (plan.waited_s - waited)
                 except Cancelled:
                     return
                 except DisplasiaError:
                     continue                     # e.g. a parameter this model cannot take: the page will say so
+                finally:
+                    holding = None
                 plan.done.append((name, method))
     except Exception as exc:  # noqa: BLE001 - prefetch is best effort; the page computes what is missing
         plan.error = f"{type(exc).__name__}: {exc}"
     finally:
-        plan.cpu_s = time.process_time() - start
+        plan.cpu_s = time.process_time() - start - others
         plan.finished = True
 
 

@@ -6,6 +6,7 @@ its own session key; the widget only mirrors it. URL values (``?key=value``) see
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 
 import streamlit as st
 
@@ -103,9 +104,74 @@ def persistent(widget, label: str, key: str, default, *, url: bool = True, **kwa
     ss[key] = value
     if url:
         text = "" if value is None else (str(value).lower() if isinstance(value, bool) else str(value))
-        if st.query_params.get(key) != text:
-            st.query_params[key] = text
+        write_url({key: text})
     return value
+
+
+_URL_PENDING = "_url_pending"
+
+
+def write_url(values: dict) -> None:
+    """Put ``values`` in the query string: at the end of the run when the run is inside
+    :func:`url_batch` (one message and one browser history update for all of them), at once
+    otherwise (a fragment's rerun, a page run on its own). Each write is a message, and the
+    browser's history update and URL parsing cost ~25 ms each: a page switch wrote ten."""
+    pending = st.session_state.get(_URL_PENDING)
+    if pending is not None:
+        pending.update(values)
+        return
+    current = st.query_params.to_dict()
+    if any(current.get(k) != v for k, v in values.items()):
+        st.query_params.from_dict({**current, **values})
+
+
+def _flush_pending() -> None:
+    """Write the values kept so far in this run (one message), and keep collecting."""
+    ss = st.session_state
+    pending = ss.get(_URL_PENDING)
+    if pending:
+        # written even when the server believes they are there: after a page switch the
+        # browser's address can lack values of a run the switch interrupted
+        st.query_params.from_dict({**st.query_params.to_dict(), **pending})
+        ss[_URL_PENDING] = {}
+
+
+class _Batch:
+    flush = staticmethod(_flush_pending)
+
+
+@contextmanager
+def url_batch():
+    """Collect the run's :func:`write_url` values and write them once when the block ends (or
+    at ``flush()``). A run ended by ``st.stop()`` sends nothing more: stop with :func:`stop`."""
+    ss = st.session_state
+    ss[_URL_PENDING] = {}
+    try:
+        yield _Batch()
+        _flush_pending()
+    finally:
+        ss.pop(_URL_PENDING, None)
+
+
+def stop():
+    """``st.stop()``, after writing the run's pending query-string values."""
+    _flush_pending()
+    st.stop()
+
+
+RUN_MARKER_CLASS = "dn-run-end"
+
+
+def run_end_marker() -> None:
+    """A hidden, empty element last on every page, numbered per run of the session.
+
+    When it shows a number newer than before a click, the run's last element is on the page:
+    browser tests and the measure scripts use it to know a page is complete (Streamlit shows
+    its "running" widget only after a delay, so its absence proves nothing early in a run).
+    """
+    ss = st.session_state
+    ss["_run_number"] = number = ss.get("_run_number", 0) + 1
+    st.html(f'<span class="{RUN_MARKER_CLASS}" data-run="{number}" hidden></span>')
 
 
 def deferred_download(container, label: str, make, file_name: str, mime: str, *, key: str, help: str | None = None,
