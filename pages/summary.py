@@ -20,22 +20,30 @@ def full_study():
 per_image = ui.stored_per_image(context.score_view(background=False), threshold)
 if per_image is None:                 # some cell not scored yet: score now (progress bar), then the tables
     per_image = tables.per_image_table(full_study())
-tab_study, tab_evidence, tab_pathologist = st.tabs(["Study tables", "Where methods look", "Pathologist vs model"])
-with tab_study:
+# Only the open tab runs (the others are not built and sent on every rerun).
+tab_study, tab_evidence, tab_pathologist = st.tabs(["Study tables", "Where methods look", "Pathologist vs model"],
+                                                   key="summary_tab", on_change="rerun")
+
+
+def study_tab():
     ui.table_block("Per-image table", per_image, "per_image")
     ui.table_block("Scores per class", tables.score_summary(per_image), "score_summary",
                    caption="Nucleus = chromatin + lobe scores.")
     kind = st.radio("Scatter: model score against", ["total", "cytoplasm", "nucleus"], horizontal=True, key="sum_kind")
     ui.figure_block(cached_figure(figures.score_scatter, tables.scatter_data(per_image), kind, threshold=threshold),
                     f"scatter_{kind}")
-with tab_pathologist:
+
+
+def pathologist_tab():
     ui.table_block("Spearman correlation of the model score with each pathologist score",
                    tables.score_correlations(per_image), "correlations")
     ui.table_block("Pathologist condition vs model prediction vs dataset label", tables.agreement_table(per_image), "agreement")
     disagreeing = tables.disagreements(per_image)
     ui.table_block("Cells where they disagree", disagreeing, "disagreements")
     ui.open_cell(disagreeing["name"] if "name" in disagreeing else [], key="disagreements")
-with tab_evidence:
+
+
+def evidence_tab():
     with st.form("evidence"):
         methods = st.multiselect("Methods", IMAGE_METHODS, default=list(IMAGE_METHODS))
         cols = st.columns(3)
@@ -49,3 +57,9 @@ with tab_evidence:
     ui.evidence_panel(lambda result: ui.evidence_results(result, ui.current_job().study, threshold))
     st.divider()
     ui.cell_report(full_study, state.selection().cell)
+
+
+for tab, draw in ((tab_study, study_tab), (tab_evidence, evidence_tab), (tab_pathologist, pathologist_tab)):
+    if tab.open:
+        with tab:
+            draw()

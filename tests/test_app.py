@@ -223,7 +223,10 @@ def test_annotate_needs_a_name(tiny_env):
 
 
 def test_summary_computes_evidence_and_report(tiny_env):
-    at = run_page("pages/summary.py")
+    first = run_page("pages/summary.py")
+    assert not first.exception
+    assert not first.multiselect, "only the open tab (the study tables) is built"
+    at = run_page("pages/summary.py", state={"summary_tab": "Where methods look"})
     assert not at.exception
     at.multiselect[0].set_value(["saliency", "gradcam"])
     at.multiselect[1].set_value([20])
