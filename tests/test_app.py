@@ -138,7 +138,13 @@ def test_home_gallery_shows_scores_and_the_current_cell(tiny_env):
     tiles = {t["name"]: t for t in gallery_tiles(at)}
     assert sorted(tiles) == ["TD_SNE_2.jpg", "TN_SNE_1.jpg", "WN_SNE_3.jpg", "unknown.png"]
     assert all("→" in t["score"] and "nan" not in t["score"] for t in tiles.values())
-    assert all(t["src"].startswith("data:image/jpeg;base64,") for t in tiles.values())
+    assert all(t["src"].startswith("data:image/webp;base64,") for t in tiles.values())
+    from base64 import b64decode
+    from io import BytesIO
+
+    from PIL import Image
+    sent = Image.open(BytesIO(b64decode(tiles["TN_SNE_1.jpg"]["src"].split(",", 1)[1])))
+    assert sent.format == "WEBP" and max(sent.size) <= 160      # at most THUMBNAIL_SIZE a side
     assert tiles["TN_SNE_1.jpg"]["label"].startswith("label: normal")
     assert tiles["unknown.png"]["label"] == "label: unlabelled"          # no class prefix, no tick or cross
     assert at.metric[0].value == "4"

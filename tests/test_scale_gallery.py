@@ -37,7 +37,7 @@ def test_a_large_folder_shows_before_its_images_are_checked(tiny_env, monkeypatc
     assert not at.exception, at.exception
     tiles = {t["name"]: t for t in gallery_tiles(at)}
     assert "broken.jpg" in tiles and tiles["broken.jpg"]["src"] == UNREADABLE
-    assert tiles["TN_SNE_1.jpg"]["src"].startswith("data:image/jpeg")
+    assert tiles["TN_SNE_1.jpg"]["src"].startswith("data:image/webp;base64,")
     assert not any("skipped" in e.label for e in at.expander)
     at = wait_for_scores(at)
     assert not at.exception, at.exception

@@ -66,7 +66,7 @@ export default function(component) {
 @dataclass(frozen=True)
 class Tile:
     name: str
-    src: str              # a data: URL of the thumbnail JPEG
+    src: str              # a data: URL of the thumbnail (WebP)
     score: str            # "0.987 → normal" or "scoring…"
     label: str            # "label: normal ✓"
     current: bool = False
@@ -78,8 +78,10 @@ UNREADABLE = ("data:image/svg+xml;base64," + base64.b64encode(
 ).decode("ascii"))
 
 
-def data_url(jpeg: bytes) -> str:
-    return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
+def data_url(picture: bytes) -> str:
+    """A ``data:`` URL of a thumbnail (WebP; JPEG for bytes that start like one)."""
+    kind = "jpeg" if picture[:3] == b"\xff\xd8\xff" else "webp"
+    return f"data:image/{kind};base64," + base64.b64encode(picture).decode("ascii")
 
 
 def _renderer():
