@@ -89,7 +89,7 @@ st.navigation([st.Page(one, title="One"), st.Page(two, title="Two")]).run()
 
 
 _TIMER_JS = """
-([proof, paths, marked]) => {
+([proof, paths, marked, maps]) => {
   const w = window;
   w.__dnPress = null; w.__dnDone = null;
   const runNo = () => Math.max(0, ...Array.from(document.querySelectorAll('.dn-run-end'), e => +e.dataset.run || 0));
@@ -102,6 +102,8 @@ _TIMER_JS = """
     const main = document.querySelector('[data-testid="stMain"]');
     if (!main || !main.textContent.includes(proof)) return false;
     if (marked && runNo() <= before) return false;
+    if (maps !== null && JSON.stringify(Array.from(main.querySelectorAll('.dn-map img'), i => i.getAttribute('src')))
+        !== JSON.stringify(maps)) return false;
     if (!Array.from(main.querySelectorAll('img')).every(i => i.complete)) return false;
     if (document.querySelector('[data-testid="stStatusWidget"]') || document.querySelector('[data-stale="true"]')) return false;
     for (const plot of main.querySelectorAll('.js-plotly-plot')) if (!plot.querySelector('.main-svg')) return false;
@@ -116,16 +118,17 @@ _TIMER_JS = """
 """
 
 
-def arm_switch_timer(page, proof: str, paths, *, marked: bool = True) -> None:
+def arm_switch_timer(page, proof: str, paths, *, marked: bool = True, maps: list | None = None) -> None:
     """Time the next click inside the page: from its ``pointerdown`` to the first animation
     frame where the page at one of ``paths`` ("" = the root) shows ``proof``, the run's end
     marker (``ui.widgets.run_end_marker``; ``marked=False`` for apps without one) is newer
     than before the click, nothing is running or stale, every image is decoded and every
-    plotly chart drawn. Read it with :func:`switch_time`.
+    plotly chart drawn; with ``maps``, also the page's map pictures (``.dn-map img``) are
+    exactly those. Read it with :func:`switch_time`.
 
     This is the wait a user sees; the harness's own costs (Playwright's checks before a
     click, one round trip per wait) are outside it, for the app and the reference alike."""
-    page.evaluate(_TIMER_JS, [proof, list(paths), marked])
+    page.evaluate(_TIMER_JS, [proof, list(paths), marked, maps])
 
 
 def switch_time(page, timeout_ms: int = 600_000) -> float:
