@@ -32,7 +32,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.browser_support import bare_reference, browser_page, settled, streamlit_server, wait_until_idle  # noqa: E402
+from tests.browser_support import (  # noqa: E402
+    bare_reference,
+    browser_page,
+    first_paint,
+    settled,
+    streamlit_server,
+    wait_until_idle,
+    watch_first_paint,
+)
 
 LONG = 600_000
 THUMBS = "[data-testid='stMain'] [data-testid='cellTile'] img"
@@ -114,20 +122,24 @@ def open_gallery(env: dict, *, scored: bool, turns: int) -> dict:
         wait_until_idle(page, LONG)
         out["server busy"] = wait_quiet()
         second = page.context.browser.new_page(viewport={"width": 1440, "height": 1000})
+        watch_first_paint(second, THUMBS)
         start = time.perf_counter()
         second.goto(url)
         second.locator(THUMBS).first.wait_for(state="visible", timeout=LONG)
         out["new session"] = time.perf_counter() - start
+        out["new session, in page"] = first_paint(second)
         wait_until_idle(second, LONG)
         second.close()
-        reopened = []
+        reopened, in_page = [], []
+        watch_first_paint(page, THUMBS)
         for _ in range(3):
             start = time.perf_counter()
             page.goto(url)
             page.locator(THUMBS).first.wait_for(state="visible", timeout=LONG)
             reopened.append(time.perf_counter() - start)
+            in_page.append(first_paint(page))
             wait_until_idle(page, LONG)
-        out["reopened"] = reopened
+        out["reopened"], out["reopened, in page"] = reopened, in_page
         plus = page.locator("[data-testid='stMain'] [data-testid='stNumberInputStepUp']").first
         times = []
         for _ in range(turns):
@@ -187,10 +199,14 @@ def main(argv=None) -> int:
              ("  -> every score shown", warm["first paint, all scores"]),
              ("  then the server busy (TensorFlow import, prefetch)", warm["server busy"]),
              ("first paint, new session on the running server (new browser context)", warm["new session"]),
+             ("  the same inside the page (navigation start -> first thumbnail decoded)", warm["new session, in page"]),
              ("  reference: one-title Streamlit app, new browser", bare["cold"]),
+             ("  reference inside the page (navigation start -> title)", bare["cold_in_page"]),
              ("first paint, address reopened in a tab (median of 3)", statistics.median(warm["reopened"])),
              ("  max of 3", max(warm["reopened"])),
+             ("  the same inside the page, median of 3", statistics.median(warm["reopened, in page"])),
              ("  reference: one-title Streamlit app, reopened", bare["warm"]),
+             ("  reference inside the page", bare["warm_in_page"]),
              (f"page turn, median of {args.turns}", statistics.median(warm["page turn"])),
              (f"page turn, max of {args.turns}", max(warm["page turn"])),
              ("sort change (score ↓)", warm["sort change"]),

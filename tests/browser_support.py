@@ -138,12 +138,37 @@ def switch_time(page, timeout_ms: int = 600_000) -> float:
     return (done - press) / 1000.0
 
 
+_FIRST_PAINT_JS = """(() => {
+  const seen = () => { const e = document.querySelector(__dnSel);
+    return e && (e.tagName !== 'IMG' || (e.complete && e.naturalWidth > 0)); };
+  const look = () => { if (window.__dnFirst === undefined && seen()) window.__dnFirst = performance.now(); };
+  new MutationObserver(look).observe(document, {subtree: true, childList: true, attributes: true});
+  document.addEventListener('load', look, true);
+})();"""
+
+
+def watch_first_paint(page, selector: str) -> None:
+    """From the next navigation on, record inside the page when ``selector`` first matches a
+    shown element (for an ``img``: decoded); read it with :func:`first_paint`."""
+    import json
+
+    page.add_init_script("const __dnSel = " + json.dumps(selector) + ";" + _FIRST_PAINT_JS)
+
+
+def first_paint(page, timeout_ms: int = 600_000) -> float:
+    """Seconds from the navigation's start to the element :func:`watch_first_paint` waits for."""
+    page.wait_for_function("() => window.__dnFirst !== undefined", timeout=timeout_ms)
+    return page.evaluate("() => window.__dnFirst") / 1000.0
+
+
 def bare_reference(rounds: int = 3) -> dict:
     """What Streamlit itself costs on this machine, as a reference for the measurement scripts:
     a two-page app with a title and a line of text per page. ``cold``: first paint in a new
     browser context (nothing cached); ``warm``: the address opened again in the same tab;
     ``switches``: page switches by the sidebar link (``rounds`` x 2), as the harness sees them;
-    ``in_page``: the same switches timed inside the page (:func:`arm_switch_timer`)."""
+    ``in_page``: the same switches timed inside the page (:func:`arm_switch_timer`);
+    ``cold_in_page`` and ``warm_in_page``: the first paints timed inside the page, from the
+    navigation's start (:func:`first_paint`)."""
     import tempfile
 
     def until_title(page, title: str) -> None:
@@ -153,14 +178,17 @@ def bare_reference(rounds: int = 3) -> dict:
         script = Path(folder) / "bare.py"
         script.write_text(_BARE)
         with streamlit_server({}, script=script) as url, browser_page(1440, 900) as page:
+            watch_first_paint(page, "[data-testid='stMain'] h1")
             start = time.perf_counter()
             page.goto(url)
             until_title(page, "One")
             cold = time.perf_counter() - start
+            cold_in_page = first_paint(page)
             start = time.perf_counter()
             page.goto(url)
             until_title(page, "One")
             warm = time.perf_counter() - start
+            warm_in_page = first_paint(page)
             switches, in_page = [], []
             for _ in range(rounds):
                 for title in ("Two", "One"):
@@ -172,7 +200,8 @@ def bare_reference(rounds: int = 3) -> dict:
                     settled(page)
                     switches.append(time.perf_counter() - start)
                     in_page.append(switch_time(page))
-    return {"cold": cold, "warm": warm, "switches": switches, "in_page": in_page}
+    return {"cold": cold, "warm": warm, "switches": switches, "in_page": in_page, "cold_in_page": cold_in_page,
+            "warm_in_page": warm_in_page}
 
 
 @contextmanager
