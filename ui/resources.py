@@ -10,6 +10,7 @@ import streamlit as st
 
 from core.datasets import scan_dataset
 from core.preprocess import load_rgb
+from ui import server_tuning
 
 _warmup_started = False
 WARMUP_DELAY_S = 20.0
@@ -46,6 +47,7 @@ def start_tensorflow_warmup() -> None:
         _page_drawn.wait(timeout=WARMUP_DELAY_S)
         time.sleep(0.5)
         import_tensorflow()
+        server_tuning.freeze_long_lived()
 
     threading.Thread(target=_import, name="tensorflow-warmup", daemon=True).start()
 
@@ -126,8 +128,11 @@ def loaded_model(choice: ModelChoice):
         loaded = core_load(choice.path, choice.weights)
         with _warmup_lock:
             _models[key] = loaded
+            dropped = 0
             while len(_models) > _MAX_MODELS:
                 _models.pop(next(iter(_models)))
+                dropped += 1
+        server_tuning.freeze_long_lived(collect_first=bool(dropped))   # see there: no 0.3 s full collections
     try:
         score_store().remember_model(model_key(choice), loaded.description.content_hash)
     except Exception:  # noqa: BLE001 - remembering the content hash is a convenience only

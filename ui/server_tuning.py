@@ -12,6 +12,7 @@ page itself does.
 """
 from __future__ import annotations
 
+import gc
 import sys
 
 
@@ -35,3 +36,20 @@ def keep_keras_between_runs() -> bool:
         return False
     script_runner._clean_problem_modules = _close_matplotlib_figures
     return True
+
+
+def freeze_long_lived(*, collect_first: bool = False) -> int:
+    """Move every object alive now out of the garbage collector's sight (``gc.freeze``).
+
+    TensorFlow, Keras and a loaded model are ~440,000 objects that live as long as the
+    server. Each automatic full collection scanned them all: 0.27 s with the GIL held, at a
+    random rerun (the 0.7-1.1 s outliers among ~0.25 s page switches). Called once they are
+    loaded (after the TensorFlow import, after each model load). ``collect_first`` collects
+    before freezing, after a model was dropped: its cycles would otherwise stay frozen for
+    ever. Returns the number of frozen objects.
+    """
+    if collect_first:
+        gc.unfreeze()
+        gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
