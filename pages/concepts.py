@@ -11,8 +11,11 @@ st.title("Concepts")
 view = context.dataset_view()
 loaded = view.loaded
 sel = state.selection()
-tab_sweep, tab_tcav = st.tabs(["Concept sweeps", "TCAV"])
-with tab_sweep:
+# Only the open tab runs (the other is not built and sent on every rerun).
+tab_sweep, tab_tcav = st.tabs(["Concept sweeps", "TCAV"], key="concepts_tab", on_change="rerun")
+
+
+def sweep_tab():
     cols = st.columns(3)
     feature = cols[0].selectbox("Feature", list(SWEEPS), format_func=lambda f: SWEEPS[f].label, key="concepts_feature")
     batch = cols[1].number_input("Generated cells for mean and band", 0, 100, 0, key="concepts_batch",
@@ -31,7 +34,9 @@ with tab_sweep:
             st.plotly_chart(ui.sweep_figure(many, f"{len(batch_cells)} generated cells: mean and 10-90 % band"),
                             key="concepts_sweep_batch")
             st.write(describe_sweep(many))
-with tab_tcav:
+
+
+def tcav_tab():
     st.caption("TCAV (Kim et al. 2018): how often moving a layer's activations towards a concept raises the "
                "class's logit, tested against random directions; 0.5 = no preference, * = significant after Holm "
                "correction. A concept the layer cannot separate is not scored.")
@@ -46,3 +51,9 @@ with tab_tcav:
         st.dataframe(ui.concept_table(result, layer, target), hide_index=True)
         st.download_button("TCAV table CSV", frame_csv_bytes(result.table), "tcav.csv", "text/csv",
                            key="concepts_csv")
+
+
+for tab, draw in ((tab_sweep, sweep_tab), (tab_tcav, tcav_tab)):
+    if tab.open:
+        with tab:
+            draw()

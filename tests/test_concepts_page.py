@@ -33,6 +33,9 @@ def test_tcav_on_annotation_concepts_shows_scores_and_sentences(demo_cells_tiny_
     at.run()
     assert not at.exception, at.exception
     assert any("P(normal) of the cell" in m.value for m in at.markdown)  # the current cell's sweep
+    assert not [b for b in at.button if b.label == "Run TCAV (cached)"]   # the closed tab is not built
+    at.session_state["concepts_tab"] = "TCAV"
+    at.run()
     _by_label(at.radio, "Concept sets").set_value("annotations")
     _by_label(at.number_input, "Cells per concept side").set_value(10)
     _by_label(at.number_input, "Runs (CAVs and random CAVs)").set_value(3)
@@ -44,4 +47,4 @@ def test_tcav_on_annotation_concepts_shows_scores_and_sentences(demo_cells_tiny_
     table = at.dataframe[0].value
     assert set(table["concept"]) == {"read transparent", "read heterogenic", "read abnormal lobes", "random control"}
     assert table["what it says"].str.len().min() > 20
-    assert len(at.get("plotly_chart")) >= 2  # sweep + TCAV
+    assert len(at.get("plotly_chart")) >= 1  # the TCAV figure (the sweep's tab is closed)
