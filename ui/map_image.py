@@ -6,8 +6,9 @@ the cell), a coarse grid of the map's values for hover, and the colour bar as a 
 with its tick labels; it builds them with plain DOM calls. What the figure offered stays:
 
 - hover: ``pixel x, y`` and the block-averaged value in the map's units;
-- zoom: the mouse wheel zooms around the pointer, a drag pans, a double click resets; the
-  zoom of a map stays while the page reruns (same key);
+- zoom: a double click zooms in 3x around the pointer (a second one shows the whole picture),
+  Ctrl + wheel (or a trackpad pinch) zooms, a drag pans; a plain wheel scrolls the page as
+  everywhere else; the zoom of a map stays while the page reruns (same key);
 - the colour bar: vertical beside the map with its title below, or short and horizontal
   below it (``compact``).
 
@@ -69,18 +70,31 @@ function build(root) {
     z.ty = Math.min(0, Math.max(h - h * z.s, z.ty));
   };
   root.__apply = () => { clamp(); apply(); };
-  frame.addEventListener('wheel', (e) => {
-    e.preventDefault();
-    const r = frame.getBoundingClientRect(), px = e.clientX - r.left, py = e.clientY - r.top;
-    const k = Math.exp(-e.deltaY * 0.002), s = Math.min(Math.max(z.s * k, 1), 32), f = s / z.s;
+  const zoomAt = (px, py, s) => {
+    s = Math.min(Math.max(s, 1), 32);
+    const f = s / z.s;
     z.tx = px - (px - z.tx) * f; z.ty = py - (py - z.ty) * f; z.s = s;
     clamp(); apply();
+  };
+  frame.title = 'Double-click to zoom in (again: whole picture); Ctrl + wheel or pinch zooms; drag pans';
+  frame.addEventListener('wheel', (e) => {
+    if (!(e.ctrlKey || e.metaKey)) return;      // a plain wheel scrolls the page, as everywhere else
+    e.preventDefault();
+    const r = frame.getBoundingClientRect();
+    zoomAt(e.clientX - r.left, e.clientY - r.top, z.s * Math.exp(-e.deltaY * 0.002));
   }, { passive: false });
   let drag = null;
-  frame.addEventListener('pointerdown', (e) => { drag = { x: e.clientX, y: e.clientY, tx: z.tx, ty: z.ty };
-                                                 frame.setPointerCapture(e.pointerId); });
+  frame.addEventListener('pointerdown', (e) => {
+    if (z.s <= 1) return;
+    drag = { x: e.clientX, y: e.clientY, tx: z.tx, ty: z.ty };
+    frame.setPointerCapture(e.pointerId);
+  });
   frame.addEventListener('pointerup', () => { drag = null; });
-  frame.addEventListener('dblclick', () => { z.s = 1; z.tx = 0; z.ty = 0; apply(); });
+  frame.addEventListener('dblclick', (e) => {
+    if (z.s > 1) { z.s = 1; z.tx = 0; z.ty = 0; apply(); return; }
+    const r = frame.getBoundingClientRect();
+    zoomAt(e.clientX - r.left, e.clientY - r.top, 3);
+  });
   frame.addEventListener('pointerleave', () => { tip.style.display = 'none'; });
   frame.addEventListener('pointermove', (e) => {
     const r = frame.getBoundingClientRect(), px = e.clientX - r.left, py = e.clientY - r.top;
