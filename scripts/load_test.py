@@ -15,7 +15,7 @@ is on screen. It reports:
 - cache reuse: of the maps shown (audit log ``explain`` records), how many came from the
   shared explanation cache instead of being computed;
 - the same plan walked once by a single user alone afterwards (warm cache), for comparison;
-- identical results: every user saw the same heatmaps (plotly images) for the same page and
+- identical results: every user saw the same map pictures (``ui.map_image``) for the same page and
   cell, and every map computed under load equals the map a single user computes alone
   (recomputed here, in this process, without the cache; maximum absolute difference).
 
@@ -129,8 +129,11 @@ async def _idle(page, timeout_ms: float) -> None:
     await page.wait_for_function(f"() => !document.querySelector(\"{STATUS}\")", timeout=timeout_ms)
 
 
+MAP_IMG = "[data-testid='stMain'] .dn-map img"
+
+
 async def _heatmaps(page) -> str:
-    hrefs = await page.eval_on_selector_all(".js-plotly-plot g.hm image", "els => els.map(e => e.getAttribute('href'))")
+    hrefs = await page.eval_on_selector_all(MAP_IMG, "els => els.map(e => e.getAttribute('src'))")
     return hashlib.sha256("\n".join(hrefs).encode()).hexdigest()[:16] if hrefs else ""
 
 
@@ -150,8 +153,7 @@ async def user(index: int, browser, url: str, steps: list, deadline: float, time
                 await page.get_by_text(page_info(path).proof, exact=False).first.wait_for(
                     state="visible", timeout=timeout_s * 1000)
                 if path != "home":
-                    await page.locator(".js-plotly-plot g.hm image").first.wait_for(state="attached",
-                                                                                   timeout=timeout_s * 1000)
+                    await page.locator(MAP_IMG).first.wait_for(state="attached", timeout=timeout_s * 1000)
                 await _idle(page, timeout_s * 1000)
                 if await page.locator("[data-testid='stException']").count():
                     record["error"] = "exception box"

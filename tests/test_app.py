@@ -369,7 +369,7 @@ def test_uploaded_model_stays_chosen_and_is_in_the_url(tiny_env, tmp_path_factor
 def test_evidence_can_be_stopped_and_shows_partial_results(tiny_env):
     from ui import summary
 
-    at = run_page("pages/summary.py")
+    at = run_page("pages/summary.py", state={"summary_tab": "Where methods look"})
     at.multiselect[0].set_value(["saliency", "gradcam", "occlusion"])
     at.multiselect[1].set_value([5, 10])
     at.button[0].click().run()

@@ -32,7 +32,8 @@ def _assert_nothing_shown(page) -> None:
     for leak in (".jpg", "P(normal)", "Predicted dysplastic", "Gallery", "Annotate", "Cytoplasm", str(DEMO_DIR)):
         assert leak not in body, leak
     # no cell image, thumbnail or figure anywhere
-    assert page.locator("[data-testid='stImage'], [data-testid='stImageContainer'], .js-plotly-plot, canvas").count() == 0
+    assert page.locator("[data-testid='stImage'], [data-testid='stImageContainer'], .js-plotly-plot, canvas, "
+                        ".dn-map, [data-testid='cellTile']").count() == 0
     assert not page.locator("[data-testid='stException']").count()
     assert not page.locator("[data-testid='stSidebarNav']").count()     # not even the page names
 
