@@ -151,7 +151,7 @@ CAPTURE_MODELS["3.1"] = dataclasses.replace(
     red_cell_grain=0.02, stats_file="capture_stats_3.1.json")
 CAPTURE_MODELS["3.2"] = dataclasses.replace(
     CAPTURE_MODELS["3.1"], version="3.2", red_cell_stream=True, red_cell_scale=1.1, red_cell_count=0.85,
-    red_cell_pallor=(0.15, 0.87), red_cell_pallor_width=(0.3, 0.45), red_cell_pallor_soft=(0.09, 0.15),
+    red_cell_pallor=(0.35, 0.9), red_cell_pallor_width=(0.3, 0.45), red_cell_pallor_soft=(0.09, 0.15),
     red_cell_texture=(0.12, 2.5), red_cell_grain=0.035, dark_floor=(17.5, 1.5), nucleus_thick=1.1, nucleus_edge=2.0,
     granule_bright=0.9, stats_file="capture_stats_3.2.json")
 
