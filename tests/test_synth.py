@@ -79,6 +79,56 @@ def test_generator_3_1_is_deterministic_and_keeps_the_geometry():
     assert np.array_equal(dys.nucleus, generate_cell(3, 6, "dysplastic").nucleus)
 
 
+def test_generator_3_1_bytes_do_not_drift():
+    # Generator 3.2 was added next to 3.1 without touching it: hash taken before 3.2.
+    assert hashlib.sha1(generate_cell(3, 5, version="3.1").jpeg).hexdigest().startswith("9d52059e3e")
+
+
+@pytest.mark.parametrize("seed,index,kind", [(3, 5, "normal"), (3, 6, "dysplastic"), (11, 2, "normal"),
+                                             (7, 1, "dysplastic"), (21, 4, "normal")])
+def test_generator_3_2_is_deterministic_and_keeps_the_outline_and_nucleus(seed, index, kind):
+    # 3.2 draws its red cells (larger, fewer) from a stream of their own and the main
+    # stream skips exactly 2.0's red-cell draws: the same cell outline and the same nucleus
+    # as 2.0, only with lobes 10 % wider (so it covers 2.0's nucleus), in both classes.
+    old = generate_cell(seed, index, kind)
+    new, again = generate_cell(seed, index, kind, version="3.2"), generate_cell(seed, index, kind, version="3.2")
+    assert _sha(new.jpeg) == _sha(again.jpeg) != _sha(generate_cell(seed, index, kind, version="3.1").jpeg)
+    assert new.version == "3.2" and new.features == old.features and new.centre == old.centre
+    assert np.array_equal(new.cell, old.cell)
+    assert not (old.nucleus & ~new.nucleus).any()
+    assert 1.05 < new.nucleus.sum() / old.nucleus.sum() < 1.3
+    assert np.array_equal(new.cytoplasm, new.cell & ~new.nucleus)
+
+
+def test_generator_3_2_red_cells_have_a_pale_centre():
+    # Real red cells (tuning cells): L* about 11 higher in the centre than at 0.7 of the
+    # radius; 3.1's soft, narrow pallor gave about 3. Drawn with 3.2's pallor shape.
+    from core.synth.render import CAPTURE_MODELS, _draw_red_cell
+
+    for version, ratio in (("3.1", 0.45), ("3.2", 0.45)):
+        cm = CAPTURE_MODELS[version]
+        field = np.zeros((120, 120), np.float32)
+        _draw_red_cell(field, np.random.default_rng(0), 60, 60, 36, 0.7, 2.0, cm.red_cell_rim, (1.0, 1.0),
+                       cm.red_cell_pallor_soft, cm.red_cell_ramp, (0.0, 1.0), None, cm.red_cell_pallor_width)
+        centre, ring = field[60, 60], field[60, 60 + 25]
+        assert (centre < ratio * ring) == (version == "3.2"), (version, centre, ring)
+
+
+def test_generator_3_2_darkest_chromatin_stays_above_the_floor():
+    # Real nuclei: the 2nd percentile of L* is 18-20 in most captures, whatever the
+    # stain; 3.1 reached L* 14 in its darkest captures.
+    from skimage.color import rgb2lab
+
+    def darkest(version):
+        out = []
+        for i in range(6):
+            c = generate_cell(23, i, "normal", version=version)
+            out.append(np.percentile(rgb2lab(c.rgb)[..., 0][c.nucleus], 2))
+        return min(out)
+
+    assert darkest("3.2") > 15.5 and darkest("3.2") > darkest("3.1")
+
+
 def test_unknown_generator_version_is_a_user_error():
     from core.errors import DisplasiaError
 
@@ -102,7 +152,7 @@ def test_generator_3_decorrelates_nucleus_texture_from_blue():
     assert old > 0.7 and new < old - 0.1
 
 
-@pytest.mark.parametrize("version", ["3.0", "3.1"])
+@pytest.mark.parametrize("version", ["3.0", "3.1", "3.2"])
 def test_generator_3_dysplastic_cells_keep_their_features(version):
     # The same capture pipeline for both classes: hypogranular cytoplasm stays paler and
     # clumped chromatin keeps its lighter patches.

@@ -1,7 +1,8 @@
 """Refit a generator's per-capture part statistics (``capture_stats.json`` of generator 3.0,
-``capture_stats_3.1.json`` of 3.1: the model's ``stats_file``).
+``capture_stats_3.1.json`` of 3.1, ``capture_stats_3.2.json`` of 3.2: the model's
+``stats_file``).
 
-    .venv/bin/python -m core.synth.capture_fit REAL_DIR [--version 3.0|3.1]
+    .venv/bin/python -m core.synth.capture_fit REAL_DIR [--version 3.0|3.1|3.2]
 
 Developer tool, not part of the dashboard: it reads the TUNING real cells only (never
 the held-out ones, :func:`core.synth.realism.is_held_out`), measures per part (background,

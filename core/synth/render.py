@@ -84,7 +84,12 @@ class CaptureModel:
     no flat plateau), camera noise (less fine noise, blotchy chroma noise, red-cell grain),
     stronger chromatic blur with some glare, a paler zone around the nucleus, finer
     chromatin and pale specks between granules; its extra draws use their own random
-    stream, so geometry and masks stay those of 2.0 (``capture_stats_3.1.json``).
+    stream, so geometry and masks stay those of 2.0 (``capture_stats_3.1.json``). 3.2 gives
+    red cells the size and the broad, strong, capture-dependent central pallor of real
+    ones (drawn from a stream of their own), fuller nuclei (the same lobes and filaments,
+    lobes 10 % wider: real nuclei cover more of the image), floors the darkest chromatin
+    at the L* real captures show and draws more bright specks between the granules
+    (``capture_stats_3.2.json``).
     """
 
     version: str
@@ -118,6 +123,14 @@ class CaptureModel:
     grain_sigma: float = 0.8
     part_statistics: bool = False     # draw per-capture part colours from ``stats_file``
     stats_file: str = "capture_stats.json"
+    # Generator 3.2 (all off before): red cells of their own stream, larger, fewer, with a broad pale
+    # centre; fuller nuclei whose darkest chromatin saturates.
+    red_cell_stream: bool = False     # red cells drawn from a stream of their own (the main one skips them)
+    red_cell_scale: float = 1.0       # red-cell radius, relative to 2.0's
+    red_cell_count: float = 1.0       # how many red cells are sought, relative to 2.0's
+    red_cell_pallor_width: tuple = (0.4, 0.62)  # range of the pallor's radius (share of the cell's)
+    dark_floor: tuple = (0.0, 1.0)   # L* below which the darkest chromatin saturates, and how softly
+    nucleus_thick: float = 1.0        # width of lobes, bands and rings, relative to 2.0's (filaments kept)
 
 
 CAPTURE_MODELS = {
@@ -136,6 +149,11 @@ CAPTURE_MODELS["3.1"] = dataclasses.replace(
     red_cell_edge=(1.5, 3.0), red_cell_pallor=(0.3, 0.7), red_cell_pallor_soft=(0.2, 0.32),
     red_cell_density=(0.55, 1.45), red_cell_rim=0.0, red_cell_ramp=(0.4, 7.0), red_cell_texture=(0.08, 2.0),
     red_cell_grain=0.02, stats_file="capture_stats_3.1.json")
+CAPTURE_MODELS["3.2"] = dataclasses.replace(
+    CAPTURE_MODELS["3.1"], version="3.2", red_cell_stream=True, red_cell_scale=1.1, red_cell_count=0.85,
+    red_cell_pallor=(0.35, 0.9), red_cell_pallor_width=(0.3, 0.45), red_cell_pallor_soft=(0.09, 0.15),
+    red_cell_texture=(0.12, 2.5), red_cell_grain=0.035, dark_floor=(17.5, 1.5), nucleus_thick=1.1, nucleus_edge=2.0,
+    granule_bright=0.9, stats_file="capture_stats_3.2.json")
 
 
 @dataclass(frozen=True)
@@ -277,8 +295,12 @@ def _lobe_widths(rng, n, lobes, width, filament):
     return w
 
 
-def _nucleus_components(f: CellFeatures, rng, cy, cx, R):
-    """Signed-distance callables ``(yy, xx) -> d`` whose union (minimum) is the nucleus."""
+def _nucleus_components(f: CellFeatures, rng, cy, cx, R, thick: float = 1.0):
+    """Signed-distance callables ``(yy, xx) -> d`` whose union (minimum) is the nucleus.
+
+    ``thick`` scales the width of lobes, bands and rings (not the filaments between lobes,
+    nor where lobes sit): the same nucleus, fuller.
+    """
     s = f.nucleus_scale
     parts = []
     anchors = []   # (y, x, half-width) of lobes, for a drumstick
@@ -297,7 +319,7 @@ def _nucleus_components(f: CellFeatures, rng, cy, cx, R):
         twist = rng.choice([0.0, rng.uniform(-7.0, 7.0)], p=[0.6, 0.4])
         pts = _curved_path(rng, ocy, ocx, length, curvature, twist, n)
         pts = pts + rng.normal(0, 0.012 * R, pts.shape)
-        widths = _lobe_widths(rng, n, k, width, rng.uniform(0.9, 1.6))
+        widths = _lobe_widths(rng, n, k, width * thick, rng.uniform(0.9, 1.6))
         parts.append(lambda yy, xx, p=pts, w=widths: _polyline_sdf(yy, xx, p, w))
         anchors += [(pts[i][0], pts[i][1], widths[i]) for i in (3, n - 4)]
     elif shape == "dumbbell":
@@ -310,7 +332,8 @@ def _nucleus_components(f: CellFeatures, rng, cy, cx, R):
         for ly, lx in ends:
             b = a * rng.uniform(0.8, 0.98)
             ang = rot + rng.uniform(-0.5, 0.5)
-            parts.append(lambda yy, xx, ly=ly, lx=lx, a=a, b=b, ang=ang: _ellipse_sdf(yy, xx, ly, lx, a, b, ang))
+            parts.append(lambda yy, xx, ly=ly, lx=lx, a=a * thick, b=b * thick, ang=ang:
+                         _ellipse_sdf(yy, xx, ly, lx, a, b, ang))
             anchors.append((ly, lx, a))
         bridge = rng.uniform(1.2, 3.5)
         parts.append(lambda yy, xx, c=ends, w=bridge: _polyline_sdf(yy, xx, c, [w, w]))
@@ -319,7 +342,7 @@ def _nucleus_components(f: CellFeatures, rng, cy, cx, R):
         rot = rng.uniform(0, 2 * np.pi)
         a = R * s * rng.uniform(0.45, 0.53)
         b = a * rng.uniform(0.75, 0.92)
-        parts.append(lambda yy, xx: _ellipse_sdf(yy, xx, ocy, ocx, a, b, rot))
+        parts.append(lambda yy, xx: _ellipse_sdf(yy, xx, ocy, ocx, a * thick, b * thick, rot))
         anchors.append((ocy, ocx, a))
     else:
         # Ring-like: a band curled into an almost closed, uneven loop (never a perfect
@@ -329,7 +352,7 @@ def _nucleus_components(f: CellFeatures, rng, cy, cx, R):
         pts = _curved_path(rng, ocy, ocx, length, curvature, rng.uniform(-2.0, 2.0), n)
         pts = pts + rng.normal(0, 0.015 * R, pts.shape)
         w = R * s * rng.uniform(0.13, 0.18) * (1.0 + 0.3 * _smooth_noise(rng, (n,), 3.0))
-        widths = np.maximum(w, 1.2)
+        widths = np.maximum(w * thick, 1.2)
         parts.append(lambda yy, xx, p=pts, ww=widths: _polyline_sdf(yy, xx, p, ww))
         anchors.append((pts[0][0], pts[0][1], widths[0]))
     if f.drumstick:
@@ -357,7 +380,8 @@ def _nucleus_components(f: CellFeatures, rng, cy, cx, R):
 
 
 def _draw_red_cell(field, rng, cy, cx, r, pallor=None, edge=2.6, rim=0.08, density_range=(0.75, 1.2),
-                   pallor_soft=(0.09, 0.16), ramp=(1.0, 0.0), texture=(0.0, 1.5), texture_rng=None):
+                   pallor_soft=(0.09, 0.16), ramp=(1.0, 0.0), texture=(0.0, 1.5), texture_rng=None,
+                   pallor_width=(0.4, 0.62)):
     """Add one opaque biconcave red cell to the red-cell density ``field`` (max-combined)."""
     box = _Box(cy, cx, r * 1.22 + 4)
     if box.empty:
@@ -375,7 +399,7 @@ def _draw_red_cell(field, rng, cy, cx, r, pallor=None, edge=2.6, rim=0.08, densi
     # Biconcave disc: pale centre, denser towards the rim.
     # The central pallor has a fairly distinct edge (a flat pale centre, not a dome).
     pallor = rng.uniform(0.3, 0.85) if pallor is None else pallor * rng.uniform(0.85, 1.15)
-    width = rng.uniform(0.4, 0.62)
+    width = rng.uniform(*pallor_width)
     centre = 1.0 / (1.0 + np.exp((rn - width) / rng.uniform(*pallor_soft)))
     profile = 1.0 - pallor * centre + rim * np.exp(-(((rn - 0.85) / 0.12) ** 2))
     if ramp[0] < 1.0:
@@ -387,6 +411,11 @@ def _draw_red_cell(field, rng, cy, cx, r, pallor=None, edge=2.6, rim=0.08, densi
         # A faint mottling: real red cells have no flat plateau at the pixel scale.
         density = density * (1.0 + texture[0] * _smooth_noise(rng if texture_rng is None else texture_rng, density.shape, texture[1]))
     field[box.slices] = np.maximum(field[box.slices], density)
+
+
+#: Scalar draws :func:`_draw_red_cell` takes from its stream per drawn cell (orientation,
+#: ellipticity, four harmonics of the outline, pallor, pallor width and softness, density).
+_RED_CELL_DRAWS = 14
 
 
 def _draw_platelet(od, rng, cy, cx):
@@ -401,10 +430,11 @@ def _draw_platelet(od, rng, cy, cx):
     od[box.slices] += (alpha * grain * rng.uniform(0.6, 1.0))[..., None] * OD_PLATELET
 
 
-def _place_red_cells(rng, f: CellFeatures, cy, cx, R):
-    """Centres and radii of red cells: packed, touching, a few against the neutrophil."""
+def _place_red_cells(rng, f: CellFeatures, cy, cx, R, scale: float = 1.0, count: float = 1.0):
+    """Centres and radii of red cells: packed, touching, a few against the neutrophil.
+    ``scale`` multiplies their radius, ``count`` the number sought besides those against it."""
     H, W = IMAGE_SHAPE
-    rbc_r = rng.uniform(31, 37)
+    rbc_r = rng.uniform(31, 37) * scale
     placed: list[tuple[float, float, float]] = []
     for _ in range(f.rbc_overlap):
         r = rbc_r * rng.uniform(0.9, 1.1)
@@ -414,7 +444,7 @@ def _place_red_cells(rng, f: CellFeatures, cy, cx, R):
     # Packing: the smear's density sets how close neighbours may come (touching or a
     # little overlapping when dense, gaps when thin).
     closeness = rng.uniform(0.84, 1.0)
-    target = f.rbc_overlap + f.rbc_count
+    target = f.rbc_overlap + int(round(f.rbc_count * count))
     # Candidates drawn in one batch, accepted in order (same result as one at a time).
     n_try = 60 * (f.rbc_count + 1)
     radii = rbc_r * rng.uniform(0.88, 1.12, n_try)
@@ -474,7 +504,7 @@ def capture_statistics(name: str = "capture_stats.json") -> dict:
     return {k: np.asarray(v, np.float64) if isinstance(v, list) else v for k, v in d.items()}
 
 
-def _part_statistics(img, rng, weights, stats_file="capture_stats.json"):
+def _part_statistics(img, rng, weights, stats_file="capture_stats.json", dark_floor=(0.0, 1.0)):
     """Move each part of the capture to per-part Lab colours drawn for this capture.
 
     ``weights`` are soft coverages of background, red cells, cytoplasm and nucleus.
@@ -502,6 +532,12 @@ def _part_statistics(img, rng, weights, stats_file="capture_stats.json"):
         # The background's spread is noise and shading, drawn by the camera model.
         scale = np.ones(3) if k == 0 else np.clip((real[3:] + d[3:]) / ref[3:], 0.5, 2.0)
         out += w[..., None] * ((lab - centre) * scale + real[:3] + d[:3] + bias[:3]).astype(np.float32)
+    floor, softness = dark_floor
+    if floor:
+        # The darkest chromatin of real captures sits at about the same L* in every capture
+        # (2nd percentile of nucleus L* 18-20 in 80 % of the tuning cells, however dark the
+        # nucleus is overall); a stain shifted darker would otherwise reach near-black.
+        out[..., 0] = floor + softness * np.logaddexp(0.0, (out[..., 0] - floor) / softness)
     return (lab2rgb(out) * 255.0).astype(np.float32)
 
 
@@ -587,9 +623,23 @@ def render_cell(features: CellFeatures, *, version: str = GENERATOR_VERSION) -> 
     # Pallor and edge sharpness are properties of the smear (drying, focus), shared by
     # the red cells of one capture.
     pallor, edge = rng.uniform(*cm.red_cell_pallor), rng.uniform(*cm.red_cell_edge)
-    for y, x, r in _place_red_cells(rng, f, cy, cx, R):
-        _draw_red_cell(red, rng, y, x, r, pallor, edge, cm.red_cell_rim, cm.red_cell_density,
-                       cm.red_cell_pallor_soft, cm.red_cell_ramp, cm.red_cell_texture, extra)
+    placed = _place_red_cells(rng, f, cy, cx, R)
+    red_rng = rng
+    if cm.red_cell_stream:
+        # Red cells of their own stream (another size changes how many fit): the main
+        # stream skips exactly the draws 2.0 makes for its red cells, so the neutrophil
+        # that follows keeps the outline and nucleus of every version (3.2 only thickens
+        # the lobes, which moves the granules).
+        for y, x, r in placed:
+            if not _Box(y, x, r * 1.22 + 4).empty:
+                rng.uniform(size=_RED_CELL_DRAWS)
+        red_rng = np.random.default_rng([f.seed, 32])
+        pallor, edge = red_rng.uniform(*cm.red_cell_pallor), red_rng.uniform(*cm.red_cell_edge)
+        placed = _place_red_cells(red_rng, f, cy, cx, R, cm.red_cell_scale, cm.red_cell_count)
+    for y, x, r in placed:
+        _draw_red_cell(red, red_rng, y, x, r, pallor, edge, cm.red_cell_rim, cm.red_cell_density,
+                       cm.red_cell_pallor_soft, cm.red_cell_ramp, cm.red_cell_texture, extra,
+                       cm.red_cell_pallor_width)
     red[box.slices] *= 1.0 - 0.92 * cell_alpha
     rbc_strength = rng.uniform(0.82, 1.15) * (1.0 + 0.07 * rng.standard_normal(3)).astype(np.float32)
     od += red[..., None] * (OD_RED_CELL * rbc_strength)
@@ -602,7 +652,7 @@ def render_cell(features: CellFeatures, *, version: str = GENERATOR_VERSION) -> 
 
     boundary = _smooth_noise(rng, box.shape, 2.5) * 0.6
     nuc_d = None
-    for part in _nucleus_components(f, rng, cy, cx, R):
+    for part in _nucleus_components(f, rng, cy, cx, R, cm.nucleus_thick):
         d = part(yy, xx)
         nuc_d = d if nuc_d is None else np.minimum(nuc_d, d)
     nuc_d = nuc_d + boundary
@@ -732,7 +782,7 @@ def render_cell(features: CellFeatures, *, version: str = GENERATOR_VERSION) -> 
         w_red = np.clip(red / 0.08, 0, 1) * (1 - w_cell)
         w_background = np.clip(1.0 - w_cell - w_red, 0, 1)
         img = _part_statistics(img, rng, (w_background, w_red, np.clip(w_cell - w_nucleus, 0, 1), w_nucleus),
-                               cm.stats_file)
+                               cm.stats_file, cm.dark_floor)
     rgb8 = _capture(img, rng, f, cm, stain, extra)
 
     buf = io.BytesIO()
