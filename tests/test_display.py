@@ -250,6 +250,8 @@ def test_marks_are_placed_on_the_bar_at_their_value():
     picture = _picture(values, sign="score", marks={"baseline 0.5": 0.5})
     mark = [t for t in picture["bar"]["ticks"] if t[1].startswith("baseline")]
     assert mark and abs(mark[0][0] - 0.5) < 1e-6
+    assert [t[1] for t in picture["bar"]["ticks"] if abs(t[0] - 0.5) < 0.05] == [mark[0][1]]   # not printed over
+    assert len(picture["bar"]["ticks"]) == 5                       # four plain ticks and the mark
 
 
 def test_units_dataclass_is_hashable_for_caches():

@@ -130,6 +130,10 @@ def build_map_picture(rgb, values, options, *, sign, units, scale, title, colorb
                                                    target if evidence else None)
     span = (scale.high - scale.low) or 1.0
     ticks = [[float(np.clip((v - scale.low) / span, 0.0, 1.0)), text] for v, text in zip(tickvals, ticktext)]
+    # marks (e.g. the baseline) come last; each takes the place of a plain tick it would cover
+    split = len(ticks) - len(marks or {})
+    plain, marked = ticks[:split], ticks[split:]
+    ticks = [t for t in plain if not any(abs(t[0] - m[0]) < 0.05 for m in marked)] + marked
     box = height - (28 if title else 0) - (34 if compact else 0)
     return {"src": _webp_url(blended, max_side=int(max(int(max_side) * 1.25, 120))), "width": int(width_px),
             "height": int(height_px), "box": int(box), "title": title, "grid": _json_grid(grid), "hover": hover,
