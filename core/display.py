@@ -477,6 +477,13 @@ def webp_bytes(rgb: np.ndarray, *, max_side: int | None = None, quality: int = 8
     return buffer.getvalue()
 
 
+def webp_data_url(webp: bytes) -> str:
+    """A ``data:`` URL of WebP bytes (:func:`webp_bytes`, thumbnails) for the browser."""
+    import base64
+
+    return "data:image/webp;base64," + base64.b64encode(webp).decode("ascii")
+
+
 def superpixel_boundaries(image: np.ndarray, labels: np.ndarray, colour=(255, 255, 0)) -> np.ndarray:
     """``image`` (float [0, 1] or uint8) with superpixel boundaries drawn, uint8."""
     from skimage.segmentation import find_boundaries

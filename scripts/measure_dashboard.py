@@ -70,12 +70,7 @@ def visit(page, info) -> tuple[float, float]:
 
 
 def heatmaps(page) -> list:
-    return page.eval_on_selector_all("[data-testid='stMain'] .js-plotly-plot g.hm image, [data-testid='stMain'] img",
-                                     "els => els.map(e => e.getAttribute('href') || e.getAttribute('src'))")
-
-
-def map_srcs(page) -> list:
-    """The map pictures of the page (``ui.map_image`` elements)."""
+    """The map pictures of the page (``ui.map_image`` elements), as data URLs."""
     return page.eval_on_selector_all("[data-testid='stMain'] .dn-map img", "els => els.map(e => e.getAttribute('src'))")
 
 
@@ -173,7 +168,6 @@ def main() -> int:
             page.get_by_text("largest reduction").first.wait_for(state="visible", timeout=LONG)
             settled(page)
             before = stable_heatmaps(page)
-            before_maps = map_srcs(page)
             start = time.perf_counter()
             pick_option(page, "Fill", "grey")
             until(lambda: (now := heatmaps(page)) and now != before and now)
@@ -184,8 +178,7 @@ def main() -> int:
             page.get_by_role("combobox", name="Fill", exact=True).click()
             option = page.get_by_role("option", name="mean", exact=True)
             option.wait_for(state="visible")
-            occlusion = next(p for p in page_list.PAGES if p.url_path == "occlusion")
-            arm_switch_timer(page, "largest reduction", [occlusion.url_path], maps=before_maps)
+            arm_switch_timer(page, "largest reduction", ["occlusion"], maps=before)
             option.click()
             back = until(lambda: heatmaps(page) == before, timeout=60)
             fill = parse_qs(urlparse(page.url).query).get("occlusion.fill")

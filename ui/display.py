@@ -7,7 +7,6 @@ per (map, cell image, display options, scale). The feature-map mosaic stays a pl
 """
 from __future__ import annotations
 
-import base64
 import hashlib
 import weakref
 
@@ -26,6 +25,7 @@ from core.display import (
     plotly_colorscale,
     scale_for,
     webp_bytes,
+    webp_data_url,
 )
 from ui.widgets import persistent
 
@@ -135,13 +135,9 @@ def build_map_picture(rgb, values, options, *, sign, units, scale, title, colorb
     plain, marked = ticks[:split], ticks[split:]
     ticks = [t for t in plain if not any(abs(t[0] - m[0]) < 0.05 for m in marked)] + marked
     box = height - (28 if title else 0) - (34 if compact else 0)
-    return {"src": _webp_url(blended, max_side=int(max(int(max_side) * 1.25, 120))), "width": int(width_px),
+    return {"src": webp_data_url(webp_bytes(blended, max_side=int(max(int(max_side) * 1.25, 120)))), "width": int(width_px),
             "height": int(height_px), "box": int(box), "title": title, "grid": _json_grid(grid), "hover": hover,
             "bar": {"stops": plotly_colorscale(scale.cmap), "ticks": ticks, "title": bar_title, "compact": compact}}
-
-
-def _webp_url(rgb: np.ndarray, *, max_side: int) -> str:
-    return "data:image/webp;base64," + base64.b64encode(webp_bytes(rgb, max_side=max_side)).decode("ascii")
 
 
 def _json_grid(grid: np.ndarray) -> list:
@@ -197,7 +193,7 @@ def image_picture(rgb: np.ndarray, *, title: str = "", height: int = 430) -> dic
 @st.cache_resource(max_entries=256, show_spinner=False)
 def _cached_image_picture(key: str, _rgb: np.ndarray, _title: str, _height: int) -> dict:
     h, w = _rgb.shape[:2]
-    return {"src": _webp_url(_rgb, max_side=max(h, w)), "width": int(w), "height": int(h),
+    return {"src": webp_data_url(webp_bytes(_rgb, max_side=max(h, w))), "width": int(w), "height": int(h),
             "box": int(_height - (30 if _title else 0)), "title": _title, "grid": None, "hover": "", "bar": None}
 
 
@@ -209,7 +205,7 @@ def _image_trace(rgb: np.ndarray, width_px: int, height_px: int, *, max_side: in
 
     data = webp_bytes(rgb, max_side=max_side)
     w, h = Image.open(io.BytesIO(data)).size
-    return go.Image(source="data:image/webp;base64," + base64.b64encode(data).decode("ascii"),
+    return go.Image(source=webp_data_url(data),
                     x0=(width_px / w) / 2 - 0.5, dx=width_px / w, y0=(height_px / h) / 2 - 0.5, dy=height_px / h,
                     hoverinfo="skip")
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from core.display import webp_data_url
 from core.errors import DisplasiaError
 from core.io_utils import frame_csv_bytes
 from ui import context, resources, state
-from ui.tile_grid import UNREADABLE, Tile, data_url, tile_grid
+from ui.tile_grid import UNREADABLE, Tile, tile_grid
 
 PAGE_SIZE = 48
 COLUMNS = 6
@@ -130,7 +131,7 @@ def _thumbnail_src(path: str) -> str:
     """The tile's picture; a grey square for a file that cannot be decoded (a large folder is
     shown before its images are checked; the scoring job then lists it as skipped)."""
     try:
-        return data_url(resources.thumbnail(path))
+        return webp_data_url(resources.thumbnail(path))
     except DisplasiaError:
         return UNREADABLE
 

@@ -371,11 +371,11 @@ def thumbnail(path: str, size: int = THUMBNAIL_SIZE, stamp: int = 0) -> bytes:
     """A small WebP of the cell, kept on disk under the cache folder (keyed by path, size
     and modification time), so a page of 48 cells never decodes a full image twice."""
     import hashlib
-    import io
 
     from PIL import Image
 
     from core.config import cache_dir
+    from core.display import webp_bytes
 
     info = Path(path).stat()
     name = hashlib.sha256(f"{Path(path).resolve()}|{info.st_size}|{info.st_mtime_ns}|{size}|webp".encode()).hexdigest()
@@ -391,9 +391,7 @@ def thumbnail(path: str, size: int = THUMBNAIL_SIZE, stamp: int = 0) -> bytes:
     except (OSError, ValueError, Image.DecompressionBombError):
         image = Image.fromarray(load_rgb(path))   # says in one line what is wrong with the file
     image.thumbnail((size, size))
-    buffer = io.BytesIO()
-    image.save(buffer, format="WEBP", quality=THUMBNAIL_QUALITY, method=4)
-    data = buffer.getvalue()
+    data = webp_bytes(np.asarray(image), quality=THUMBNAIL_QUALITY)
     try:
         disk.parent.mkdir(parents=True, exist_ok=True)
         tmp = disk.with_suffix(f".{threading.get_ident()}.tmp")

@@ -78,12 +78,6 @@ UNREADABLE = ("data:image/svg+xml;base64," + base64.b64encode(
 ).decode("ascii"))
 
 
-def data_url(picture: bytes) -> str:
-    """A ``data:`` URL of a thumbnail (WebP; JPEG for bytes that start like one)."""
-    kind = "jpeg" if picture[:3] == b"\xff\xd8\xff" else "webp"
-    return f"data:image/{kind};base64," + base64.b64encode(picture).decode("ascii")
-
-
 def _renderer():
     # Registering the same definition again is a no-op (a different one would be logged).
     return st.components.v2.component("displasia.cell_tiles", css=_CSS, js=_JS, isolate_styles=False)
