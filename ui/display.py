@@ -130,10 +130,6 @@ def build_map_picture(rgb, values, options, *, sign, units, scale, title, colorb
                                                    target if evidence else None)
     span = (scale.high - scale.low) or 1.0
     ticks = [[float(np.clip((v - scale.low) / span, 0.0, 1.0)), text] for v, text in zip(tickvals, ticktext)]
-    # marks (e.g. the baseline) come last; each takes the place of a plain tick it would cover
-    split = len(ticks) - len(marks or {})
-    plain, marked = ticks[:split], ticks[split:]
-    ticks = [t for t in plain if not any(abs(t[0] - m[0]) < 0.05 for m in marked)] + marked
     box = height - (28 if title else 0) - (34 if compact else 0)
     return {"src": webp_data_url(webp_bytes(blended, max_side=int(max(int(max_side) * 1.25, 120)))), "width": int(width_px),
             "height": int(height_px), "box": int(box), "title": title, "grid": _json_grid(grid), "hover": hover,
@@ -166,9 +162,11 @@ def colorbar_ticks(scale: Scale, options, units, colorbar_title, marks, compact,
         ticktext = [format(t, fmt) for t in labels]
         if compact:
             ticktext = ["low", "", "high"] if options.normalisation == "minmax" else ["0", "", format(high, fmt)]
-    for label, value in (marks or {}).items():
-        tickvals.append(value)
-        ticktext.append(f"{label} ◀")
+    # a mark (e.g. the baseline) takes the place of a plain tick it would be printed over
+    marks = marks or {}
+    keep = [i for i, v in enumerate(tickvals) if all(abs(v - m) >= 0.05 * (high - low) for m in marks.values())]
+    tickvals = [tickvals[i] for i in keep] + list(marks.values())
+    ticktext = [ticktext[i] for i in keep] + [f"{label} ◀" for label in marks]
     title = "" if compact else (colorbar_title or (units.title if units else _NORM_LABELS[options.normalisation]))
     return tickvals, ticktext, title
 
