@@ -16,8 +16,8 @@ with foreground.page_run():      # background map work stands aside meanwhile
                   for p in pages]
         for section, pages in sections(role).items()
     })
-    with widgets.url_batch() as url:  # the run's query-string values, in two messages, not ten
+    with widgets.url_batch():    # the run's query-string values, in two messages, not ten
         sidebar.render()
-        url.flush()              # the selection reaches the address even if the page stops
+        widgets.flush_url()      # the selection reaches the address even if the page stops
         navigation.run()
         widgets.run_end_marker()  # last element: the page is complete when it shows (tests, measures)

@@ -128,11 +128,10 @@ def loaded_model(choice: ModelChoice):
         loaded = core_load(choice.path, choice.weights)
         with _warmup_lock:
             _models[key] = loaded
-            dropped = 0
+            dropped = len(_models) > _MAX_MODELS
             while len(_models) > _MAX_MODELS:
                 _models.pop(next(iter(_models)))
-                dropped += 1
-        server_tuning.freeze_long_lived(collect_first=bool(dropped))   # see there: no 0.3 s full collections
+        server_tuning.freeze_long_lived(collect_first=dropped)   # see there: no 0.3 s full collections
     try:
         score_store().remember_model(model_key(choice), loaded.description.content_hash)
     except Exception:  # noqa: BLE001 - remembering the content hash is a convenience only

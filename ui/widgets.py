@@ -125,8 +125,9 @@ def write_url(values: dict) -> None:
         st.query_params.from_dict({**current, **values})
 
 
-def _flush_pending() -> None:
-    """Write the values kept so far in this run (one message), and keep collecting."""
+def flush_url() -> None:
+    """Write the values :func:`url_batch` kept so far in this run (one message); it goes on
+    collecting."""
     ss = st.session_state
     pending = ss.get(_URL_PENDING)
     if pending:
@@ -136,26 +137,22 @@ def _flush_pending() -> None:
         ss[_URL_PENDING] = {}
 
 
-class _Batch:
-    flush = staticmethod(_flush_pending)
-
-
 @contextmanager
 def url_batch():
     """Collect the run's :func:`write_url` values and write them once when the block ends (or
-    at ``flush()``). A run ended by ``st.stop()`` sends nothing more: stop with :func:`stop`."""
+    at :func:`flush_url`). A run ended by ``st.stop()`` sends nothing more: stop with :func:`stop`."""
     ss = st.session_state
     ss[_URL_PENDING] = {}
     try:
-        yield _Batch()
-        _flush_pending()
+        yield
+        flush_url()
     finally:
         ss.pop(_URL_PENDING, None)
 
 
 def stop():
     """``st.stop()``, after writing the run's pending query-string values."""
-    _flush_pending()
+    flush_url()
     st.stop()
 
 
