@@ -89,10 +89,10 @@ st.navigation([st.Page(one, title="One"), st.Page(two, title="Two")]).run()
 
 
 _TIMER_JS = """
-([proof, paths, marked, maps]) => {
+([proof, paths, marked, maps, marker]) => {
   const w = window;
   w.__dnPress = null; w.__dnDone = null;
-  const runNo = () => Math.max(0, ...Array.from(document.querySelectorAll('.dn-run-end'), e => +e.dataset.run || 0));
+  const runNo = () => Math.max(0, ...Array.from(document.querySelectorAll('.' + marker), e => +e.dataset.run || 0));
   const before = runNo();
   document.addEventListener('pointerdown', () => { if (w.__dnPress === null) w.__dnPress = performance.now(); },
                             {capture: true, once: true});
@@ -128,7 +128,9 @@ def arm_switch_timer(page, proof: str, paths, *, marked: bool = True, maps: list
 
     This is the wait a user sees; the harness's own costs (Playwright's checks before a
     click, one round trip per wait) are outside it, for the app and the reference alike."""
-    page.evaluate(_TIMER_JS, [proof, list(paths), marked, maps])
+    from ui.widgets import RUN_MARKER_CLASS
+
+    page.evaluate(_TIMER_JS, [proof, list(paths), marked, maps, RUN_MARKER_CLASS])
 
 
 def switch_time(page, timeout_ms: int = 600_000) -> float:
