@@ -355,9 +355,10 @@ class Journal:
     def append(self, lines: list) -> None:
         if not lines:
             return
+        text = "".join(json.dumps(line) + "\n" for line in lines)  # built first: the file is open for one write
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write("".join(json.dumps(line) + "\n" for line in lines))
+            handle.write(text)
         for line in lines:
             self.keys.setdefault(line["cell"], {}).update(line["keys"])
 

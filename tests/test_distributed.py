@@ -110,6 +110,14 @@ def _idle(client, timeout=60.0):
         time.sleep(0.1)
 
 
+def _finished_lines(journal) -> int:
+    """Whole lines in the journal: the file exists from the moment it is opened, before its first line is written."""
+    try:
+        return journal.read_bytes().count(b"\n")
+    except FileNotFoundError:
+        return 0
+
+
 def test_killed_run_resumes_without_recomputing(long_archive, client, tmp_path):
     from core.cache import ExplanationCache
     from core.distributed import run_precompute
@@ -123,7 +131,7 @@ def test_killed_run_resumes_without_recomputing(long_archive, client, tmp_path):
     proc = subprocess.Popen(argv, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None and not journal.is_file():
+        while time.monotonic() < deadline and proc.poll() is None and not _finished_lines(journal):
             time.sleep(0.005)
         if proc.poll() is not None:
             pytest.fail("the run ended before it could be killed: " + proc.stderr.read().decode()[-300:])
