@@ -13,7 +13,8 @@ seconds (nothing is asserted; the load average is printed with the table):
 - first paint, new session: a new browser context on the running server (nothing cached in
   the browser; the dataset is already listed and checked in the server process), and the
   address reopened in the first tab (the browser's cache warm); each beside the same
-  measurement of a one-title Streamlit app made in the same run (``bare_reference``);
+  measurement of a one-title Streamlit app made in the same run (``bare_reference``), and
+  the new context also beside the dashboard on the bundled 56-cell demo set;
 - page turn: the page number's "+" -> the next page's thumbnails visible (median, max);
   measured once the server process is quiet (TensorFlow's background import done), with
   the Compare prefetch off unless ``--prefetch`` (it computes maps of the current cell in
@@ -106,6 +107,31 @@ def fill_scores(folder: Path, cache: Path) -> float:
     return time.perf_counter() - start
 
 
+def new_session(page, url: str) -> tuple:
+    """First paint in a new browser context (empty browser cache): (harness, in page) seconds."""
+    second = page.context.browser.new_page(viewport={"width": 1440, "height": 1000})
+    watch_first_paint(second, THUMBS)
+    start = time.perf_counter()
+    second.goto(url)
+    second.locator(THUMBS).first.wait_for(state="visible", timeout=LONG)
+    harness = time.perf_counter() - start
+    in_page = first_paint(second)
+    wait_until_idle(second, LONG)
+    second.close()
+    return harness, in_page
+
+
+def small_dataset_session(env: dict) -> tuple:
+    """The same new-session first paint on the bundled 56-cell demo set, same server settings."""
+    with streamlit_server({k: v for k, v in env.items() if k == "DISPLASIA_PREFETCH_CPU_SECONDS"}) as url, \
+            browser_page(1440, 1000) as page:
+        page.goto(url)
+        page.get_by_text("cells scored.", exact=False).first.wait_for(state="visible", timeout=LONG)
+        wait_until_idle(page, LONG)
+        wait_quiet()
+        return new_session(page, url)
+
+
 def open_gallery(env: dict, *, scored: bool, turns: int) -> dict:
     out = {}
     with streamlit_server(env) as url, browser_page(1440, 1000) as page:
@@ -121,15 +147,7 @@ def open_gallery(env: dict, *, scored: bool, turns: int) -> dict:
         out["first paint, all scores"] = time.perf_counter() - start
         wait_until_idle(page, LONG)
         out["server busy"] = wait_quiet()
-        second = page.context.browser.new_page(viewport={"width": 1440, "height": 1000})
-        watch_first_paint(second, THUMBS)
-        start = time.perf_counter()
-        second.goto(url)
-        second.locator(THUMBS).first.wait_for(state="visible", timeout=LONG)
-        out["new session"] = time.perf_counter() - start
-        out["new session, in page"] = first_paint(second)
-        wait_until_idle(second, LONG)
-        second.close()
+        out["new session"], out["new session, in page"] = new_session(page, url)
         reopened, in_page = [], []
         watch_first_paint(page, THUMBS)
         for _ in range(3):
@@ -193,6 +211,7 @@ def main(argv=None) -> int:
     print(f"(scores stored for every cell in {filled:.0f} s)", flush=True)
     load.append(os.getloadavg()[0])
     warm = open_gallery(env, scored=True, turns=args.turns)
+    small = small_dataset_session(env)
     load.append(os.getloadavg()[0])
     rows += [("first paint, score store filled", warm["first paint"]),
              ("  page title shown", warm["page title"]),
@@ -200,6 +219,8 @@ def main(argv=None) -> int:
              ("  then the server busy (TensorFlow import, prefetch)", warm["server busy"]),
              ("first paint, new session on the running server (new browser context)", warm["new session"]),
              ("  the same inside the page (navigation start -> first thumbnail decoded)", warm["new session, in page"]),
+             ("  reference: the 56-cell demo set, new browser context", small[0]),
+             ("  reference inside the page", small[1]),
              ("  reference: one-title Streamlit app, new browser", bare["cold"]),
              ("  reference inside the page (navigation start -> title)", bare["cold_in_page"]),
              ("first paint, address reopened in a tab (median of 3)", statistics.median(warm["reopened"])),
