@@ -152,7 +152,7 @@ def test_generator_3_decorrelates_nucleus_texture_from_blue():
     assert old > 0.7 and new < old - 0.1
 
 
-@pytest.mark.parametrize("version", ["3.0", "3.1", "3.2"])
+@pytest.mark.parametrize("version", ["3.0", "3.1", "3.2", "3.3"])
 def test_generator_3_dysplastic_cells_keep_their_features(version):
     # The same capture pipeline for both classes: hypogranular cytoplasm stays paler and
     # clumped chromatin keeps its lighter patches.

@@ -95,7 +95,7 @@ def test_realism_command_runs_and_reports(tmp_path, capsys):
 
 
 @needs_real
-@pytest.mark.parametrize("version", ["3.1", "3.2"])
+@pytest.mark.parametrize("version", ["3.1", "3.2", "3.3"])
 def test_generator_3_part_colours_match_real_tuning_cells(version):
     # Small sample (30 tuning cells spread over the set, 16 synthetic): every part's mean
     # colour within a few Delta E of the real one; generator 1.0 was 5-10 off for three
@@ -110,7 +110,7 @@ def test_generator_3_part_colours_match_real_tuning_cells(version):
         assert d.delta_e < 3.5, d
 
 
-@pytest.mark.parametrize("version", ["3.1", "3.2"])
+@pytest.mark.parametrize("version", ["3.1", "3.2", "3.3"])
 def test_realism_command_measures_another_generator_version(tmp_path, capsys, version):
     from core.cli import main
     from core.synth.store import read_truth, write_cell

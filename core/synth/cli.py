@@ -60,6 +60,18 @@ def add_parsers(subparsers) -> None:
     r.add_argument("--sheet", type=Path, default=None,
                    help="also write a PNG of held-out real cells beside synthetic ones")
     r.set_defaults(func=run_realism)
+    b = sub.add_parser(
+        "texture-bank",
+        help="build generator 3.3's bank of real fine-texture patches from real normal cells",
+        description="Cut high-pass residual patches (image minus a low-pass inside each part) of background, red "
+                    "cells, cytoplasm and nucleus out of the TUNING real cells of REAL_DIR (every fourth cell by "
+                    "sorted name is held out and never read) and write them as a compressed .npz. Developer tool: "
+                    "the generator reads only the written file.",
+    )
+    b.add_argument("real_dir", type=Path, help="folder of real normal neutrophil images")
+    b.add_argument("--out", type=Path, default=None,
+                   help="bank file to write (default data/synth/texture_bank.npz, the one generator 3.3 reads)")
+    b.set_defaults(func=run_texture_bank)
 
 
 def run_synth(args: argparse.Namespace) -> int:
@@ -108,4 +120,14 @@ def run_realism(args: argparse.Namespace) -> int:
         comparison_sheet(held, synth[:8]).save(args.sheet, optimize=True)
         print(f"sheet: {args.sheet}")
     print(f"({time.perf_counter() - start:.0f} s)")
+    return 0
+
+
+def run_texture_bank(args: argparse.Namespace) -> int:
+    from .texture import BANK_PATH, build_texture_bank, save_texture_bank
+
+    out = BANK_PATH if args.out is None else args.out
+    bank = build_texture_bank(args.real_dir)
+    size = save_texture_bank(bank, out)
+    print(f"wrote {out} ({size / 1e6:.2f} MB)")
     return 0

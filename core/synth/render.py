@@ -89,7 +89,9 @@ class CaptureModel:
     ones (drawn from a stream of their own), fuller nuclei (the same lobes and filaments,
     lobes 10 % wider: real nuclei cover more of the image), floors the darkest chromatin
     at the L* real captures show and draws more bright specks between the granules
-    (``capture_stats_3.2.json``).
+    (``capture_stats_3.2.json``). 3.3 is 3.2 whose cytoplasm carries the pixel-scale
+    texture of real captures: residual patches of the tuning real cells
+    (:mod:`core.synth.texture`, ``data/synth/texture_bank.npz``), laid before the JPEG step.
     """
 
     version: str
@@ -131,6 +133,11 @@ class CaptureModel:
     red_cell_pallor_width: tuple = (0.4, 0.62)  # range of the pallor's radius (share of the cell's)
     dark_floor: tuple = (0.0, 1.0)   # L* below which the darkest chromatin saturates, and how softly
     nucleus_thick: float = 1.0        # width of lobes, bands and rings, relative to 2.0's (filaments kept)
+    # Generator 3.3 (off before): the fine texture of each part replaced by residual patches of real
+    # captures (core.synth.texture, data/synth/texture_bank.npz), times this gain per part
+    # (background, red cells, cytoplasm, nucleus); 0 leaves a part's texture alone.
+    texture_transplant: tuple = (0.0, 0.0, 0.0, 0.0)
+    texture_fade: float = 2.0         # pixels from a part's edge over which the transplant fades in
 
 
 CAPTURE_MODELS = {
@@ -154,6 +161,11 @@ CAPTURE_MODELS["3.2"] = dataclasses.replace(
     red_cell_pallor=(0.35, 0.9), red_cell_pallor_width=(0.3, 0.45), red_cell_pallor_soft=(0.09, 0.15),
     red_cell_texture=(0.12, 2.5), red_cell_grain=0.035, dark_floor=(17.5, 1.5), nucleus_thick=1.1, nucleus_edge=2.0,
     granule_bright=0.9, stats_file="capture_stats_3.2.json")
+# 3.3: the cytoplasm's pixel-scale texture comes from real captures. Background, red cells and
+# nucleus keep 3.2's own: transplanting theirs made the two-sample test better at telling
+# (docs/REALISM.md, "Generator 3.2 -> 3.3"); the bank holds them for such experiments.
+CAPTURE_MODELS["3.3"] = dataclasses.replace(
+    CAPTURE_MODELS["3.2"], version="3.3", texture_transplant=(0.0, 0.0, 1.0, 0.0), texture_fade=6.0)
 
 
 @dataclass(frozen=True)
@@ -542,11 +554,12 @@ def _part_statistics(img, rng, weights, stats_file="capture_stats.json", dark_fl
 
 
 def _capture(img: np.ndarray, rng: np.random.Generator, f: CellFeatures, cm: CaptureModel,
-             stain: np.ndarray, extra: np.random.Generator | None = None) -> np.ndarray:
+             stain: np.ndarray, extra: np.random.Generator | None = None, texture=None) -> np.ndarray:
     """The camera: optics blur, sensor noise and colour grain, quantisation to 8 bits.
 
     ``stain`` is the neutrophil's mean optical density per pixel: the fine colour grain
     of real captures grows with it (about its square root) and is absent from red cells.
+    ``texture``, if given, maps the captured image to another before quantisation.
     """
     if len(set(cm.optics)) == 1:
         # Optics: every capture is slightly soft; focus blur adds to it.
@@ -585,7 +598,26 @@ def _capture(img: np.ndarray, rng: np.random.Generator, f: CellFeatures, cm: Cap
                                         (cm.grain_sigma, cm.grain_sigma, 0))
         grain /= max(float(grain.std()), 1e-6)
         img += grain * amount[..., None] * np.array(cm.grain, np.float32)
+    if texture is not None:
+        img = texture(img)
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+
+
+def _texture_transplant(weights, cm: CaptureModel, rng: np.random.Generator):
+    """The camera's last step in generator 3.3: each part's fine texture swapped for
+    residual patches of real captures (:mod:`core.synth.texture`), on the captured image."""
+    from .texture import BANK_PARTS, load_texture_bank, transplant_texture
+
+    bank = load_texture_bank()
+    masks = {part: w > 0.5 for part, w, gain in zip(BANK_PARTS, weights, cm.texture_transplant) if gain}
+    gains = dict(zip(BANK_PARTS, cm.texture_transplant))
+
+    def texture(img):
+        for part, mask in masks.items():
+            img = transplant_texture(img, {part: mask}, rng, bank, gain=gains[part], fade=cm.texture_fade)
+        return img
+
+    return texture
 
 
 def render_cell(features: CellFeatures, *, version: str = GENERATOR_VERSION) -> SyntheticCell:
@@ -774,6 +806,7 @@ def render_cell(features: CellFeatures, *, version: str = GENERATOR_VERSION) -> 
     k = cm.shading
     shade = 1.0 + rng.uniform(-k, k) * gy + rng.uniform(-k, k) * gx - k * (gy * gy + gx * gx)
     img = (shade[..., None] * bg.astype(np.float32)) * np.exp(-od)
+    texture = None
     if cm.part_statistics:
         w_cell = np.zeros((H, W), np.float32)
         w_cell[box.slices] = cell_alpha
@@ -781,9 +814,11 @@ def render_cell(features: CellFeatures, *, version: str = GENERATOR_VERSION) -> 
         w_nucleus[box.slices] = nuc_alpha
         w_red = np.clip(red / 0.08, 0, 1) * (1 - w_cell)
         w_background = np.clip(1.0 - w_cell - w_red, 0, 1)
-        img = _part_statistics(img, rng, (w_background, w_red, np.clip(w_cell - w_nucleus, 0, 1), w_nucleus),
-                               cm.stats_file, cm.dark_floor)
-    rgb8 = _capture(img, rng, f, cm, stain, extra)
+        weights = (w_background, w_red, np.clip(w_cell - w_nucleus, 0, 1), w_nucleus)
+        img = _part_statistics(img, rng, weights, cm.stats_file, cm.dark_floor)
+        if any(cm.texture_transplant):
+            texture = _texture_transplant(weights, cm, np.random.default_rng([f.seed, 33]))
+    rgb8 = _capture(img, rng, f, cm, stain, extra, texture)
 
     buf = io.BytesIO()
     # CellaVision DM96 writes baseline JPEG at quality 75 without chroma subsampling (4:4:4).
