@@ -222,3 +222,26 @@ def test_large_projection_uses_opentsne_and_survives_identical_rows():
     assert np.linalg.norm(a - b) > 2 * max(tsne[:20].std(), tsne[20:].std())
     same = _project(np.ones((12, 8), np.float32), large_from=10)
     assert np.isfinite(same[0]).all()
+
+
+def test_the_report_reads_every_map_the_cluster_made(archive, client, tmp_path):
+    """`report --scheduler` fills the cache on the cluster first: the report itself must then
+    find every map and occlusion window there (same parameters, same keys), computing none."""
+    from core.cache import ExplanationCache
+    from core.model_io import load_model
+    from core.summary.cli import maps_on_cluster
+    from core.summary.maps import dataset_maps
+    from core.summary.occlusion import occlusion_changes
+    from core.summary.study import load_study
+
+    folder, model_path, cells = archive
+    methods = ("saliency", "lime", "occlusion", "gradcam")  # signed, stability runs, window scores, no params
+    run = maps_on_cluster(cells, methods, target="label", patches=(4, 8), model=model_path, cache=tmp_path / "cache",
+                          client=client, progress=lambda p: None)
+    assert run.error is None and run.progress.computed == N_CELLS * (len(methods) + 2)
+    cache = ExplanationCache(tmp_path / "cache")
+    study = load_study(cells, load_model(model_path))
+    assert len(study) == N_CELLS
+    dataset_maps(study, methods, cache=cache)
+    occlusion_changes(study, patches=(4, 8), cache=cache)
+    assert (cache.misses, cache.hits) == (0, N_CELLS * (len(methods) + 2))

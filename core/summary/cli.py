@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from core.config import DEFAULT_INTERPOLATION, DEFAULT_THRESHOLD
 from core.errors import DisplasiaError
 
 
@@ -128,23 +129,36 @@ def _concepts_html(loaded, args, cache) -> str:
 
 
 def _maps_on_cluster(args, methods) -> None:
-    """Compute every map the report reads on a Dask cluster, into the cache the report then hits.
-
-    The same keys as the report's own calls: each method for each cell's target, and the
-    occlusion summary's patch sizes (target normal, patch mean fill).
-    """
-    from core.distributed import make_jobs, print_progress, run_precompute
-
-    extra = []
-    for patch in args.patches:
-        extra += make_jobs(["occlusion"], ["normal"], {"occlusion": {"patch": patch, "fill": "mean"}})
-    run = run_precompute(args.folder, methods, targets=[args.target], model=args.model, weights=args.weights,
-                         cache=args.cache, interpolation=args.interpolation, threshold=args.threshold,
-                         scheduler=args.scheduler, workers=args.workers or 2, progress=print_progress(),
-                         background=False, names=[args.image] if args.image else None, extra_jobs=extra)
-    run.wait()
+    run = maps_on_cluster(args.folder, methods, target=args.target, patches=args.patches, model=args.model,
+                          weights=args.weights, cache=args.cache, interpolation=args.interpolation,
+                          threshold=args.threshold, scheduler=args.scheduler, workers=args.workers or 2,
+                          names=[args.image] if args.image else None)
     for name, reason in run.failures:
         print(f"report: {name} skipped on the cluster: {reason}", file=sys.stderr)
+
+
+def maps_on_cluster(folder, methods, *, target: str, patches, model, weights=None, cache,
+                    interpolation: str = DEFAULT_INTERPOLATION, threshold: float = DEFAULT_THRESHOLD, scheduler=None, workers: int = 2, client=None, names=None, progress=None):
+    """Compute every map the report reads on a Dask cluster, into the cache the report then hits.
+
+    The same keys as the report's own calls: each method with the summary's parameters
+    (``summary_params``) for each cell's target, and the occlusion summary's patch sizes
+    (``summary_occlusion_params``, target normal). Returns the finished ``PrecomputeRun``.
+    """
+    from core.distributed import make_jobs, print_progress, run_precompute
+    from core.summary.maps import summary_params
+    from core.summary.occlusion import summary_occlusion_params
+
+    extra = []
+    for patch in patches:
+        extra += make_jobs(["occlusion"], ["normal"], {"occlusion": summary_occlusion_params(patch)})
+    run = run_precompute(folder, methods, targets=[target], params={m: summary_params(m) for m in methods},
+                         model=model, weights=weights, cache=cache, interpolation=interpolation, threshold=threshold,
+                         scheduler=scheduler, workers=workers, client=client,
+                         progress=progress if progress is not None else print_progress(), background=False,
+                         names=names, extra_jobs=extra)
+    run.wait()
+    return run
 
 
 def _store(url):

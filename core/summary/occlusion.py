@@ -17,6 +17,11 @@ import pandas as pd
 STUDY_PATCHES = (5, 10, 20, 40)
 
 
+def summary_occlusion_params(patch: int, fill: str = "mean") -> dict:
+    """The occlusion parameters of the summary's table (its cache key; the cluster path fills the same)."""
+    return {"patch": int(patch), "fill": fill, "score": "probability"}
+
+
 def occlusion_changes(study, *, patches=STUDY_PATCHES, fill: str = "mean", cache=None, progress=None) -> pd.DataFrame:
     """Per cell and patch size: baseline score and its largest reduction / increase.
 
@@ -45,7 +50,7 @@ def occlusion_changes(study, *, patches=STUDY_PATCHES, fill: str = "mean", cache
     for patch in patches:
         for i, cell in enumerate(study.cells):
             exp = compute("occlusion", study.loaded, study.images[i:i + 1], "normal",
-                          params={"patch": patch, "fill": fill, "score": "probability"}, cache=cache)
+                          params=summary_occlusion_params(patch, fill), cache=cache)
             change = np.asarray(exp.extras["window_scores"][0], np.float64) - float(exp.baseline[0])
             rows.append({"name": cell.name, "group": groups[i], "label": cell.label, "patch": patch,
                          "score": float(exp.baseline[0]),
