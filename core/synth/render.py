@@ -138,14 +138,16 @@ class CaptureModel:
     # (background, red cells, cytoplasm, nucleus); 0 leaves a part's texture alone.
     texture_transplant: tuple = (0.0, 0.0, 0.0, 0.0)
     texture_fade: float = 2.0         # pixels from a part's edge over which the transplant fades in
-    # Generator 3.4 (off before): the edges between parts, matched to the edge profiles of real
-    # captures (docs/REALISM.md, "Generator 3.3 -> 3.4").
+    # Edge knobs (off in every version): the variants of docs/REALISM.md, "Edges between parts
+    # (fifth round)", kept so that they can be rerun; none made the two-sample test weaker,
+    # so no generator version uses them.
     cell_wobble: tuple = (1.0, 1.0)   # neutrophil outline: scale of its harmonics and of its fine noise
     red_cell_wobble: float = 1.0      # red-cell outline: scale of its low harmonics
     red_cell_rough: tuple = (0.0, 64)  # red-cell outline roughness: px per harmonic at k = 12 (~k^-0.8), highest k
     nucleus_rim: tuple = (0.55, 0.0, 2.2)  # nucleus rim density, depth of its peak inside (px; 0: at the edge), width
     cell_rim: tuple = (0.0, 4.5, 2.0)      # purple band inside the neutrophil outline: density, depth, width (px)
     cell_skirt: tuple = (0.0, 3.0)    # share of cytoplasm coverage fading out beyond the outline, and its decay (px)
+    glare_outside: float | None = None  # glare share away from the neutrophil (None: ``glare`` everywhere)
 
 
 CAPTURE_MODELS = {
@@ -580,12 +582,14 @@ def _part_statistics(img, rng, weights, stats_file="capture_stats.json", dark_fl
 
 
 def _capture(img: np.ndarray, rng: np.random.Generator, f: CellFeatures, cm: CaptureModel,
-             stain: np.ndarray, extra: np.random.Generator | None = None, texture=None) -> np.ndarray:
+             stain: np.ndarray, extra: np.random.Generator | None = None, texture=None,
+             cell_weight: np.ndarray | None = None) -> np.ndarray:
     """The camera: optics blur, sensor noise and colour grain, quantisation to 8 bits.
 
     ``stain`` is the neutrophil's mean optical density per pixel: the fine colour grain
     of real captures grows with it (about its square root) and is absent from red cells.
     ``texture``, if given, maps the captured image to another before quantisation.
+    ``cell_weight`` (the neutrophil's coverage) is where ``cm.glare_outside`` does not apply.
     """
     if len(set(cm.optics)) == 1:
         # Optics: every capture is slightly soft; focus blur adds to it.
@@ -598,7 +602,14 @@ def _capture(img: np.ndarray, rng: np.random.Generator, f: CellFeatures, cm: Cap
     if cm.glare[0]:
         # Veiling glare: a share of the light of every channel spreads a few pixels, giving
         # edges a soft tail outside a crisp core.
-        img = (1.0 - cm.glare[0]) * img + cm.glare[0] * ndimage.gaussian_filter(img, (cm.glare[1], cm.glare[1], 0))
+        if cm.glare_outside is None or cell_weight is None:
+            img = (1.0 - cm.glare[0]) * img + cm.glare[0] * ndimage.gaussian_filter(img, (cm.glare[1], cm.glare[1], 0))
+        else:
+            # Real captures (docs/REALISM.md, "Edges between parts"): red cells meet the
+            # background with no glare tail; the neutrophil's outline keeps a soft one.
+            near = np.clip(ndimage.gaussian_filter(cell_weight, cm.glare[1]) * 2.0, 0.0, 1.0)[..., None]
+            share = cm.glare_outside + (cm.glare[0] - cm.glare_outside) * near
+            img = (1.0 - share) * img + share * ndimage.gaussian_filter(img, (cm.glare[1], cm.glare[1], 0))
     share, width = cm.blue_halo
     if share:
         # Out-of-focus blue spreads several pixels wide: real captures show a yellowish
@@ -698,7 +709,7 @@ def render_cell(features: CellFeatures, *, version: str = GENERATOR_VERSION) -> 
         red_rng = np.random.default_rng([f.seed, 32])
         pallor, edge = red_rng.uniform(*cm.red_cell_pallor), red_rng.uniform(*cm.red_cell_edge)
         placed = _place_red_cells(red_rng, f, cy, cx, R, cm.red_cell_scale, cm.red_cell_count)
-    # Outline roughness (3.4) draws from a stream of its own: every other draw stays put.
+    # Red-cell outline roughness draws from a stream of its own: every other draw stays put.
     edge_rng = np.random.default_rng([f.seed, 34])
     for y, x, r in placed:
         _draw_red_cell(red, red_rng, y, x, r, pallor, edge, cm.red_cell_rim, cm.red_cell_density,
@@ -860,7 +871,9 @@ def render_cell(features: CellFeatures, *, version: str = GENERATOR_VERSION) -> 
         img = _part_statistics(img, rng, weights, cm.stats_file, cm.dark_floor)
         if any(cm.texture_transplant):
             texture = _texture_transplant(weights, cm, np.random.default_rng([f.seed, 33]))
-    rgb8 = _capture(img, rng, f, cm, stain, extra, texture)
+    w_cell = np.zeros((H, W), np.float32)
+    w_cell[box.slices] = cell_alpha
+    rgb8 = _capture(img, rng, f, cm, stain, extra, texture, w_cell)
 
     buf = io.BytesIO()
     # CellaVision DM96 writes baseline JPEG at quality 75 without chroma subsampling (4:4:4).
