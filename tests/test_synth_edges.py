@@ -117,3 +117,13 @@ def test_outline_knobs_change_the_drawn_outline_only_as_asked(edge_variant):
         return np.nanmedian([outline_spectrum(r)[2] for c in cells for r in red_cell_outlines(part_masks(c.rgb))])
     assert red_band(jagged) > red_band(plain) + 0.1
     assert all(np.array_equal(j.cell, p.cell) for j, p in zip(jagged, plain))
+
+
+def test_optics_spread_makes_edge_sharpness_vary_between_captures(edge_variant):
+    # Real red-cell edges rise over 4.7-5.7 px (interquartile range, 150 tuning cells),
+    # 3.2's over 5.5-5.9: the optics' blur drawn per capture widens the spread.
+    name = edge_variant("edge-focus", optics_spread=1.0)
+    def rises(version):
+        return [rise_distance(edge_profiles(generate_cell(9300, i, "normal", version=version).rgb)["red|background"])
+                for i in range(10)]
+    assert np.nanstd(rises(name)) > 1.8 * np.nanstd(rises("3.2"))
