@@ -439,3 +439,125 @@ def comparison_sheet(real_images, synth_images, *, columns: int = 4, thumb: int 
             sheet.paste(tile, (c * thumb, y + r * thumb))
         y += rows_each * thumb
     return sheet
+
+
+# --------------------------------------------------------------------------- edges
+
+#: Boundaries whose profiles :func:`edge_profiles` measures: red cell | background,
+#: neutrophil | background, nucleus | cytoplasm (the first part lies at negative distances).
+BOUNDARIES = ("red|background", "cell|background", "nucleus|cytoplasm")
+#: Signed distances (pixels) of the edge profiles; negative inside the first part.
+EDGE_DISTANCES = np.arange(-8, 9)
+#: Bands of outline harmonics (cycles per turn) of :func:`outline_spectrum`.
+OUTLINE_BANDS = ((2, 5), (5, 9), (9, 17), (17, 33), (33, 65))
+
+
+def _signed_distance(mask: np.ndarray) -> np.ndarray:
+    """Distance to the edge of ``mask``: negative inside (-1 on the first pixel in), positive outside."""
+    return np.where(mask, -ndi.distance_transform_edt(mask), ndi.distance_transform_edt(~mask))
+
+
+def edge_profiles(rgb: np.ndarray) -> dict[str, np.ndarray]:
+    """Mean L*, a*, b* and gradient magnitude of L* (Gaussian, 0.7 px) at each signed
+    distance from each boundary of :data:`BOUNDARIES`: ``(17, 4)`` arrays over
+    :data:`EDGE_DISTANCES`, NaN where fewer than 15 pixels lie at that distance (the
+    distance 0 is always NaN: it falls between pixels).
+
+    Boundaries come from :func:`part_masks` (the same code on real and synthetic cells):
+    red cells against background at least 10 px from the neutrophil; the neutrophil's
+    outline against background at least 10 px from any red cell, inside only where the
+    cytoplasm lies at least 8 px from the nucleus; the nucleus against cytoplasm.
+    """
+    from skimage.color import rgb2lab
+
+    rgb = fit_shape(np.asarray(rgb))
+    lab = rgb2lab(rgb)
+    m = part_masks(rgb, lab)
+    L = lab[..., 0]
+    grad = ndi.gaussian_gradient_magnitude(L, 0.7)
+    not_bg = ndi.gaussian_filter(L, 1.5) < float(np.percentile(L, 90)) - 5.0
+    cell = m["cytoplasm"] | m["nucleus"]
+    d_cell, d_red, d_nuc = (_signed_distance(m[k]) for k in ("cytoplasm", "red_cells", "nucleus"))
+    d_cell = _signed_distance(cell)
+    select = {
+        "red|background": (d_cell > 10) & (m["red_cells"] | m["background"] | ((d_red > 0) & ~not_bg)),
+        "cell|background": (m["cytoplasm"] & (d_nuc > 8)) | ((d_cell > 0) & (d_red > 10) & ~m["red_cells"]),
+        "nucleus|cytoplasm": (cell & (d_cell < -3)) | m["nucleus"],
+    }
+    values = np.stack([L, lab[..., 1], lab[..., 2], grad], axis=-1)
+    out = {}
+    for name, d in zip(BOUNDARIES, (d_red, d_cell, d_nuc)):
+        bins = np.rint(d).astype(int)
+        rows = []
+        for k in EDGE_DISTANCES:
+            s = select[name] & (bins == k)
+            rows.append(values[s].mean(0) if s.sum() >= 15 else np.full(4, np.nan))
+        out[name] = np.array(rows)
+    return out
+
+
+def rise_distance(profile: np.ndarray) -> float:
+    """10-90 % rise distance (pixels) of an L* edge profile over :data:`EDGE_DISTANCES`,
+    between the plateaus at -8..-5 and +6..+8 (NaN gaps interpolated).
+
+    >>> p = np.clip(50 + 10 * EDGE_DISTANCES, 20, 80).astype(float)[:, None]
+    >>> round(rise_distance(p), 2)
+    4.8
+    """
+    L = np.asarray(profile, float)[:, 0]
+    ok = ~np.isnan(L)
+    if ok.sum() < 10:
+        return float("nan")
+    x = np.linspace(EDGE_DISTANCES[0], EDGE_DISTANCES[-1], 641)
+    Li = np.interp(x, EDGE_DISTANCES[ok], L[ok])
+    a, b = float(np.mean(Li[x <= -5])), float(np.mean(Li[x >= 6]))
+    s = np.sign(b - a) or 1.0
+    t = (Li - a) * s / max(abs(b - a), 1e-6)
+    return float(x[np.argmax(t >= 0.9)] - x[np.argmax(t >= 0.1)])
+
+
+def outline_spectrum(mask: np.ndarray) -> np.ndarray:
+    """How irregular an outline is: root-sum-square amplitude (pixels) of the harmonics of
+    its radius around the centroid (128 angles, outermost edge pixel) in each band of
+    :data:`OUTLINE_BANDS`, then the mean radius: ``(6,)``, NaN if the mask is too small
+    or its outline not star-shaped enough.
+
+    >>> yy, xx = np.mgrid[:101, :101]
+    >>> s = outline_spectrum(np.hypot(yy - 50, xx - 50) < 30)
+    >>> bool(s[:5].max() < 0.5), round(float(s[5]))
+    (True, 29)
+    """
+    mask = np.asarray(mask, bool)
+    if mask.sum() < 200:
+        return np.full(len(OUTLINE_BANDS) + 1, np.nan)
+    edge = mask & ~ndi.binary_erosion(mask)
+    cy, cx = ndi.center_of_mass(mask)
+    ys, xs = np.nonzero(edge)
+    n = 128
+    bins = ((np.arctan2(ys - cy, xs - cx) + np.pi) / (2 * np.pi) * n).astype(int) % n
+    radius = np.full(n, -1.0)
+    np.maximum.at(radius, bins, np.hypot(ys - cy, xs - cx))
+    ok = radius >= 0
+    if ok.sum() < 0.8 * n:
+        return np.full(len(OUTLINE_BANDS) + 1, np.nan)
+    radius = np.interp(np.arange(n), np.flatnonzero(ok), radius[ok], period=n)
+    f = np.abs(np.fft.rfft(radius)) / n * 2
+    return np.array([np.sqrt((f[a:b] ** 2).sum()) for a, b in OUTLINE_BANDS] + [radius.mean()])
+
+
+def red_cell_outlines(masks: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """Masks of the single, whole, convex red cells of :func:`part_masks`' ``red_cells``
+    (2,500-6,000 px, off the image border, at least 95 % of their convex hull)."""
+    from skimage.morphology import convex_hull_image
+
+    labels, n = ndi.label(masks["red_cells"])
+    out = []
+    for i, sl in enumerate(ndi.find_objects(labels), start=1):
+        one = labels == i
+        size = int(one.sum())
+        h, w = one.shape
+        if not 2500 < size < 6000 or sl[0].start < 3 or sl[1].start < 3 or sl[0].stop > h - 3 or sl[1].stop > w - 3:
+            continue
+        if size / convex_hull_image(one).sum() > 0.95:
+            out.append(one)
+    return out

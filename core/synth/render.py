@@ -138,6 +138,17 @@ class CaptureModel:
     # (background, red cells, cytoplasm, nucleus); 0 leaves a part's texture alone.
     texture_transplant: tuple = (0.0, 0.0, 0.0, 0.0)
     texture_fade: float = 2.0         # pixels from a part's edge over which the transplant fades in
+    # Edge knobs (off in every version): the variants of docs/REALISM.md, "Edges between parts
+    # (fifth round)", kept so that they can be rerun; none made the two-sample test weaker,
+    # so no generator version uses them.
+    cell_wobble: tuple = (1.0, 1.0)   # neutrophil outline: scale of its harmonics and of its fine noise
+    red_cell_wobble: float = 1.0      # red-cell outline: scale of its low harmonics
+    red_cell_rough: tuple = (0.0, 64)  # red-cell outline roughness: px per harmonic at k = 12 (~k^-0.8), highest k
+    nucleus_rim: tuple = (0.55, 0.0, 2.2)  # nucleus rim density, depth of its peak inside (px; 0: at the edge), width
+    cell_rim: tuple = (0.0, 4.5, 2.0)      # purple band inside the neutrophil outline: density, depth, width (px)
+    cell_skirt: tuple = (0.0, 3.0)    # share of cytoplasm coverage fading out beyond the outline, and its decay (px)
+    glare_outside: float | None = None  # glare share away from the neutrophil (None: ``glare`` everywhere)
+    optics_spread: float = 0.0        # log-normal spread of the optics blur between captures
 
 
 CAPTURE_MODELS = {
@@ -393,7 +404,7 @@ def _nucleus_components(f: CellFeatures, rng, cy, cx, R, thick: float = 1.0):
 
 def _draw_red_cell(field, rng, cy, cx, r, pallor=None, edge=2.6, rim=0.08, density_range=(0.75, 1.2),
                    pallor_soft=(0.09, 0.16), ramp=(1.0, 0.0), texture=(0.0, 1.5), texture_rng=None,
-                   pallor_width=(0.4, 0.62)):
+                   pallor_width=(0.4, 0.62), wobble=1.0, rough=(0.0, 64), rough_rng=None):
     """Add one opaque biconcave red cell to the red-cell density ``field`` (max-combined)."""
     box = _Box(cy, cx, r * 1.22 + 4)
     if box.empty:
@@ -405,7 +416,9 @@ def _draw_red_cell(field, rng, cy, cx, r, pallor=None, edge=2.6, rim=0.08, densi
     u = dx * np.cos(ang) + dy * np.sin(ang)
     v = -dx * np.sin(ang) + dy * np.cos(ang)
     rr = np.hypot(u * (1 - e / 2), v * (1 + e / 2))
-    rb = _wobbly_radius(rng, v, u, r, 0.10, 4)
+    rb = _wobbly_radius(rng, v, u, r, 0.10 * wobble, 4)
+    if rough[0]:
+        rb = rb + _rough_outline(rough_rng, u, v, rough[0], (6, rough[1]))
     alpha = _soft(rr - rb, edge)
     rn = rr / rb
     # Biconcave disc: pale centre, denser towards the rim.
@@ -428,6 +441,22 @@ def _draw_red_cell(field, rng, cy, cx, r, pallor=None, edge=2.6, rim=0.08, densi
 #: Scalar draws :func:`_draw_red_cell` takes from its stream per drawn cell (orientation,
 #: ellipticity, four harmonics of the outline, pallor, pallor width and softness, density).
 _RED_CELL_DRAWS = 14
+
+
+def _rough_outline(rng, u, v, amplitude, harmonics=(6, 64)):
+    """Fine irregularity of an outline (pixels) at the angle of (v, u): harmonics ``k`` of
+    random phase, amplitude ``amplitude * (12 / k) ** 0.8`` (real red-cell outlines)."""
+    z = (u + 1j * v).astype(np.complex64)
+    z /= np.maximum(np.abs(z), np.float32(1e-6))
+    k0, k1 = harmonics
+    ks = np.arange(k0, k1 + 1)
+    coef = amplitude * (12.0 / ks) ** 0.8 * (rng.standard_normal(ks.size) + 1j * rng.standard_normal(ks.size)) / np.sqrt(2)
+    zk = z ** k0
+    out = np.zeros(z.shape, np.float32)
+    for c in coef:
+        out += (zk * np.complex64(c)).real
+        zk = zk * z
+    return out
 
 
 def _draw_platelet(od, rng, cy, cx):
@@ -554,17 +583,26 @@ def _part_statistics(img, rng, weights, stats_file="capture_stats.json", dark_fl
 
 
 def _capture(img: np.ndarray, rng: np.random.Generator, f: CellFeatures, cm: CaptureModel,
-             stain: np.ndarray, extra: np.random.Generator | None = None, texture=None) -> np.ndarray:
+             stain: np.ndarray, extra: np.random.Generator | None = None, texture=None,
+             cell_weight: np.ndarray | None = None) -> np.ndarray:
     """The camera: optics blur, sensor noise and colour grain, quantisation to 8 bits.
 
     ``stain`` is the neutrophil's mean optical density per pixel: the fine colour grain
     of real captures grows with it (about its square root) and is absent from red cells.
     ``texture``, if given, maps the captured image to another before quantisation.
+    ``cell_weight`` (the neutrophil's coverage) is where ``cm.glare_outside`` does not apply.
     """
     if len(set(cm.optics)) == 1:
         # Optics: every capture is slightly soft; focus blur adds to it.
         sigma = float(np.hypot(cm.optics[0], f.blur_sigma))
         img = ndimage.gaussian_filter(img, (sigma, sigma, 0))
+    elif cm.optics_spread:
+        # Real edges vary more in sharpness between captures (red-cell rise interquartile
+        # range 0.9 px real, 0.45 in 3.2): the optics' blur scaled per capture, from a stream
+        # of its own. Green's blur is small, so this varies mostly the red and blue fringes.
+        k = float(np.random.default_rng([f.seed, 35]).lognormal(0.0, cm.optics_spread))
+        img = np.stack([ndimage.gaussian_filter(img[..., c], float(np.hypot(cm.optics[c] * k, f.blur_sigma)))
+                        for c in range(3)], axis=-1)
     else:
         # Axial chromatic aberration: focused for green, red and blue softer.
         img = np.stack([ndimage.gaussian_filter(img[..., c], float(np.hypot(cm.optics[c], f.blur_sigma)))
@@ -572,7 +610,14 @@ def _capture(img: np.ndarray, rng: np.random.Generator, f: CellFeatures, cm: Cap
     if cm.glare[0]:
         # Veiling glare: a share of the light of every channel spreads a few pixels, giving
         # edges a soft tail outside a crisp core.
-        img = (1.0 - cm.glare[0]) * img + cm.glare[0] * ndimage.gaussian_filter(img, (cm.glare[1], cm.glare[1], 0))
+        if cm.glare_outside is None or cell_weight is None:
+            img = (1.0 - cm.glare[0]) * img + cm.glare[0] * ndimage.gaussian_filter(img, (cm.glare[1], cm.glare[1], 0))
+        else:
+            # Real captures (docs/REALISM.md, "Edges between parts"): red cells meet the
+            # background with no glare tail; the neutrophil's outline keeps a soft one.
+            near = np.clip(ndimage.gaussian_filter(cell_weight, cm.glare[1]) * 2.0, 0.0, 1.0)[..., None]
+            share = cm.glare_outside + (cm.glare[0] - cm.glare_outside) * near
+            img = (1.0 - share) * img + share * ndimage.gaussian_filter(img, (cm.glare[1], cm.glare[1], 0))
     share, width = cm.blue_halo
     if share:
         # Out-of-focus blue spreads several pixels wide: real captures show a yellowish
@@ -645,10 +690,14 @@ def render_cell(features: CellFeatures, *, version: str = GENERATOR_VERSION) -> 
     yy, xx = box.yy, box.xx
     dy, dx = yy - cy, xx - cx
     rr = np.hypot(dy, dx)
-    outline = _wobbly_radius(rng, dy, dx, R, rng.uniform(0.08, 0.16), 5)
-    outline = outline * (1.0 + 0.012 * _smooth_noise(rng, box.shape, 4.0))
+    wobble, fine_wobble = cm.cell_wobble
+    outline = _wobbly_radius(rng, dy, dx, R, rng.uniform(0.08, 0.16) * wobble, 5)
+    outline = outline * (1.0 + 0.012 * fine_wobble * _smooth_noise(rng, box.shape, 4.0))
     cell_d = rr - outline
     cell_alpha = _soft(cell_d, 2.2)
+    if cm.cell_skirt[0]:
+        # Real neutrophils fade into the background over a few pixels beyond the outline.
+        cell_alpha = np.maximum(cell_alpha, cm.cell_skirt[0] * np.exp(-np.clip(cell_d, 0, None) / cm.cell_skirt[1]))
     cell_m = cell_d < 0
 
     red = np.zeros((H, W), dtype=np.float32)
@@ -668,10 +717,12 @@ def render_cell(features: CellFeatures, *, version: str = GENERATOR_VERSION) -> 
         red_rng = np.random.default_rng([f.seed, 32])
         pallor, edge = red_rng.uniform(*cm.red_cell_pallor), red_rng.uniform(*cm.red_cell_edge)
         placed = _place_red_cells(red_rng, f, cy, cx, R, cm.red_cell_scale, cm.red_cell_count)
+    # Red-cell outline roughness draws from a stream of its own: every other draw stays put.
+    edge_rng = np.random.default_rng([f.seed, 34])
     for y, x, r in placed:
         _draw_red_cell(red, red_rng, y, x, r, pallor, edge, cm.red_cell_rim, cm.red_cell_density,
                        cm.red_cell_pallor_soft, cm.red_cell_ramp, cm.red_cell_texture, extra,
-                       cm.red_cell_pallor_width)
+                       cm.red_cell_pallor_width, cm.red_cell_wobble, cm.red_cell_rough, edge_rng)
     red[box.slices] *= 1.0 - 0.92 * cell_alpha
     rbc_strength = rng.uniform(0.82, 1.15) * (1.0 + 0.07 * rng.standard_normal(3)).astype(np.float32)
     od += red[..., None] * (OD_RED_CELL * rbc_strength)
@@ -707,6 +758,11 @@ def render_cell(features: CellFeatures, *, version: str = GENERATOR_VERSION) -> 
     tint = float(np.clip(f.granule_density, 0.0, 1.0))
     od_cytoplasm = tint * OD_CYTOPLASM + (1.0 - tint) * OD_CYTOPLASM_AGRANULAR
     local += (cyto_alpha * cyto_tex * intensity)[..., None] * od_cytoplasm
+    if cm.cell_rim[0]:
+        # Real cytoplasm is darker and more purple in a band a few pixels inside the outline.
+        amount, depth, width = cm.cell_rim
+        band = amount * np.exp(-(((-cell_d - depth) / width) ** 2)) * cell_alpha * (1.0 - _soft(nuc_d, cm.nucleus_edge))
+        local += (band * intensity)[..., None] * OD_GRANULE_DARK
 
     # Chromatin: a dense network with small pale windows and thin pale clefts in every
     # nucleus; heterogeneity adds coarse clumping and larger lighter patches.
@@ -722,7 +778,12 @@ def render_cell(features: CellFeatures, *, version: str = GENERATOR_VERSION) -> 
                - h * 0.6 * light - 0.08 * h)
     # Darker rim where the lobe edge is seen edge-on: a crisp blue-black outline.
     inside = np.clip(-nuc_d, 0, None)
-    density += 0.55 * np.exp(-inside / 2.2)
+    rim, depth, width = cm.nucleus_rim
+    if depth:
+        # Real nuclei are darkest and most violet a few pixels inside their edge.
+        density += rim * np.exp(-(((inside - depth) / width) ** 2))
+    else:
+        density += 0.55 * np.exp(-inside / 2.2)
     if cm.nucleus_coarse:
         density += cm.nucleus_coarse * _smooth_noise(extra, box.shape, 3.0)
     density = np.clip(density, 0.25, None)
@@ -818,7 +879,9 @@ def render_cell(features: CellFeatures, *, version: str = GENERATOR_VERSION) -> 
         img = _part_statistics(img, rng, weights, cm.stats_file, cm.dark_floor)
         if any(cm.texture_transplant):
             texture = _texture_transplant(weights, cm, np.random.default_rng([f.seed, 33]))
-    rgb8 = _capture(img, rng, f, cm, stain, extra, texture)
+    w_cell = np.zeros((H, W), np.float32)
+    w_cell[box.slices] = cell_alpha
+    rgb8 = _capture(img, rng, f, cm, stain, extra, texture, w_cell)
 
     buf = io.BytesIO()
     # CellaVision DM96 writes baseline JPEG at quality 75 without chroma subsampling (4:4:4).
