@@ -138,7 +138,8 @@ def _maps_on_cluster(args, methods) -> None:
 
 
 def maps_on_cluster(folder, methods, *, target: str, patches, model, weights=None, cache,
-                    interpolation: str = DEFAULT_INTERPOLATION, threshold: float = DEFAULT_THRESHOLD, scheduler=None, workers: int = 2, client=None, names=None, progress=None):
+                    interpolation: str = DEFAULT_INTERPOLATION, threshold: float = DEFAULT_THRESHOLD,
+                    scheduler=None, workers: int = 2, client=None, names=None, progress=None):
     """Compute every map the report reads on a Dask cluster, into the cache the report then hits.
 
     The same keys as the report's own calls: each method with the summary's parameters
