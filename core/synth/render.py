@@ -665,6 +665,141 @@ def _texture_transplant(weights, cm: CaptureModel, rng: np.random.Generator):
     return texture
 
 
+def _neutrophil_od(f: CellFeatures, cm: CaptureModel, rng, extra, box: _Box, cy, cx, R,
+                   cell_alpha, cell_d, cell_m, nucleus_clip=None):
+    """The neutrophil's optical density inside ``box``: cytoplasm, granules, nucleus, Dohle bodies.
+
+    Draws from ``rng`` and ``extra`` in the order every generator version has always used.
+    ``nucleus_clip`` (signed distance, negative inside) keeps the nucleus inside a cell whose
+    outline is not a circle (generator 4.0's real outlines). Returns ``(local, nucleus_layer,
+    nuc_alpha, nuc_m, cyto_m, granule_mask, n_granules)``; ``nucleus_layer`` is the nucleus'
+    own share of ``local``.
+    """
+    yy, xx = box.yy, box.xx
+    boundary = _smooth_noise(rng, box.shape, 2.5) * 0.6
+    nuc_d = None
+    for part in _nucleus_components(f, rng, cy, cx, R, cm.nucleus_thick):
+        d = part(yy, xx)
+        nuc_d = d if nuc_d is None else np.minimum(nuc_d, d)
+    nuc_d = nuc_d + boundary
+    if nucleus_clip is not None:
+        nuc_d = np.maximum(nuc_d, nucleus_clip)
+    nuc_alpha = _soft(nuc_d, cm.nucleus_edge) * cell_alpha
+    cyto_alpha = cell_alpha
+    if cm.perinuclear[0]:
+        # A paler zone in the cytoplasm around the nucleus (real cells: green up to +11
+        # levels 1-3 px from the nucleus, fading over about 7 px).
+        cyto_alpha = cell_alpha * (1.0 - cm.perinuclear[0] * np.exp(-np.clip(nuc_d, 0, None) / cm.perinuclear[1]))
+    nuc_m = (nuc_d < 0) & cell_m
+    cyto_m = cell_m & ~nuc_m
+
+    # Stain: the hue slides between a bluer and a redder Giemsa, the intensity scales all.
+    hue = f.stain_hue * cm.stain_hue_scale
+    od_nucleus = OD_NUCLEUS * np.array([1.0 - 0.18 * hue, 1.0, 1.0 + 0.25 * hue], np.float32)
+    intensity = f.stain_intensity
+
+    local = np.zeros(box.shape + (3,), dtype=np.float32)
+    cyto_tex = 1.0 + 0.05 * _smooth_noise(rng, box.shape, 5.0)
+    tint = float(np.clip(f.granule_density, 0.0, 1.0))
+    od_cytoplasm = tint * OD_CYTOPLASM + (1.0 - tint) * OD_CYTOPLASM_AGRANULAR
+    local += (cyto_alpha * cyto_tex * intensity)[..., None] * od_cytoplasm
+    if cm.cell_rim[0]:
+        # Real cytoplasm is darker and more purple in a band a few pixels inside the outline.
+        amount, depth, width = cm.cell_rim
+        band = amount * np.exp(-(((-cell_d - depth) / width) ** 2)) * cell_alpha * (1.0 - _soft(nuc_d, cm.nucleus_edge))
+        local += (band * intensity)[..., None] * OD_GRANULE_DARK
+
+    # Chromatin: a dense network with small pale windows and thin pale clefts in every
+    # nucleus; heterogeneity adds coarse clumping and larger lighter patches.
+    h = f.chromatin_heterogeneity
+    fine = _smooth_noise(rng, box.shape, 1.2)
+    clumps = _smooth_noise(rng, box.shape, 2.2)
+    windows = 1.0 / (1.0 + np.exp(-(_smooth_noise(rng, box.shape, 1.8) - cm.nucleus_windows) * 6.0))
+    cleft_field = _smooth_noise(rng, box.shape, 3.0)
+    clefts = np.exp(-((cleft_field / 0.2) ** 2))
+    patches = _smooth_noise(rng, box.shape, 5.0)
+    light = 1.0 / (1.0 + np.exp(-(patches - 0.5) * 3.0))
+    density = (1.1 + 0.04 * fine + (0.05 + 0.38 * h) * clumps - 0.75 * windows - (0.15 + 0.15 * h) * clefts
+               - h * 0.6 * light - 0.08 * h)
+    # Darker rim where the lobe edge is seen edge-on: a crisp blue-black outline.
+    inside = np.clip(-nuc_d, 0, None)
+    rim, depth, width = cm.nucleus_rim
+    if depth:
+        # Real nuclei are darkest and most violet a few pixels inside their edge.
+        density += rim * np.exp(-(((inside - depth) / width) ** 2))
+    else:
+        density += 0.55 * np.exp(-inside / 2.2)
+    if cm.nucleus_coarse:
+        density += cm.nucleus_coarse * _smooth_noise(extra, box.shape, 3.0)
+    density = np.clip(density, 0.25, None)
+    if cm.texture_mix:
+        # Real chromatin texture varies mostly along OD_TEXTURE (the nucleus' blue channel
+        # hardly follows it); the nucleus' mean keeps the stain colour.
+        w = nuc_alpha * intensity
+        d_mean = float((density * w).sum() / max(float(w.sum()), 1e-6))
+        nucleus = (w * d_mean)[..., None] * od_nucleus
+        nucleus += (w * (density - d_mean) * cm.nucleus_texture_gain)[..., None] * _texture_od(od_nucleus, cm)
+        # Pale windows stay pale lilac: no channel drops below the 2.0 floor (a quarter of
+        # the stain), else green would shine through as bright speckles.
+        nucleus_layer = np.maximum(nucleus, (w * 0.25)[..., None] * od_nucleus)
+    else:
+        nucleus_layer = (nuc_alpha * density * intensity)[..., None] * od_nucleus
+    local += nucleus_layer
+
+    # Granules: dense, faint and soft (a barely resolved pink-lilac dust), and fewer,
+    # larger, darker purple ones; neither reads as discrete dark dots.
+    cyto_idx = np.flatnonzero(cyto_m)
+    area_ratio = cyto_idx.size / 12000.0
+    n_fine = int(rng.poisson(max(f.granule_density, 0.0) * 1400.0 * area_ratio))
+    n_dark = int(rng.poisson(max(f.granule_density, 0.0) * 110.0 * area_ratio))
+    n_granules = min(n_fine + n_dark, cyto_idx.size)
+    granule_field = np.zeros(box.shape, dtype=np.float32)
+    dark_field = np.zeros(box.shape, dtype=np.float32)
+    granule_mask = np.zeros(box.shape, dtype=bool)
+    if n_granules:
+        pick = cyto_idx[rng.choice(cyto_idx.size, size=n_granules, replace=False)]
+        weights = rng.uniform(0.5, 1.1, n_granules).astype(np.float32)
+        sig = f.granule_size * 1.3
+        norm = 2 * np.pi * sig * sig
+        fine_pick, dark_pick = pick[:n_fine], pick[n_fine:]
+        granule_field = np.bincount(fine_pick, weights=weights[:n_fine], minlength=granule_field.size)
+        granule_field = ndimage.gaussian_filter(granule_field.reshape(box.shape).astype(np.float32), sig) * norm
+        if len(dark_pick):
+            dark_field = np.bincount(dark_pick, weights=weights[n_fine:], minlength=dark_field.size)
+            dark_field = ndimage.gaussian_filter(dark_field.reshape(box.shape).astype(np.float32), sig * 1.3)
+            dark_field *= norm * 1.69
+        granule_mask = ((granule_field + dark_field) > 0.4) & cyto_m
+    fine_field = granule_field
+    if cm.granule_bright and n_fine:
+        # Pale specks between the granules (not granules: not in the mask or the count):
+        # real cytoplasm texture is less skewed towards dark dots.
+        n_pale = int(extra.poisson(cm.granule_bright * n_fine))
+        pale = np.bincount(cyto_idx[extra.integers(0, cyto_idx.size, n_pale)],
+                           weights=extra.uniform(0.5, 1.1, n_pale), minlength=granule_field.size)
+        fine_field = granule_field - ndimage.gaussian_filter(pale.reshape(box.shape).astype(np.float32), sig) * norm
+    granules = ((np.minimum(fine_field, 2.0) * 0.25, OD_GRANULE), (np.minimum(dark_field, 1.2) * 0.9, OD_GRANULE_DARK))
+    for field, od_granule in granules:
+        if cm.texture_mix and cyto_m.any():
+            # Same for granules: their mean over the cytoplasm keeps the tint.
+            mean = float(field[cyto_m].mean())
+            local += (cyto_alpha * intensity * np.where(cyto_m, mean, field))[..., None] * od_granule
+            local += (cyto_alpha * intensity * np.where(cyto_m, field - mean, 0.0))[..., None] * _texture_od(od_granule, cm)
+        else:
+            local += (field * cyto_alpha * intensity)[..., None] * od_granule
+
+    # Dohle bodies: pale blue-grey patches at the edge of the cytoplasm.
+    for _ in range(f.dohle_bodies):
+        ang = rng.uniform(0, 2 * np.pi)
+        dist = R * rng.uniform(0.72, 0.84)
+        by, bx = cy + dist * np.sin(ang), cx + dist * np.cos(ang)
+        a, b = rng.uniform(5.0, 9.0), rng.uniform(3.0, 5.0)
+        d = _ellipse_sdf(yy, xx, by, bx, a, b, ang + np.pi / 2)
+        blob = np.clip(0.5 - d / 2.5, 0, 1) * cyto_m
+        local += (blob * rng.uniform(0.7, 1.0))[..., None] * OD_DOHLE
+
+    return local, nucleus_layer, nuc_alpha, nuc_m, cyto_m, granule_mask, n_granules
+
+
 def render_cell(features: CellFeatures, *, version: str = GENERATOR_VERSION) -> SyntheticCell:
     """Draw the cell described by ``features``; same features and version, same JPEG bytes.
 
@@ -733,124 +868,8 @@ def render_cell(features: CellFeatures, *, version: str = GENERATOR_VERSION) -> 
                 _draw_platelet(od, rng, y, x)
                 break
 
-    boundary = _smooth_noise(rng, box.shape, 2.5) * 0.6
-    nuc_d = None
-    for part in _nucleus_components(f, rng, cy, cx, R, cm.nucleus_thick):
-        d = part(yy, xx)
-        nuc_d = d if nuc_d is None else np.minimum(nuc_d, d)
-    nuc_d = nuc_d + boundary
-    nuc_alpha = _soft(nuc_d, cm.nucleus_edge) * cell_alpha
-    cyto_alpha = cell_alpha
-    if cm.perinuclear[0]:
-        # A paler zone in the cytoplasm around the nucleus (real cells: green up to +11
-        # levels 1-3 px from the nucleus, fading over about 7 px).
-        cyto_alpha = cell_alpha * (1.0 - cm.perinuclear[0] * np.exp(-np.clip(nuc_d, 0, None) / cm.perinuclear[1]))
-    nuc_m = (nuc_d < 0) & cell_m
-    cyto_m = cell_m & ~nuc_m
-
-    # Stain: the hue slides between a bluer and a redder Giemsa, the intensity scales all.
-    hue = f.stain_hue * cm.stain_hue_scale
-    od_nucleus = OD_NUCLEUS * np.array([1.0 - 0.18 * hue, 1.0, 1.0 + 0.25 * hue], np.float32)
-    intensity = f.stain_intensity
-
-    local = np.zeros(box.shape + (3,), dtype=np.float32)
-    cyto_tex = 1.0 + 0.05 * _smooth_noise(rng, box.shape, 5.0)
-    tint = float(np.clip(f.granule_density, 0.0, 1.0))
-    od_cytoplasm = tint * OD_CYTOPLASM + (1.0 - tint) * OD_CYTOPLASM_AGRANULAR
-    local += (cyto_alpha * cyto_tex * intensity)[..., None] * od_cytoplasm
-    if cm.cell_rim[0]:
-        # Real cytoplasm is darker and more purple in a band a few pixels inside the outline.
-        amount, depth, width = cm.cell_rim
-        band = amount * np.exp(-(((-cell_d - depth) / width) ** 2)) * cell_alpha * (1.0 - _soft(nuc_d, cm.nucleus_edge))
-        local += (band * intensity)[..., None] * OD_GRANULE_DARK
-
-    # Chromatin: a dense network with small pale windows and thin pale clefts in every
-    # nucleus; heterogeneity adds coarse clumping and larger lighter patches.
-    h = f.chromatin_heterogeneity
-    fine = _smooth_noise(rng, box.shape, 1.2)
-    clumps = _smooth_noise(rng, box.shape, 2.2)
-    windows = 1.0 / (1.0 + np.exp(-(_smooth_noise(rng, box.shape, 1.8) - cm.nucleus_windows) * 6.0))
-    cleft_field = _smooth_noise(rng, box.shape, 3.0)
-    clefts = np.exp(-((cleft_field / 0.2) ** 2))
-    patches = _smooth_noise(rng, box.shape, 5.0)
-    light = 1.0 / (1.0 + np.exp(-(patches - 0.5) * 3.0))
-    density = (1.1 + 0.04 * fine + (0.05 + 0.38 * h) * clumps - 0.75 * windows - (0.15 + 0.15 * h) * clefts
-               - h * 0.6 * light - 0.08 * h)
-    # Darker rim where the lobe edge is seen edge-on: a crisp blue-black outline.
-    inside = np.clip(-nuc_d, 0, None)
-    rim, depth, width = cm.nucleus_rim
-    if depth:
-        # Real nuclei are darkest and most violet a few pixels inside their edge.
-        density += rim * np.exp(-(((inside - depth) / width) ** 2))
-    else:
-        density += 0.55 * np.exp(-inside / 2.2)
-    if cm.nucleus_coarse:
-        density += cm.nucleus_coarse * _smooth_noise(extra, box.shape, 3.0)
-    density = np.clip(density, 0.25, None)
-    if cm.texture_mix:
-        # Real chromatin texture varies mostly along OD_TEXTURE (the nucleus' blue channel
-        # hardly follows it); the nucleus' mean keeps the stain colour.
-        w = nuc_alpha * intensity
-        d_mean = float((density * w).sum() / max(float(w.sum()), 1e-6))
-        nucleus = (w * d_mean)[..., None] * od_nucleus
-        nucleus += (w * (density - d_mean) * cm.nucleus_texture_gain)[..., None] * _texture_od(od_nucleus, cm)
-        # Pale windows stay pale lilac: no channel drops below the 2.0 floor (a quarter of
-        # the stain), else green would shine through as bright speckles.
-        local += np.maximum(nucleus, (w * 0.25)[..., None] * od_nucleus)
-    else:
-        local += (nuc_alpha * density * intensity)[..., None] * od_nucleus
-
-    # Granules: dense, faint and soft (a barely resolved pink-lilac dust), and fewer,
-    # larger, darker purple ones; neither reads as discrete dark dots.
-    cyto_idx = np.flatnonzero(cyto_m)
-    area_ratio = cyto_idx.size / 12000.0
-    n_fine = int(rng.poisson(max(f.granule_density, 0.0) * 1400.0 * area_ratio))
-    n_dark = int(rng.poisson(max(f.granule_density, 0.0) * 110.0 * area_ratio))
-    n_granules = min(n_fine + n_dark, cyto_idx.size)
-    granule_field = np.zeros(box.shape, dtype=np.float32)
-    dark_field = np.zeros(box.shape, dtype=np.float32)
-    granule_mask = np.zeros(box.shape, dtype=bool)
-    if n_granules:
-        pick = cyto_idx[rng.choice(cyto_idx.size, size=n_granules, replace=False)]
-        weights = rng.uniform(0.5, 1.1, n_granules).astype(np.float32)
-        sig = f.granule_size * 1.3
-        norm = 2 * np.pi * sig * sig
-        fine_pick, dark_pick = pick[:n_fine], pick[n_fine:]
-        granule_field = np.bincount(fine_pick, weights=weights[:n_fine], minlength=granule_field.size)
-        granule_field = ndimage.gaussian_filter(granule_field.reshape(box.shape).astype(np.float32), sig) * norm
-        if len(dark_pick):
-            dark_field = np.bincount(dark_pick, weights=weights[n_fine:], minlength=dark_field.size)
-            dark_field = ndimage.gaussian_filter(dark_field.reshape(box.shape).astype(np.float32), sig * 1.3)
-            dark_field *= norm * 1.69
-        granule_mask = ((granule_field + dark_field) > 0.4) & cyto_m
-    fine_field = granule_field
-    if cm.granule_bright and n_fine:
-        # Pale specks between the granules (not granules: not in the mask or the count):
-        # real cytoplasm texture is less skewed towards dark dots.
-        n_pale = int(extra.poisson(cm.granule_bright * n_fine))
-        pale = np.bincount(cyto_idx[extra.integers(0, cyto_idx.size, n_pale)],
-                           weights=extra.uniform(0.5, 1.1, n_pale), minlength=granule_field.size)
-        fine_field = granule_field - ndimage.gaussian_filter(pale.reshape(box.shape).astype(np.float32), sig) * norm
-    granules = ((np.minimum(fine_field, 2.0) * 0.25, OD_GRANULE), (np.minimum(dark_field, 1.2) * 0.9, OD_GRANULE_DARK))
-    for field, od_granule in granules:
-        if cm.texture_mix and cyto_m.any():
-            # Same for granules: their mean over the cytoplasm keeps the tint.
-            mean = float(field[cyto_m].mean())
-            local += (cyto_alpha * intensity * np.where(cyto_m, mean, field))[..., None] * od_granule
-            local += (cyto_alpha * intensity * np.where(cyto_m, field - mean, 0.0))[..., None] * _texture_od(od_granule, cm)
-        else:
-            local += (field * cyto_alpha * intensity)[..., None] * od_granule
-
-    # Dohle bodies: pale blue-grey patches at the edge of the cytoplasm.
-    for _ in range(f.dohle_bodies):
-        ang = rng.uniform(0, 2 * np.pi)
-        dist = R * rng.uniform(0.72, 0.84)
-        by, bx = cy + dist * np.sin(ang), cx + dist * np.cos(ang)
-        a, b = rng.uniform(5.0, 9.0), rng.uniform(3.0, 5.0)
-        d = _ellipse_sdf(yy, xx, by, bx, a, b, ang + np.pi / 2)
-        blob = np.clip(0.5 - d / 2.5, 0, 1) * cyto_m
-        local += (blob * rng.uniform(0.7, 1.0))[..., None] * OD_DOHLE
-
+    local, _, nuc_alpha, nuc_m, cyto_m, granule_mask, n_granules = _neutrophil_od(
+        f, cm, rng, extra, box, cy, cx, R, cell_alpha, cell_d, cell_m)
     od[box.slices] += local
     stain = np.zeros((H, W), dtype=np.float32)
     stain[box.slices] = local.mean(-1)
