@@ -26,7 +26,7 @@ import numpy as np
 
 #: Generator versions the renderer knows; a new version whenever a change alters the
 #: pixels drawn for a given seed (older ones stay drawable, byte for byte).
-GENERATOR_VERSIONS = ("2.0", "3.0", "3.1", "3.2", "3.3")
+GENERATOR_VERSIONS = ("2.0", "3.0", "3.1", "3.2", "3.3", "4.0")
 #: The version drawn by default: the one the bundled demo model was trained on and the
 #: demo set was drawn with. Generator 3.0, 3.1 or 3.2 (calibrated on how real captures vary, see
 #: docs/REALISM.md) becomes the default when the demo model is retrained on it.

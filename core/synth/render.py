@@ -149,6 +149,16 @@ class CaptureModel:
     cell_skirt: tuple = (0.0, 3.0)    # share of cytoplasm coverage fading out beyond the outline, and its decay (px)
     glare_outside: float | None = None  # glare share away from the neutrophil (None: ``glare`` everywhere)
     optics_spread: float = 0.0        # log-normal spread of the optics blur between captures
+    # Generator 4.0: the cell is drawn into a real capture (core.synth.canvas): background, red
+    # cells and outline are the capture's; the nucleus keeps this many pixels inside the outline,
+    # and the capture's own pixels are kept in a band this deep inside it, fading out over the next.
+    canvas: bool = False
+    chromatin_fine: float = 0.04      # amplitude of the fine (1.2 px) chromatin grain, in units of density
+    nucleus_tone: bool = False        # map the nucleus' densities through the fitted tone curve (4.0)
+    granule_counts: tuple = (1400.0, 110.0)  # fine and dark granules in 12,000 px of cytoplasm at unit density
+    cytoplasm_mottle: float = 0.05    # relative amplitude of the cytoplasm's 5 px mottling
+    canvas_band: tuple = (1.5, 2.5)
+    nucleus_margin: float = 4.0
 
 
 CAPTURE_MODELS = {
@@ -177,6 +187,10 @@ CAPTURE_MODELS["3.2"] = dataclasses.replace(
 # (docs/REALISM.md, "Generator 3.2 -> 3.3"); the bank holds them for such experiments.
 CAPTURE_MODELS["3.3"] = dataclasses.replace(
     CAPTURE_MODELS["3.2"], version="3.3", texture_transplant=(0.0, 0.0, 1.0, 0.0), texture_fade=6.0)
+# 4.0: 3.3's neutrophil (stain, texture, chromatin, granules) drawn into a real capture; the part
+# statistics, red cells, platelets and illumination of the drawn capture are not used.
+CAPTURE_MODELS["4.0"] = dataclasses.replace(CAPTURE_MODELS["3.3"], version="4.0", canvas=True, part_statistics=False,
+                                             nucleus_thick=0.95, texture_mix=0.5, nucleus_tone=True)
 
 
 @dataclass(frozen=True)
@@ -699,7 +713,7 @@ def _neutrophil_od(f: CellFeatures, cm: CaptureModel, rng, extra, box: _Box, cy,
     intensity = f.stain_intensity
 
     local = np.zeros(box.shape + (3,), dtype=np.float32)
-    cyto_tex = 1.0 + 0.05 * _smooth_noise(rng, box.shape, 5.0)
+    cyto_tex = 1.0 + cm.cytoplasm_mottle * _smooth_noise(rng, box.shape, 5.0)
     tint = float(np.clip(f.granule_density, 0.0, 1.0))
     od_cytoplasm = tint * OD_CYTOPLASM + (1.0 - tint) * OD_CYTOPLASM_AGRANULAR
     local += (cyto_alpha * cyto_tex * intensity)[..., None] * od_cytoplasm
@@ -719,7 +733,7 @@ def _neutrophil_od(f: CellFeatures, cm: CaptureModel, rng, extra, box: _Box, cy,
     clefts = np.exp(-((cleft_field / 0.2) ** 2))
     patches = _smooth_noise(rng, box.shape, 5.0)
     light = 1.0 / (1.0 + np.exp(-(patches - 0.5) * 3.0))
-    density = (1.1 + 0.04 * fine + (0.05 + 0.38 * h) * clumps - 0.75 * windows - (0.15 + 0.15 * h) * clefts
+    density = (1.1 + cm.chromatin_fine * fine + (0.05 + 0.38 * h) * clumps - 0.75 * windows - (0.15 + 0.15 * h) * clefts
                - h * 0.6 * light - 0.08 * h)
     # Darker rim where the lobe edge is seen edge-on: a crisp blue-black outline.
     inside = np.clip(-nuc_d, 0, None)
@@ -750,8 +764,8 @@ def _neutrophil_od(f: CellFeatures, cm: CaptureModel, rng, extra, box: _Box, cy,
     # larger, darker purple ones; neither reads as discrete dark dots.
     cyto_idx = np.flatnonzero(cyto_m)
     area_ratio = cyto_idx.size / 12000.0
-    n_fine = int(rng.poisson(max(f.granule_density, 0.0) * 1400.0 * area_ratio))
-    n_dark = int(rng.poisson(max(f.granule_density, 0.0) * 110.0 * area_ratio))
+    n_fine = int(rng.poisson(max(f.granule_density, 0.0) * cm.granule_counts[0] * area_ratio))
+    n_dark = int(rng.poisson(max(f.granule_density, 0.0) * cm.granule_counts[1] * area_ratio))
     n_granules = min(n_fine + n_dark, cyto_idx.size)
     granule_field = np.zeros(box.shape, dtype=np.float32)
     dark_field = np.zeros(box.shape, dtype=np.float32)
@@ -808,6 +822,8 @@ def render_cell(features: CellFeatures, *, version: str = GENERATOR_VERSION) -> 
     match what a file reader sees, and whose masks are the exact drawn regions.
     """
     cm = capture_model(version)
+    if cm.canvas:
+        return _render_on_canvas(features, cm)
     f = features
     rng = np.random.default_rng(f.seed)
     # Draws that only newer capture models make come from their own stream, so the
@@ -925,3 +941,93 @@ def render_cell(features: CellFeatures, *, version: str = GENERATOR_VERSION) -> 
         centre=(float(cy), float(cx)),
         version=cm.version,
     )
+
+
+def _render_on_canvas(features: CellFeatures, cm: CaptureModel, *, stain: str = "fitted") -> SyntheticCell:
+    """Generator 4.0: draw the neutrophil of ``features`` into a real capture.
+
+    The canvas (one of the bundled real captures, maybe mirrored) is picked from the seed.
+    Its neutrophil's outline becomes the cell's: the cell radius is the outline's, the
+    stain is the capture's (the drawn cytoplasm and nucleus are scaled, per colour
+    channel, so that a normal cell's densities match the real ones of that capture; a
+    hypogranular cytoplasm or a pale heterogeneous chromatin stays paler by as much as
+    in every other version), and the JPEG quality is the capture's (75). Everything
+    inside the outline but a thin band at its edge is drawn; the real nucleus is covered.
+    ``stain``: "fitted" (the default), "untoned" (no tone curve) or "raw" (no stain matching
+    at all): the last two serve :func:`core.synth.canvas.fit_stain`.
+    """
+    from .canvas import canvas_count, load_canvas
+
+    pick = np.random.default_rng([features.seed, 36])
+    canvas = load_canvas(int(pick.integers(canvas_count())), bool(pick.integers(2)))
+    f = dataclasses.replace(features, cell_radius=round(canvas.radius, 2), stain_hue=0.0,
+                            stain_intensity=1.0, jpeg_quality=75)
+    rng = np.random.default_rng(f.seed)
+    extra = np.random.default_rng([f.seed, 31])
+    H, W = IMAGE_SHAPE
+    cy, cx = canvas.centre
+    box = _Box(cy, cx, canvas.reach + 8)
+    cell_m = canvas.cell[box.slices]
+    inside = ndimage.distance_transform_edt(cell_m).astype(np.float32)
+    cell_d = ndimage.distance_transform_edt(~cell_m).astype(np.float32) - inside
+    cell_alpha = _soft(cell_d + 0.5, 2.2)
+    local, nucleus_layer, _, nuc_m, cyto_m, granule_mask, n_granules = _neutrophil_od(
+        f, cm, rng, extra, box, cy, cx, canvas.radius, cell_alpha, cell_d, cell_m,
+        nucleus_clip=cm.nucleus_margin - inside)
+    if stain == "raw":
+        od = local
+    else:
+        from .canvas import stain_statistics
+
+        st = stain_statistics(cm.version)
+        s_cyto = np.clip(canvas.cytoplasm_od / st["cytoplasm_od"], 0.4, 2.5).astype(np.float32)
+        s_nucleus = np.clip(canvas.nucleus_od / st["nucleus_od"], 0.4, 2.5).astype(np.float32)
+        cyto_od = (local - nucleus_layer) * s_cyto
+        nucleus_od = nucleus_layer * s_nucleus
+        if cm.nucleus_tone and stain == "fitted":
+            # Real chromatin saturates: the total density, over the canvas' real median, is
+            # mapped through the fitted tone curve (monotone, so paler chromatin stays paler).
+            norm = float(canvas.nucleus_od.sum())
+            total = (cyto_od + nucleus_od).sum(-1)
+            target = np.interp(total / norm, st["tone_before"], st["tone_after"]) * norm
+            own = nucleus_od.sum(-1)
+            k = np.where(own > 1e-3, np.clip(target - (total - own), 0.0, None) / np.maximum(own, 1e-3), 1.0)
+            nucleus_od = nucleus_od * k[..., None].astype(np.float32)
+        od = cyto_od + nucleus_od
+    drawn = canvas.background.astype(np.float32) * np.exp(-od)
+    drawn = _capture(drawn, rng, f, cm, od.mean(-1), extra, None, cell_alpha).astype(np.float32)
+    # Where the drawn cell replaces the capture: all of it but a thin band inside the real
+    # outline, and wherever the real nucleus (and its blur) was.
+    depth, fade = cm.canvas_band
+    weight = np.clip((inside - depth) / fade, 0.0, 1.0)
+    real_nucleus = ndimage.binary_dilation(canvas.nucleus[box.slices], iterations=2).astype(np.float32)
+    weight = np.maximum(weight, np.clip(2.0 * ndimage.gaussian_filter(real_nucleus, 1.0), 0.0, 1.0))[..., None]
+    img = canvas.rgb.astype(np.float32)
+    img[box.slices] = (1.0 - weight) * img[box.slices] + weight * drawn
+
+    def full(mask):
+        out = np.zeros((H, W), dtype=bool)
+        out[box.slices] = mask
+        return out
+
+    # Real pixel-scale texture: the cytoplasm's as strong as its granulation, the nucleus' as is.
+    gains = {"cytoplasm": cm.texture_transplant[2] * float(np.clip(f.granule_density, 0.0, 1.0)),
+             "nucleus": cm.texture_transplant[3]}
+    masks = {"cytoplasm": full(cyto_m), "nucleus": full(nuc_m)}
+    texture_rng = np.random.default_rng([f.seed, 33])
+    for part, gain in gains.items():
+        if gain:
+            from .texture import load_texture_bank, transplant_texture
+
+            img = transplant_texture(img, {part: masks[part]}, texture_rng, load_texture_bank(), gain=gain,
+                                     fade=cm.texture_fade if part == "cytoplasm" else 2.0)
+    rgb8 = np.clip(np.rint(img), 0, 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(rgb8, "RGB").save(buf, format="JPEG", quality=int(f.jpeg_quality), subsampling=0)
+    jpeg = buf.getvalue()
+    decoded = np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB"))
+    nucleus = full(nuc_m)
+    return SyntheticCell(
+        features=f, jpeg=jpeg, rgb=decoded, cell=canvas.cell.copy(), nucleus=nucleus,
+        cytoplasm=canvas.cell & ~nucleus, granules=full(granule_mask) & ~nucleus,
+        granule_count=int(n_granules), centre=(float(cy), float(cx)), version=cm.version)
