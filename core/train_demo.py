@@ -27,7 +27,7 @@ import numpy as np
 
 from core import config
 from core.errors import DisplasiaError
-from core.synth import GENERATOR_VERSION, cell_features, render_cell
+from core.synth import GENERATOR_VERSION, GENERATOR_VERSIONS, cell_features, render_cell
 
 #: Seeds of the committed demo model; changing one changes the model.
 TRAIN_SEED = 20261126
@@ -54,7 +54,8 @@ def balanced_kind(index: int) -> str:
     return "normal" if index % 2 == 0 else "dysplastic"
 
 
-def generate_set(seed: int, n: int, size=(299, 299), *, balanced: bool = True, progress=None):
+def generate_set(seed: int, n: int, size=(299, 299), *, balanced: bool = True, progress=None,
+                 version: str = GENERATOR_VERSION):
     """Render ``n`` cells of set ``seed`` and preprocess them like inference.
 
     Returns
@@ -74,7 +75,7 @@ def generate_set(seed: int, n: int, size=(299, 299), *, balanced: bool = True, p
     features = []
     for i in range(n):
         f = cell_features(seed, i, balanced_kind(i) if balanced else "mixed")
-        cell = render_cell(f)
+        cell = render_cell(f, version=version)
         x = to_model_input(cell.rgb, size=size, interpolation="nearest")
         images[i] = np.rint(x * 255.0).astype(np.uint8)
         labels[i] = f.label
@@ -209,6 +210,7 @@ class TrainSettings:
     validation_seed: int = VALIDATION_SEED
     test_seed: int = TEST_SEED
     init_seed: int = INIT_SEED
+    generator: str = GENERATOR_VERSION
 
 
 def _configure_tensorflow(settings: TrainSettings):
@@ -347,10 +349,10 @@ def train_demo(out_dir: Path, settings: TrainSettings = TrainSettings(), *, real
     log(f"generating {settings.n_train} training cells (seed {settings.train_seed})...")
     t0 = time.perf_counter()
     x_train, y_train, _ = generate_set(settings.train_seed, settings.n_train, size,
-                                       progress=lambda d, n: log(f"  {d}/{n}"))
+                                       progress=lambda d, n: log(f"  {d}/{n}"), version=settings.generator)
     validation = None
     if settings.n_validation:
-        xv, yv, _ = generate_set(settings.validation_seed, settings.n_validation, size)
+        xv, yv, _ = generate_set(settings.validation_seed, settings.n_validation, size, version=settings.generator)
         validation = (xv, yv)
     generation_s = time.perf_counter() - t0
     log(f"generated in {generation_s:.0f} s ({1000 * generation_s / (settings.n_train + settings.n_validation):.1f} ms/cell)")
@@ -361,7 +363,7 @@ def train_demo(out_dir: Path, settings: TrainSettings = TrainSettings(), *, real
     del x_train
 
     log(f"generating {settings.n_test} fresh test cells (seed {settings.test_seed})...")
-    x_test, y_test, test_features = generate_set(settings.test_seed, settings.n_test, size)
+    x_test, y_test, test_features = generate_set(settings.test_seed, settings.n_test, size, version=settings.generator)
     scores = predict_scores_u8(model, x_test)
     metrics = evaluate(scores, y_test)
 
@@ -380,7 +382,7 @@ def train_demo(out_dir: Path, settings: TrainSettings = TrainSettings(), *, real
     hard = [i for i, f in enumerate(test_features) if f.kind == "dysplastic" and len(f.abnormal_features) == 1]
     record = {
         "model": "DisplasiaNet (exact architecture), demo weights trained on synthetic cells",
-        "generator_version": GENERATOR_VERSION,
+        "generator_version": settings.generator,
         "positive_class": "dysplastic",
         "score": "P(normal); score < threshold means dysplastic",
         "test_set": {"n": int(settings.n_test), "normal": int((y_test > 0.5).sum()),
@@ -452,6 +454,8 @@ def add_parsers(subparsers) -> None:
     p.add_argument("--n-test", type=int, default=DEFAULT_N_TEST)
     p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH)
     p.add_argument("--threads", type=int, default=2, help="TensorFlow CPU threads (default 2)")
+    p.add_argument("--generator", choices=GENERATOR_VERSIONS, default=GENERATOR_VERSION,
+                   help=f"generator version of the training and test cells (default {GENERATOR_VERSION})")
     p.add_argument("--real-cells", type=Path, default=None,
                    help="folder of real normal neutrophils: record the share of its held-out cells called "
                         "normal (never trained on)")
@@ -481,7 +485,8 @@ def run_train_demo(args: argparse.Namespace) -> int:
     _check_positive(epochs=args.epochs, n_train=args.n_train, n_test=args.n_test,
                     batch_size=args.batch_size, threads=args.threads)
     settings = TrainSettings(epochs=args.epochs, n_train=args.n_train, n_validation=max(args.n_validation, 0),
-                             n_test=args.n_test, batch_size=args.batch_size, threads=args.threads)
+                             n_test=args.n_test, batch_size=args.batch_size, threads=args.threads,
+                             generator=args.generator)
     if args.real_cells is not None and not Path(args.real_cells).is_dir():
         raise DisplasiaError(f"folder not found: {args.real_cells}")
     train_demo(args.out, settings, real_cells=args.real_cells, log=lambda m: print(m, flush=True))

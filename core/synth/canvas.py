@@ -184,7 +184,7 @@ class Canvas:
     reach: float             # farthest outline pixel from the centre, pixels
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=512)
 def load_canvas(index: int, mirrored: bool = False, folder: str = str(CANVAS_DIR)) -> Canvas:
     """Canvas ``index`` (modulo their number) of the bundled set, optionally mirrored."""
     from PIL import Image
