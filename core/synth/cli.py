@@ -72,6 +72,17 @@ def add_parsers(subparsers) -> None:
     b.add_argument("--out", type=Path, default=None,
                    help="bank file to write (default data/synth/texture_bank.npz, the one generator 3.3 reads)")
     b.set_defaults(func=run_texture_bank)
+    c = sub.add_parser(
+        "canvases",
+        help="build generator 4.0's real canvases from real normal cells, and fit its stain",
+        description="Copy the TUNING real cells of REAL_DIR (every fourth cell by sorted name is held out and never "
+                    "read) whose neutrophil outlines cleanly into data/synth/canvases, byte for byte, with a "
+                    "manifest; then fit how generator 4.0 takes a canvas' stain (core/synth/canvas_stats.json). "
+                    "Developer tool: the generator reads only the written files.",
+    )
+    c.add_argument("real_dir", type=Path, nargs="?", help="folder of real normal neutrophil images")
+    c.add_argument("--fit-only", action="store_true", help="only refit the stain on the bundled canvases")
+    c.set_defaults(func=run_canvases)
 
 
 def run_synth(args: argparse.Namespace) -> int:
@@ -130,4 +141,19 @@ def run_texture_bank(args: argparse.Namespace) -> int:
     bank = build_texture_bank(args.real_dir)
     size = save_texture_bank(bank, out)
     print(f"wrote {out} ({size / 1e6:.2f} MB)")
+    return 0
+
+
+def run_canvases(args: argparse.Namespace) -> int:
+    from .canvas import build_canvases, canvas_names, fit_stain, load_canvas
+
+    if not args.fit_only:
+        if args.real_dir is None:
+            raise DisplasiaError("give the folder of real cells (REAL_DIR), or --fit-only.")
+        if not args.real_dir.is_dir():
+            raise DisplasiaError(f"folder not found: {args.real_dir}")
+        build_canvases(args.real_dir)
+        for cached in (canvas_names, load_canvas):
+            cached.cache_clear()
+    fit_stain("4.0")
     return 0
