@@ -25,10 +25,12 @@ from core.synth.canvas import (
     build_canvases,
     canvas_count,
     canvas_defect,
+    canvas_entries,
     canvas_names,
     load_canvas,
     neutrophil_masks,
     part_densities,
+    pick_canvas,
     stain_statistics,
 )
 from core.synth.realism import image_paths, is_held_out
@@ -39,8 +41,7 @@ needs_real = pytest.mark.skipif(not REAL_DIR.is_dir(), reason="real cells not av
 
 
 def _canvas_of(cell):
-    pick = np.random.default_rng([cell.features.seed, 36])
-    return load_canvas(int(pick.integers(canvas_count())), bool(pick.integers(2)))
+    return load_canvas(*pick_canvas(cell.features.seed, cell.features.rbc_overlap > 0))
 
 
 @pytest.fixture(scope="module")
@@ -174,8 +175,9 @@ def test_generator_4_reads_its_canvases_from_the_repository_only(monkeypatch):
 
 
 def test_build_canvases_skips_held_out_cells_and_bad_outlines(tmp_path, monkeypatch):
-    from core.synth import realism
     from PIL import Image
+
+    from core.synth import realism
 
     real = tmp_path / "real"
     real.mkdir()
@@ -195,7 +197,6 @@ def test_build_canvases_skips_held_out_cells_and_bad_outlines(tmp_path, monkeypa
 
 
 def test_missing_canvases_give_one_line(tmp_path):
-    canvas_names.cache_clear()
     with pytest.raises(DisplasiaError) as err:
         canvas_names(str(tmp_path))
     assert "\n" not in str(err.value) and "synth canvases" in str(err.value)
@@ -240,3 +241,18 @@ def test_canvas_defects_are_named():
     assert "border" in canvas_defect(border, nucleus)
     blob = _disc(shape, 181, 180, 45) | _disc(shape, 181, 250, 35) | _disc(shape, 100, 180, 35)
     assert "solidity" in canvas_defect(blob, nucleus & blob)
+
+
+def test_touching_red_cells_come_from_the_canvas_and_are_recorded_as_there():
+    entries = canvas_entries()
+    assert 0 < sum(e["touching"] > 0 for e in entries) < len(entries)
+    base = cell_features(47, 0, "normal")
+    for wanted in (0, 2):
+        f = dataclasses.replace(base, rbc_overlap=wanted)
+        index, _ = pick_canvas(f.seed, wanted > 0)
+        assert (entries[index]["touching"] > 0) == (wanted > 0)
+        cell = render_cell(f, version="4.0")
+        # The truth records what the capture holds, not what was asked.
+        assert cell.features.rbc_overlap == entries[index]["touching"]
+        assert cell.features.rbc_count == entries[index]["red_cells"]
+        assert cell.features.platelets == entries[index]["platelets"]

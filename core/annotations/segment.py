@@ -84,7 +84,8 @@ class SegmentationParams:
     #: cannot be the main one (which picks the cell).
     main_tolerance: float = 15.0
     #: A nucleus part farther than this (pixels) from the main part is another cell's.
-    lobe_max_gap: float = 25.0
+    #: (25 px cut off the far lobe of wide pseudo-Pelger dumbbells in large real-sized cells.)
+    lobe_max_gap: float = 35.0
     #: The cytoplasm never reaches farther than this from the nucleus (pixels).
     max_rim: float = 65.0
     cell_edge_sigma: float = 2.0

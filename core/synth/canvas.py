@@ -115,8 +115,9 @@ def canvas_defect(cell: np.ndarray, nucleus: np.ndarray) -> str | None:
 
 def build_canvases(real_dir, out_dir=CANVAS_DIR, *, log=print) -> dict:
     """Copy the tuning cells of ``real_dir`` whose neutrophil outlines cleanly into
-    ``out_dir``, byte for byte, with a manifest (name, SHA-256, why others were left)."""
-    from .realism import image_paths, is_held_out, load_capture
+    ``out_dir``, byte for byte, with a manifest: name, SHA-256, how many red cells, touching
+    red cells and platelets each holds (:func:`_confounders`), and why others were left."""
+    from .realism import image_paths, is_held_out, load_capture, part_masks
 
     out_dir = Path(out_dir)
     paths = image_paths(real_dir)
@@ -128,18 +129,20 @@ def build_canvases(real_dir, out_dir=CANVAS_DIR, *, log=print) -> dict:
         if rgb.shape[:2] != (363, 360) or _image_size(path) != (360, 363):
             left[path.name] = "not 360 x 363 (cropping would move the JPEG block grid)"
             continue
-        why = canvas_defect(*neutrophil_masks(rgb))
+        cell, nucleus = neutrophil_masks(rgb)
+        why = canvas_defect(cell, nucleus)
         if why:
             left[path.name] = why
             continue
-        used.append(path)
+        used.append((path, _confounders(rgb, part_masks(rgb), cell)))
     out_dir.mkdir(parents=True, exist_ok=True)
     for old in out_dir.glob("*.jpg"):
         old.unlink()
     entries = []
-    for path in used:
+    for path, (red_cells, touching, platelets) in used:
         shutil.copyfile(path, out_dir / path.name)
-        entries.append({"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()})
+        entries.append({"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+                        "red_cells": red_cells, "touching": touching, "platelets": platelets})
     manifest = {"canvases": entries, "left_out": left,
                 "note": "tuning cells only (never the held-out quarter); see NOTICE.md"}
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
@@ -155,16 +158,32 @@ def _image_size(path) -> tuple[int, int]:
 
 
 @lru_cache(maxsize=1)
-def canvas_names(folder: str = str(CANVAS_DIR)) -> tuple[str, ...]:
-    """File names of the bundled canvases, in manifest order; a one-line error if absent."""
+def canvas_entries(folder: str = str(CANVAS_DIR)) -> tuple[dict, ...]:
+    """The bundled canvases' manifest entries, in order; a one-line error if absent."""
     from core.errors import DisplasiaError
 
     try:
         manifest = json.loads((Path(folder) / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+        return tuple(dict(e) for e in manifest["canvases"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
         raise DisplasiaError(f"generator 4.0 needs its canvases in {folder}: rebuild them with "
                              f"`python -m core synth canvases REAL_DIR` ({exc})") from None
-    return tuple(e["file"] for e in manifest["canvases"])
+
+
+def canvas_names(folder: str = str(CANVAS_DIR)) -> tuple[str, ...]:
+    """File names of the bundled canvases, in manifest order."""
+    return tuple(e["file"] for e in canvas_entries(folder))
+
+
+def pick_canvas(seed: int, touching_red_cells: bool, folder: str = str(CANVAS_DIR)) -> tuple[int, bool]:
+    """``(index, mirrored)`` of the canvas a cell of ``seed`` is drawn into: one whose real
+    neutrophil is (or is not) touched by red cells, as the cell's latent ``rbc_overlap``
+    asks, so that confounder stays a property of the image; mirrored for half of the seeds."""
+    entries = canvas_entries(folder)
+    pool = [i for i, e in enumerate(entries) if (e.get("touching", 0) > 0) == bool(touching_red_cells)]
+    pool = pool or list(range(len(entries)))
+    rng = np.random.default_rng([int(seed), 36])
+    return pool[int(rng.integers(len(pool)))], bool(rng.integers(2))
 
 
 @dataclass(frozen=True)
@@ -182,6 +201,9 @@ class Canvas:
     centre: tuple[float, float]
     radius: float            # equivalent radius of the outline, pixels
     reach: float             # farthest outline pixel from the centre, pixels
+    red_cells: int = 0       # red cells in the capture (segmented, so approximate)
+    touching: int = 0        # of them, touching or under the neutrophil's outline
+    platelets: int = 0       # small dark-violet specks away from the neutrophil
 
 
 @lru_cache(maxsize=512)
@@ -203,7 +225,9 @@ def load_canvas(index: int, mirrored: bool = False, folder: str = str(CANVAS_DIR
     if mirrored:
         rgb = np.ascontiguousarray(rgb[:, ::-1])
     cell, nucleus = neutrophil_masks(rgb)
-    background = part_masks(rgb)["background"]
+    parts = part_masks(rgb)
+    background = parts["background"]
+    counts = canvas_entries(folder)[index % len(names)]
     bg = np.median(rgb[background].astype(np.float64), axis=0)
     od = -np.log(np.clip(rgb.astype(np.float64), 1.0, None) / bg)
     cyto = ndi.binary_erosion(cell & ~ndi.binary_dilation(nucleus, iterations=3), iterations=3)
@@ -213,7 +237,33 @@ def load_canvas(index: int, mirrored: bool = False, folder: str = str(CANVAS_DIR
         name=name, mirrored=bool(mirrored), rgb=rgb, cell=cell, nucleus=nucleus, background=bg,
         cytoplasm_od=np.median(od[cyto], axis=0), nucleus_od=np.median(od[ndi.binary_erosion(nucleus, iterations=2)], axis=0),
         centre=(cy, cx), radius=float(np.sqrt(cell.sum() / np.pi)),
-        reach=float(np.hypot(ys - cy, xs - cx).max()))
+        reach=float(np.hypot(ys - cy, xs - cx).max()), red_cells=int(counts.get("red_cells", 0)),
+        touching=int(counts.get("touching", 0)), platelets=int(counts.get("platelets", 0)))
+
+
+def _confounders(rgb: np.ndarray, parts: dict, cell: np.ndarray) -> tuple[int, int, int]:
+    """How many red cells a capture holds, how many touch the neutrophil, and how many
+    platelets lie away from it: what generator 4.0 records instead of drawing them.
+    Platelets: dark, blue specks of 15-400 px (the nucleus thresholds of the realism measure)."""
+    from skimage.color import rgb2lab
+
+    red = ndi.binary_opening(parts["red_cells"] & ~cell, iterations=3)
+    labels, n = ndi.label(red)
+    sizes = ndi.sum(red, labels, index=np.arange(1, n + 1)) if n else np.zeros(0)
+    big = 1 + np.flatnonzero(sizes >= 800)
+    ring = ndi.binary_dilation(cell, iterations=4) & ~cell
+    touching = len(set(np.unique(labels[ring])) & set(big.tolist()))
+    lab = rgb2lab(rgb)
+    L, b = ndi.gaussian_filter(lab[..., 0], 1.0), ndi.gaussian_filter(lab[..., 2], 1.0)
+    bg_L = float(np.percentile(lab[..., 0], 90))
+    bg_b = float(np.median(lab[..., 2][lab[..., 0] >= bg_L - 3]))
+    specks = (L < bg_L - 28.0) & (b < bg_b - 20.0) & ~ndi.binary_dilation(cell, iterations=6)
+    speck_labels, m = ndi.label(specks)
+    platelets = 0
+    if m:
+        areas = ndi.sum(specks, speck_labels, index=np.arange(1, m + 1))
+        platelets = int(((areas >= 15) & (areas <= 400)).sum())
+    return int(len(big)), int(touching), platelets
 
 
 def canvas_count(folder: str = str(CANVAS_DIR)) -> int:

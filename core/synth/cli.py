@@ -145,7 +145,7 @@ def run_texture_bank(args: argparse.Namespace) -> int:
 
 
 def run_canvases(args: argparse.Namespace) -> int:
-    from .canvas import build_canvases, canvas_names, fit_stain, load_canvas
+    from .canvas import build_canvases, canvas_entries, fit_stain, load_canvas
 
     if not args.fit_only:
         if args.real_dir is None:
@@ -153,7 +153,7 @@ def run_canvases(args: argparse.Namespace) -> int:
         if not args.real_dir.is_dir():
             raise DisplasiaError(f"folder not found: {args.real_dir}")
         build_canvases(args.real_dir)
-        for cached in (canvas_names, load_canvas):
+        for cached in (canvas_entries, load_canvas):
             cached.cache_clear()
     fit_stain("4.0")
     return 0

@@ -28,9 +28,9 @@ import numpy as np
 #: pixels drawn for a given seed (older ones stay drawable, byte for byte).
 GENERATOR_VERSIONS = ("2.0", "3.0", "3.1", "3.2", "3.3", "4.0")
 #: The version drawn by default: the one the bundled demo model was trained on and the
-#: demo set was drawn with. Generator 3.0, 3.1 or 3.2 (calibrated on how real captures vary, see
-#: docs/REALISM.md) becomes the default when the demo model is retrained on it.
-GENERATOR_VERSION = "2.0"
+#: demo set was drawn with. Generator 4.0 draws the neutrophil into a real capture (see
+#: docs/REALISM.md); 2.0-3.3 draw the whole capture and stay drawable, byte for byte.
+GENERATOR_VERSION = "4.0"
 #: The newest, most realistic version.
 LATEST_GENERATOR_VERSION = GENERATOR_VERSIONS[-1]
 

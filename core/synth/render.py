@@ -956,12 +956,13 @@ def _render_on_canvas(features: CellFeatures, cm: CaptureModel, *, stain: str = 
     ``stain``: "fitted" (the default), "untoned" (no tone curve) or "raw" (no stain matching
     at all): the last two serve :func:`core.synth.canvas.fit_stain`.
     """
-    from .canvas import canvas_count, load_canvas
+    from .canvas import load_canvas, pick_canvas
 
-    pick = np.random.default_rng([features.seed, 36])
-    canvas = load_canvas(int(pick.integers(canvas_count())), bool(pick.integers(2)))
+    canvas = load_canvas(*pick_canvas(features.seed, features.rbc_overlap > 0))
+    # What the canvas decides is recorded as it is there, not as drawn by older versions.
     f = dataclasses.replace(features, cell_radius=round(canvas.radius, 2), stain_hue=0.0,
-                            stain_intensity=1.0, jpeg_quality=75)
+                            stain_intensity=1.0, jpeg_quality=75, rbc_count=canvas.red_cells,
+                            rbc_overlap=canvas.touching, platelets=canvas.platelets)
     rng = np.random.default_rng(f.seed)
     extra = np.random.default_rng([f.seed, 31])
     H, W = IMAGE_SHAPE
