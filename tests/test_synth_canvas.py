@@ -256,3 +256,21 @@ def test_touching_red_cells_come_from_the_canvas_and_are_recorded_as_there():
         assert cell.features.rbc_overlap == entries[index]["touching"]
         assert cell.features.rbc_count == entries[index]["red_cells"]
         assert cell.features.platelets == entries[index]["platelets"]
+
+
+def test_stain_fit_writes_a_monotone_tone_curve(tmp_path):
+    from core.synth.canvas import TONE_QUANTILES, fit_stain
+
+    path = tmp_path / "stats.json"
+    path.write_text(json.dumps({"other": {"kept": True}}), encoding="utf-8")
+    entry = fit_stain("4.0", n=3, n_canvases=8, path=path, log=lambda *a: None)
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    assert saved["other"] == {"kept": True} and saved["4.0"]["tone_after"] == entry["tone_after"]
+    for key in ("tone_before", "tone_after"):
+        curve = np.asarray(entry[key])
+        assert curve.shape == TONE_QUANTILES.shape and np.all(np.diff(curve) > 0), key
+    # Drawn chromatin reaches darker than real before the tone curve: the curve compresses the top.
+    assert entry["tone_before"][-1] > entry["tone_after"][-1]
+    assert all(v > 0 for v in entry["cytoplasm_od"] + entry["nucleus_od"])
+    committed = stain_statistics("4.0")
+    assert np.all(np.diff(committed["tone_after"]) > 0) and committed["nucleus_od"][1] > committed["cytoplasm_od"][1]

@@ -306,20 +306,22 @@ def stain_statistics(version: str, path: str = str(STAIN_STATS)) -> dict:
     return {k: np.asarray(v, np.float32) if isinstance(v, list) else v for k, v in d.items()}
 
 
-def fit_stain(version: str = "4.0", *, n: int = 40, path=STAIN_STATS, log=print) -> dict:
+def fit_stain(version: str = "4.0", *, n: int = 40, n_canvases: int | None = None, path=STAIN_STATS,
+              log=print) -> dict:
     """Fit how generator ``version`` takes a canvas' stain, from the canvases alone.
 
     1. ``n`` NORMAL cells drawn without stain matching give the reference densities of the
        drawn cytoplasm and nucleus (a canvas' stain is its real densities over these);
     2. drawn with matching, their nucleus' density quantiles against the canvases' give a
        monotone tone curve; 3. one more round corrects the curve for the camera's blur.
-    Writes the numbers (no pixels) under ``version`` in ``path``.
+    ``n_canvases`` limits the real side to the first canvases (all by default). Writes the
+    numbers (no pixels) under ``version`` in ``path``.
     """
     from . import cell_features
     from .render import _render_on_canvas, capture_model
 
     cm = capture_model(version)
-    real = np.array([part_densities(load_canvas(i).rgb)[2] for i in range(canvas_count())])
+    real = np.array([part_densities(load_canvas(i).rgb)[2] for i in range(n_canvases or canvas_count())])
     target = np.median(real, axis=0)
 
     def measure(stain):
@@ -334,7 +336,7 @@ def fit_stain(version: str = "4.0", *, n: int = 40, path=STAIN_STATS, log=print)
 
     def save():
         stats[version] = dict(entry, note=f"fitted by core.synth.canvas.fit_stain on {n} normal cells "
-                                          f"(seed {FIT_SEED}) and {canvas_count()} canvases")
+                                          f"(seed {FIT_SEED}) and {len(real)} canvases")
         Path(path).write_text(json.dumps(stats, indent=1) + "\n", encoding="utf-8")
         stain_statistics.cache_clear()
 
