@@ -26,4 +26,6 @@ st.dataframe(pd.DataFrame([{"layer": l.name, "type": l.kind, "output shape": str
 if choice.kind == "bundled" and DEMO_METRICS.is_file():
     st.subheader("Demo model metrics (fresh synthetic test set)")
     st.dataframe(models.metrics_table(DEMO_METRICS), hide_index=True)
-    st.caption("Dysplastic is the positive class. Trained and tested on synthetic cells only: never for diagnosis.")
+    st.caption("Dysplastic is the positive class. Trained and tested on generated cells only (drawn "
+               "neutrophils in real captures of normal cells, generator "
+               f"{plain(str(models.metrics_generator(DEMO_METRICS)))}): never for diagnosis.")

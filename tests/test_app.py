@@ -379,3 +379,14 @@ def test_evidence_can_be_stopped_and_shows_partial_results(tiny_env):
     assert job.finished and job.stage == "stopped" and job.error is None
     assert any("Stopped" in w.value for w in at.warning)
     assert job.result is not None                      # the partial summary (study tables at least)
+
+
+def test_model_page_says_what_the_demo_model_was_trained_on():
+    import json
+
+    from core.config import DEMO_METRICS
+
+    version = json.loads(DEMO_METRICS.read_text())["generator_version"]
+    at = run_page("pages/model.py")
+    captions = [c.value.replace("\\", "") for c in at.caption]
+    assert any("generated cells only" in c and f"generator {version}" in c for c in captions), captions

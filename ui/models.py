@@ -117,6 +117,16 @@ def url_key(choice: ModelChoice) -> str | None:
     return key[:URL_KEY_LENGTH] if key else None
 
 
+def metrics_generator(path) -> str:
+    """The generator version the demo model was trained on (metrics.json), or "?"."""
+    import json
+
+    try:
+        return str(json.loads(Path(path).read_text()).get("generator_version", "?"))
+    except (OSError, ValueError, AttributeError):
+        return "?"
+
+
 def metrics_table(path):
     """The demo model's metrics (metrics.json) as one row per operating point."""
     import json
