@@ -32,6 +32,7 @@ from core.synth.canvas import (
     part_densities,
     pick_canvas,
     stain_statistics,
+    wants_touching,
 )
 from core.synth.realism import image_paths, is_held_out
 
@@ -41,7 +42,7 @@ needs_real = pytest.mark.skipif(not REAL_DIR.is_dir(), reason="real cells not av
 
 
 def _canvas_of(cell):
-    return load_canvas(*pick_canvas(cell.features.seed, cell.features.rbc_overlap > 0))
+    return load_canvas(*pick_canvas(cell.features.seed, wants_touching(cell.features.rbc_overlap)))
 
 
 @pytest.fixture(scope="module")
@@ -247,13 +248,16 @@ def test_touching_red_cells_come_from_the_canvas_and_are_recorded_as_there():
     entries = canvas_entries()
     assert 0 < sum(e["touching"] > 0 for e in entries) < len(entries)
     base = cell_features(47, 0, "normal")
-    for wanted in (0, 2):
+    assert not wants_touching(0) and not wants_touching(1) and wants_touching(2) and wants_touching(4)
+    for wanted in (0, 1, 2, 3):
         f = dataclasses.replace(base, rbc_overlap=wanted)
-        index, _ = pick_canvas(f.seed, wanted > 0)
-        assert (entries[index]["touching"] > 0) == (wanted > 0)
+        index, _ = pick_canvas(f.seed, wants_touching(wanted))
+        assert (entries[index]["touching"] > 0) == (wanted >= 2)
         cell = render_cell(f, version="4.0")
-        # The truth records what the capture holds, not what was asked.
-        assert cell.features.rbc_overlap == entries[index]["touching"]
+        # The truth records what the capture holds beside what was asked (which chose it).
+        truth = cell.truth()
+        assert truth["rbc_overlap"] == wanted and truth["touching_red_cells"] == entries[index]["touching"]
+        assert truth["canvas"] == entries[index]["file"]
         assert cell.features.rbc_count == entries[index]["red_cells"]
         assert cell.features.platelets == entries[index]["platelets"]
 

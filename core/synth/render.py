@@ -211,6 +211,7 @@ class SyntheticCell:
     granule_count: int
     centre: tuple[float, float]
     version: str = GENERATOR_VERSION
+    canvas: dict | None = None    # generator 4.0: which real capture, mirrored or not, its touching red cells
 
     def truth(self) -> dict:
         """Latent features, class and measured geometry, JSON-ready."""
@@ -223,6 +224,8 @@ class SyntheticCell:
             cell_area_fraction=round(float(self.cell.mean()), 4),
             image_size=[IMAGE_SHAPE[1], IMAGE_SHAPE[0]],
         )
+        if self.canvas:
+            d.update(self.canvas)
         return d
 
 
@@ -956,13 +959,14 @@ def _render_on_canvas(features: CellFeatures, cm: CaptureModel, *, stain: str = 
     ``stain``: "fitted" (the default), "untoned" (no tone curve) or "raw" (no stain matching
     at all): the last two serve :func:`core.synth.canvas.fit_stain`.
     """
-    from .canvas import load_canvas, pick_canvas
+    from .canvas import load_canvas, pick_canvas, wants_touching
 
-    canvas = load_canvas(*pick_canvas(features.seed, features.rbc_overlap > 0))
-    # What the canvas decides is recorded as it is there, not as drawn by older versions.
+    canvas = load_canvas(*pick_canvas(features.seed, wants_touching(features.rbc_overlap)))
+    # What the canvas decides is recorded as it is there, not as drawn by older versions. The
+    # latent rbc_overlap stays (it chose the canvas); the truth adds the touching red cells counted.
     f = dataclasses.replace(features, cell_radius=round(canvas.radius, 2), stain_hue=0.0,
                             stain_intensity=1.0, jpeg_quality=75, rbc_count=canvas.red_cells,
-                            rbc_overlap=canvas.touching, platelets=canvas.platelets)
+                            platelets=canvas.platelets)
     rng = np.random.default_rng(f.seed)
     extra = np.random.default_rng([f.seed, 31])
     H, W = IMAGE_SHAPE
@@ -1031,4 +1035,5 @@ def _render_on_canvas(features: CellFeatures, cm: CaptureModel, *, stain: str = 
     return SyntheticCell(
         features=f, jpeg=jpeg, rgb=decoded, cell=canvas.cell.copy(), nucleus=nucleus,
         cytoplasm=canvas.cell & ~nucleus, granules=full(granule_mask) & ~nucleus,
-        granule_count=int(n_granules), centre=(float(cy), float(cx)), version=cm.version)
+        granule_count=int(n_granules), centre=(float(cy), float(cx)), version=cm.version,
+        canvas={"canvas": canvas.name, "canvas_mirrored": canvas.mirrored, "touching_red_cells": canvas.touching})
