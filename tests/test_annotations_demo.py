@@ -27,6 +27,4 @@ def test_outline_suggestion_meets_the_target_on_the_demo_set():
     result = evaluate_folder(config.DEMO_DIR, config.DEMO_TRUTH_DIR)
     assert result.n >= 50
     assert result.cell_mean >= 0.85 and result.nucleus_mean >= 0.85
-    # The weakest nucleus (0.54 on the generator-4.0 demo set, ZD_SNE_2816780): a small
-    # dumbbell with clumped chromatin whose pale patches the colour thresholds leave out.
-    assert result.cell_min >= 0.7 and result.nucleus_min >= 0.5
+    assert result.cell_min >= 0.7 and result.nucleus_min >= 0.6
