@@ -53,12 +53,20 @@ def neutrophil_masks(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     times the fine-scale (0.6-1.5 px) energy of a red cell. The threshold is the
     geometric mean of the energy next to the nucleus and far from it, per capture.
     """
+    cell, nucleus, _, _ = _outline(rgb)
+    return cell, nucleus
+
+
+def _outline(rgb: np.ndarray):
+    """:func:`neutrophil_masks` with what it computed on the way: ``(cell, nucleus, parts,
+    lab)``, ``parts`` being :func:`core.synth.realism.part_masks` of the capture."""
     from skimage.color import rgb2lab
 
     from .realism import part_masks
 
     lab = rgb2lab(rgb)
-    nucleus = part_masks(rgb, lab)["nucleus"]
+    parts = part_masks(rgb, lab)
+    nucleus = parts["nucleus"]
     # A platelet lying against the cell is as dark and blue as chromatin but smaller than
     # any lobe: it stays part of the capture.
     labels, n = ndi.label(nucleus)
@@ -73,7 +81,7 @@ def neutrophil_masks(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     dn = ndi.distance_transform_edt(~nucleus)
     near, far = not_bg & (dn > 4) & (dn < 10), not_bg & (dn > 70)
     if not near.any() or not far.any():
-        return nucleus.copy(), nucleus
+        return nucleus.copy(), nucleus, parts, lab
     threshold = float(np.sqrt(np.median(energy[near]) * np.median(energy[far])))
     cand = (not_bg & (energy > threshold) & (dn < 50)) | nucleus
     cand = ndi.binary_opening(cand, structure=_disk(3)) | nucleus
@@ -82,7 +90,21 @@ def neutrophil_masks(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     cell = ndi.binary_opening(cell, structure=_disk(6)) | (nucleus & cell)
     cell &= not_bg | ndi.binary_erosion(cell, iterations=3)
     cell = _largest_touching(cell, nucleus)
-    return cell, nucleus & cell
+    return cell, nucleus & cell, parts, lab
+
+
+def _measure(rgb: np.ndarray) -> dict:
+    """What canvases and drawn cells are compared on, measured alike: the neutrophil's
+    masks, the background's median RGB, the optical density over it, and the median
+    density (R, G, B) of the cytoplasm (3 px clear of the nucleus and of the outline)
+    and of the nucleus (2 px inside its edge)."""
+    cell, nucleus, parts, lab = _outline(rgb)
+    bg = np.median(rgb[parts["background"]].astype(np.float64), axis=0)
+    od = -np.log(np.clip(rgb.astype(np.float64), 1.0, None) / bg)
+    cyto = ndi.binary_erosion(cell & ~ndi.binary_dilation(nucleus, iterations=3), iterations=3)
+    return {"cell": cell, "nucleus": nucleus, "parts": parts, "lab": lab, "background": bg, "od": od,
+            "cytoplasm_od": np.median(od[cyto], axis=0),
+            "nucleus_od": np.median(od[ndi.binary_erosion(nucleus, iterations=2)], axis=0)}
 
 
 def _largest_touching(mask: np.ndarray, seed: np.ndarray) -> np.ndarray:
@@ -117,7 +139,7 @@ def build_canvases(real_dir, out_dir=CANVAS_DIR, *, log=print) -> dict:
     """Copy the tuning cells of ``real_dir`` whose neutrophil outlines cleanly into
     ``out_dir``, byte for byte, with a manifest: name, SHA-256, how many red cells, touching
     red cells and platelets each holds (:func:`_confounders`), and why others were left."""
-    from .realism import image_paths, is_held_out, load_capture, part_masks
+    from .realism import image_paths, is_held_out, load_capture
 
     out_dir = Path(out_dir)
     paths = image_paths(real_dir)
@@ -129,12 +151,12 @@ def build_canvases(real_dir, out_dir=CANVAS_DIR, *, log=print) -> dict:
         if rgb.shape[:2] != (363, 360) or _image_size(path) != (360, 363):
             left[path.name] = "not 360 x 363 (cropping would move the JPEG block grid)"
             continue
-        cell, nucleus = neutrophil_masks(rgb)
+        cell, nucleus, parts, lab = _outline(rgb)
         why = canvas_defect(cell, nucleus)
         if why:
             left[path.name] = why
             continue
-        used.append((path, _confounders(rgb, part_masks(rgb), cell)))
+        used.append((path, _confounders(lab, parts, cell)))
     out_dir.mkdir(parents=True, exist_ok=True)
     for old in out_dir.glob("*.jpg"):
         old.unlink()
@@ -223,8 +245,6 @@ def load_canvas(index: int, mirrored: bool = False, folder: str = str(CANVAS_DIR
 
     from core.errors import DisplasiaError
 
-    from .realism import part_masks
-
     names = canvas_names(folder)
     name = names[index % len(names)]
     try:
@@ -234,36 +254,29 @@ def load_canvas(index: int, mirrored: bool = False, folder: str = str(CANVAS_DIR
         raise DisplasiaError(f"cannot read canvas {name}: {exc}") from None
     if mirrored:
         rgb = np.ascontiguousarray(rgb[:, ::-1])
-    cell, nucleus = neutrophil_masks(rgb)
-    parts = part_masks(rgb)
-    background = parts["background"]
+    m = _measure(rgb)
+    cell = m["cell"]
     counts = canvas_entries(folder)[index % len(names)]
-    bg = np.median(rgb[background].astype(np.float64), axis=0)
-    od = -np.log(np.clip(rgb.astype(np.float64), 1.0, None) / bg)
-    cyto = ndi.binary_erosion(cell & ~ndi.binary_dilation(nucleus, iterations=3), iterations=3)
     ys, xs = np.nonzero(cell)
     cy, cx = float(ys.mean()), float(xs.mean())
     return Canvas(
-        name=name, mirrored=bool(mirrored), rgb=rgb, cell=cell, nucleus=nucleus, background=bg,
-        cytoplasm_od=np.median(od[cyto], axis=0), nucleus_od=np.median(od[ndi.binary_erosion(nucleus, iterations=2)], axis=0),
+        name=name, mirrored=bool(mirrored), rgb=rgb, cell=cell, nucleus=m["nucleus"], background=m["background"],
+        cytoplasm_od=m["cytoplasm_od"], nucleus_od=m["nucleus_od"],
         centre=(cy, cx), radius=float(np.sqrt(cell.sum() / np.pi)),
         reach=float(np.hypot(ys - cy, xs - cx).max()), red_cells=int(counts.get("red_cells", 0)),
         touching=int(counts.get("touching", 0)), platelets=int(counts.get("platelets", 0)))
 
 
-def _confounders(rgb: np.ndarray, parts: dict, cell: np.ndarray) -> tuple[int, int, int]:
+def _confounders(lab: np.ndarray, parts: dict, cell: np.ndarray) -> tuple[int, int, int]:
     """How many red cells a capture holds, how many touch the neutrophil, and how many
     platelets lie away from it: what generator 4.0 records instead of drawing them.
     Platelets: dark, blue specks of 15-400 px (the nucleus thresholds of the realism measure)."""
-    from skimage.color import rgb2lab
-
     red = ndi.binary_opening(parts["red_cells"] & ~cell, iterations=3)
     labels, n = ndi.label(red)
     sizes = ndi.sum(red, labels, index=np.arange(1, n + 1)) if n else np.zeros(0)
     big = 1 + np.flatnonzero(sizes >= 800)
     ring = ndi.binary_dilation(cell, iterations=4) & ~cell
     touching = len(set(np.unique(labels[ring])) & set(big.tolist()))
-    lab = rgb2lab(rgb)
     L, b = ndi.gaussian_filter(lab[..., 0], 1.0), ndi.gaussian_filter(lab[..., 2], 1.0)
     bg_L = float(np.percentile(lab[..., 0], 90))
     bg_b = float(np.median(lab[..., 2][lab[..., 0] >= bg_L - 3]))
@@ -291,16 +304,10 @@ FIT_SEED = 9300
 def part_densities(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Median optical density (R, G, B) of the cytoplasm and of the nucleus of a capture,
     and quantiles (:data:`TONE_QUANTILES`) of the nucleus' total density over its median.
-    Measured alike on canvases and on drawn cells, from :func:`neutrophil_masks`."""
-    from .realism import part_masks
-
-    cell, nucleus = neutrophil_masks(rgb)
-    bg = np.median(rgb[part_masks(rgb)["background"]].astype(np.float64), axis=0)
-    od = -np.log(np.clip(rgb.astype(np.float64), 1.0, None) / bg)
-    cyto = ndi.binary_erosion(cell & ~ndi.binary_dilation(nucleus, iterations=3), iterations=3)
-    core = ndi.binary_erosion(nucleus, iterations=2)
-    total = od[ndi.binary_erosion(nucleus, iterations=1)].sum(-1)
-    return np.median(od[cyto], axis=0), np.median(od[core], axis=0), np.quantile(total, TONE_QUANTILES) / np.median(total)
+    Measured alike on canvases and on drawn cells (:func:`_measure`)."""
+    m = _measure(rgb)
+    total = m["od"][ndi.binary_erosion(m["nucleus"], iterations=1)].sum(-1)
+    return m["cytoplasm_od"], m["nucleus_od"], np.quantile(total, TONE_QUANTILES) / np.median(total)
 
 
 @lru_cache(maxsize=4)

@@ -233,7 +233,7 @@ class _Box:
     """A clipped square window of the image with local pixel-centre coordinates."""
 
     def __init__(self, cy: float, cx: float, half: float, shape=IMAGE_SHAPE):
-        h, w = shape
+        h, w = self.image_shape = shape
         self.y0 = max(int(np.floor(cy - half)), 0)
         self.y1 = min(int(np.ceil(cy + half)) + 1, h)
         self.x0 = max(int(np.floor(cx - half)), 0)
@@ -249,6 +249,12 @@ class _Box:
     @property
     def shape(self):
         return self.y1 - self.y0, self.x1 - self.x0
+
+    def full(self, mask: np.ndarray) -> np.ndarray:
+        """A box-sized mask placed into an all-false image-sized one."""
+        out = np.zeros(self.image_shape, dtype=bool)
+        out[self.slices] = mask
+        return out
 
 
 def _smooth_noise(rng: np.random.Generator, shape, sigma: float) -> np.ndarray:
@@ -682,6 +688,15 @@ def _texture_transplant(weights, cm: CaptureModel, rng: np.random.Generator):
     return texture
 
 
+def _write_jpeg(rgb8: np.ndarray, quality: int) -> tuple[bytes, np.ndarray]:
+    """The JPEG bytes of ``rgb8`` and their decoded pixels (what a file reader sees)."""
+    buf = io.BytesIO()
+    # CellaVision DM96 writes baseline JPEG at quality 75 without chroma subsampling (4:4:4).
+    Image.fromarray(rgb8, "RGB").save(buf, format="JPEG", quality=int(quality), subsampling=0)
+    jpeg = buf.getvalue()
+    return jpeg, np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB"))
+
+
 def _neutrophil_od(f: CellFeatures, cm: CaptureModel, rng, extra, box: _Box, cy, cx, R,
                    cell_alpha, cell_d, cell_m, nucleus_clip=None):
     """The neutrophil's optical density inside ``box``: cytoplasm, granules, nucleus, Dohle bodies.
@@ -921,17 +936,8 @@ def render_cell(features: CellFeatures, *, version: str = GENERATOR_VERSION) -> 
     w_cell[box.slices] = cell_alpha
     rgb8 = _capture(img, rng, f, cm, stain, extra, texture, w_cell)
 
-    buf = io.BytesIO()
-    # CellaVision DM96 writes baseline JPEG at quality 75 without chroma subsampling (4:4:4).
-    Image.fromarray(rgb8, "RGB").save(buf, format="JPEG", quality=int(f.jpeg_quality), subsampling=0)
-    jpeg = buf.getvalue()
-    decoded = np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB"))
-
-    def full(mask):
-        out = np.zeros((H, W), dtype=bool)
-        out[box.slices] = mask
-        return out
-
+    jpeg, decoded = _write_jpeg(rgb8, f.jpeg_quality)
+    full = box.full
     return SyntheticCell(
         features=f,
         jpeg=jpeg,
@@ -969,7 +975,6 @@ def _render_on_canvas(features: CellFeatures, cm: CaptureModel, *, stain: str = 
                             platelets=canvas.platelets)
     rng = np.random.default_rng(f.seed)
     extra = np.random.default_rng([f.seed, 31])
-    H, W = IMAGE_SHAPE
     cy, cx = canvas.centre
     box = _Box(cy, cx, canvas.reach + 8)
     cell_m = canvas.cell[box.slices]
@@ -1010,11 +1015,7 @@ def _render_on_canvas(features: CellFeatures, cm: CaptureModel, *, stain: str = 
     img = canvas.rgb.astype(np.float32)
     img[box.slices] = (1.0 - weight) * img[box.slices] + weight * drawn
 
-    def full(mask):
-        out = np.zeros((H, W), dtype=bool)
-        out[box.slices] = mask
-        return out
-
+    full = box.full
     # Real pixel-scale texture: the cytoplasm's as strong as its granulation, the nucleus' as is.
     gains = {"cytoplasm": cm.texture_transplant[2] * float(np.clip(f.granule_density, 0.0, 1.0)),
              "nucleus": cm.texture_transplant[3]}
@@ -1026,11 +1027,7 @@ def _render_on_canvas(features: CellFeatures, cm: CaptureModel, *, stain: str = 
 
             img = transplant_texture(img, {part: masks[part]}, texture_rng, load_texture_bank(), gain=gain,
                                      fade=cm.texture_fade if part == "cytoplasm" else 2.0)
-    rgb8 = np.clip(np.rint(img), 0, 255).astype(np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(rgb8, "RGB").save(buf, format="JPEG", quality=int(f.jpeg_quality), subsampling=0)
-    jpeg = buf.getvalue()
-    decoded = np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB"))
+    jpeg, decoded = _write_jpeg(np.clip(np.rint(img), 0, 255).astype(np.uint8), f.jpeg_quality)
     nucleus = full(nuc_m)
     return SyntheticCell(
         features=f, jpeg=jpeg, rgb=decoded, cell=canvas.cell.copy(), nucleus=nucleus,
