@@ -68,6 +68,8 @@ def test_light_load_run_has_no_errors_and_identical_results():
     # compares users with each other and with a single user's recomputation.
     report = run(users=2, duration_s=5, cells=1, timeout_s=120, pages=("home", "saliency"), alone_walk=False)
     assert report["requests"] >= 2 and report["errors"] == 0, report
-    assert report["identical_results"], report
+    # Which clause failed comes first: the users' heatmap digests, then the lone recomputation.
+    assert report["identical_results"], (report["views_with_different_heatmaps_between_users"],
+                                         report["single_user"], report)
     assert report["single_user"]["maps_compared"] >= 1
     assert report["server_peak_rss_mb"] > 100
