@@ -207,3 +207,36 @@ def test_capture_fit_refuses_a_version_without_part_statistics(tmp_path, capsys)
 
     assert capture_fit.main([str(tmp_path), "--version", "2.0"]) == 2
     assert "draws no part statistics" in capsys.readouterr().err
+
+
+def test_grouped_cv_cannot_tell_copies_and_tells_a_shift():
+    """Cells drawn into reused captures: copies of the captures are chance, a real difference is not."""
+    from core.synth.realism import grouped_cv_accuracy
+
+    rng = np.random.default_rng(0)
+    real = rng.standard_normal((60, 12))
+    names = [f"cell{i}" for i in range(60)]
+    # two synthetic copies of each of 30 captures, each a near-exact copy of its real cell
+    captures = [names[i % 30] for i in range(60)]
+    copies = np.array([real[i % 30] for i in range(60)]) + 1e-3 * rng.standard_normal((60, 12))
+    grouped = grouped_cv_accuracy(real, copies, names, captures, classifier="boosting")
+    assert grouped < 0.65
+    # the same copies with one feature shifted by three standard deviations are told apart (Bayes: 0.93)
+    shifted = copies.copy()
+    shifted[:, 3] += 3.0
+    assert grouped_cv_accuracy(real, shifted, names, captures) > 0.8
+
+
+def test_realism_report_adds_the_grouped_cv_for_canvas_cells():
+    from core.errors import DisplasiaError
+    from core.synth.realism import grouped_cv_accuracy, realism_report
+
+    cells = [generate_cell(45, i, "normal") for i in range(16)]
+    real = [c.rgb for c in cells[:8]]
+    report = realism_report(real + real, [c.rgb for c in cells[8:]] * 2, real_names=[f"r{i}" for i in range(16)],
+                            synth_captures=[c.canvas["canvas"] for c in cells[8:]] * 2)
+    assert report.grouped_cv_accuracy is not None and 0.0 <= report.grouped_cv_accuracy <= 1.0
+    assert any("grouped by capture" in line for line in report.lines())
+    assert realism_report(real + real, [c.rgb for c in cells[8:]] * 2).grouped_cv_accuracy is None
+    with pytest.raises(DisplasiaError, match="one group"):
+        grouped_cv_accuracy(np.zeros((4, 2)), np.zeros((4, 2)), ["a"] * 4, ["b"] * 3)

@@ -107,10 +107,12 @@ def run_synth(args: argparse.Namespace) -> int:
 
 
 def run_realism(args: argparse.Namespace) -> int:
-    from .realism import REALISM_SEED, image_paths, load_capture, realism_report, synthetic_images
+    from .realism import REALISM_SEED, image_paths, load_capture, realism_report, synthetic_cells
 
     start = time.perf_counter()
-    real = [load_capture(p) for p in image_paths(args.real_dir)]
+    real_paths = image_paths(args.real_dir)
+    real = [load_capture(p) for p in real_paths]
+    captures = None
     if args.synthetic is not None:
         synth = [load_capture(p) for p in image_paths(args.synthetic)]
         source = str(args.synthetic)
@@ -118,9 +120,12 @@ def run_realism(args: argparse.Namespace) -> int:
         if args.n < 8:
             raise DisplasiaError("--n must be at least 8.")
         seed = REALISM_SEED if args.seed is None else args.seed
-        synth = synthetic_images(args.n, seed, version=args.generator)
+        cells = synthetic_cells(args.n, seed, version=args.generator)
+        synth = [cell.rgb for cell in cells]
+        captures = [(cell.canvas or {}).get("canvas") for cell in cells]
         source = f"generator {args.generator}, seed {seed}"
-    report = realism_report(real, synth, classifier=args.classifier, source=source, features=args.features)
+    report = realism_report(real, synth, classifier=args.classifier, source=source, features=args.features,
+                            real_names=[p.name for p in real_paths], synth_captures=captures)
     for line in report.lines():
         print(line)
     if args.sheet is not None:
