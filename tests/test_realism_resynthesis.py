@@ -38,3 +38,25 @@ def test_quilt_fills_only_the_target_and_only_with_source_pixels():
     made = out[20:60, 45:75, 0]
     kept = np.mean([(a, b) in pairs for a, b in zip(made[:, :-1].ravel(), made[:, 1:].ravel())])
     assert kept > 0.7
+
+
+def test_resynthesis_moves_only_the_inside_of_the_cell():
+    from scipy import ndimage as ndi
+
+    from core.synth import cell_features
+
+    script = _script()
+    features = cell_features(777, 0, "normal")
+    canvas = script.capture_of(features)
+    copy = script.resynthesised_cell(features, "copy")
+    remade = script.resynthesised_cell(features, "real-shape")
+    assert copy.shape == remade.shape == canvas.rgb.shape
+    # JPEG blocks (8 px) wholly outside the outline are the capture's, byte for byte
+    far = ~ndi.binary_dilation(canvas.cell, iterations=16)
+    assert np.array_equal(copy[far], remade[far])
+    # the nucleus is re-made, and with the capture's own colours (not a flat or foreign fill)
+    nucleus = ndi.binary_erosion(canvas.nucleus, iterations=3)
+    diff = np.abs(copy.astype(int) - remade.astype(int))[nucleus]
+    assert diff.mean() > 5
+    assert np.abs(copy[nucleus].mean(0) - remade[nucleus].mean(0)).max() < 12
+    assert np.array_equal(remade, script.resynthesised_cell(features, "real-shape"))   # deterministic
