@@ -62,7 +62,7 @@ def _outline(rgb: np.ndarray):
     lab)``, ``parts`` being :func:`core.synth.realism.part_masks` of the capture."""
     from skimage.color import rgb2lab
 
-    from .realism import part_masks
+    from .realism import background_levels, part_masks
 
     lab = rgb2lab(rgb)
     parts = part_masks(rgb, lab)
@@ -74,8 +74,7 @@ def _outline(rgb: np.ndarray):
         sizes = ndi.sum(nucleus, labels, index=np.arange(1, n + 1))
         nucleus = np.isin(labels, 1 + np.flatnonzero(sizes >= 400))
     L = lab[..., 0]
-    bg_L = float(np.percentile(L, 90))
-    not_bg = ndi.gaussian_filter(L, 1.5) < bg_L - 5.0
+    not_bg = ndi.gaussian_filter(L, 1.5) < background_levels(lab)[0] - 5.0
     band = ndi.gaussian_filter(L, 0.6) - ndi.gaussian_filter(L, 1.5)
     energy = np.sqrt(ndi.gaussian_filter(band * band, 3.0))
     dn = ndi.distance_transform_edt(~nucleus)
@@ -277,10 +276,10 @@ def _confounders(lab: np.ndarray, parts: dict, cell: np.ndarray) -> tuple[int, i
     big = 1 + np.flatnonzero(sizes >= 800)
     ring = ndi.binary_dilation(cell, iterations=4) & ~cell
     touching = len(set(np.unique(labels[ring])) & set(big.tolist()))
-    L, b = ndi.gaussian_filter(lab[..., 0], 1.0), ndi.gaussian_filter(lab[..., 2], 1.0)
-    bg_L = float(np.percentile(lab[..., 0], 90))
-    bg_b = float(np.median(lab[..., 2][lab[..., 0] >= bg_L - 3]))
-    specks = (L < bg_L - 28.0) & (b < bg_b - 20.0) & ~ndi.binary_dilation(cell, iterations=6)
+    from .realism import background_levels, chromatin_like
+
+    specks = chromatin_like(ndi.gaussian_filter(lab[..., 0], 1.0), ndi.gaussian_filter(lab[..., 2], 1.0),
+                            background_levels(lab)) & ~ndi.binary_dilation(cell, iterations=6)
     speck_labels, m = ndi.label(specks)
     platelets = 0
     if m:

@@ -102,11 +102,10 @@ def part_masks(rgb: np.ndarray, lab: np.ndarray | None = None) -> dict[str, np.n
 
     lab = rgb2lab(rgb) if lab is None else lab
     L, b = lab[..., 0], lab[..., 2]
-    bg_L = float(np.percentile(L, 90))
-    bg_b = float(np.median(b[L >= bg_L - 3]))
+    bg_L, bg_b = levels = background_levels(lab)
     not_bg = ndi.gaussian_filter(L, 1.5) < bg_L - 5.0
     L_s = ndi.gaussian_filter(L, 1.0)
-    nucleus = (L_s < bg_L - 28.0) & (ndi.gaussian_filter(b, 1.0) < bg_b - 20.0)
+    nucleus = chromatin_like(L_s, ndi.gaussian_filter(b, 1.0), levels)
     # Opening with a disk of radius 3 keeps lobes (15+ px thick) and drops granules and
     # chains of granules (a few px) and the thin filaments between lobes.
     nucleus = ndi.binary_opening(nucleus, structure=_DISK3)
@@ -130,6 +129,21 @@ def part_masks(rgb: np.ndarray, lab: np.ndarray | None = None) -> dict[str, np.n
     red = not_bg & ~cell_zone
     background = ~ndi.binary_dilation(not_bg, iterations=2) & ~cell_zone
     return {"background": background, "red_cells": red, "cytoplasm": cell & ~nucleus, "nucleus": nucleus}
+
+
+def background_levels(lab: np.ndarray) -> tuple[float, float]:
+    """L* and b* of a capture's background (its brightest tenth): every threshold of
+    :func:`part_masks` is relative to them, so a brighter or darker capture keeps its parts."""
+    L = lab[..., 0]
+    bg_L = float(np.percentile(L, 90))
+    return bg_L, float(np.median(lab[..., 2][L >= bg_L - 3]))
+
+
+def chromatin_like(L_s: np.ndarray, b_s: np.ndarray, levels: tuple[float, float]) -> np.ndarray:
+    """Pixels as dark and blue as chromatin (or a platelet): L* (smoothed) 28 below the
+    background's and b* 20 below, ``levels`` from :func:`background_levels`."""
+    bg_L, bg_b = levels
+    return (L_s < bg_L - 28.0) & (b_s < bg_b - 20.0)
 
 
 def _central_components(mask: np.ndarray, *, min_area: int) -> np.ndarray:
