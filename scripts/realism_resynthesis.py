@@ -22,7 +22,6 @@ cells only from REAL_DIR and is not used by the product.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 
@@ -110,22 +109,15 @@ def capture_of(features):
 
 def resynthesised_cell(features, variant: str) -> np.ndarray:
     """One normal cell of ``features`` on its 4.0 canvas, made by ``variant``: decoded RGB."""
-    from core.synth.render import _Box, _neutrophil_od, _soft, _write_jpeg, capture_model
+    from core.synth.render import _soft, _write_jpeg, canvas_drawing, capture_model
 
     canvas = capture_of(features)
     if variant == "copy":
         return _write_jpeg(canvas.rgb, 75)[1]
     cell, real_nucleus = canvas.cell, canvas.nucleus
     if variant == "drawn-shape":
-        cm = capture_model("4.0")
-        f = dataclasses.replace(features, cell_radius=round(canvas.radius, 2))
-        cy, cx = canvas.centre
-        box = _Box(cy, cx, canvas.reach + 8)
-        inside_box = ndi.distance_transform_edt(cell[box.slices]).astype(np.float32)
-        cell_d = ndi.distance_transform_edt(~cell[box.slices]).astype(np.float32) - inside_box
-        nucleus = box.full(_neutrophil_od(
-            f, cm, np.random.default_rng(f.seed), np.random.default_rng([f.seed, 31]), box, cy, cx, canvas.radius,
-            _soft(cell_d + 0.5, 2.2), cell_d, cell[box.slices], nucleus_clip=cm.nucleus_margin - inside_box)[3])
+        drawing = canvas_drawing(features, canvas, capture_model("4.0"))
+        nucleus = drawing.box.full(drawing.layers[3])
     else:
         nucleus = real_nucleus
     rng = np.random.default_rng([features.seed, 41])

@@ -467,9 +467,8 @@ def realism_report(real_images, synth_images, *, classifier="logistic", source="
                                   components=components)
     grouped = None
     if real_names is not None and synth_captures is not None and all(synth_captures):
-        tuning = lambda names: [x for i, x in enumerate(names) if not is_held_out(i)]  # noqa: E731
-        grouped = grouped_cv_accuracy(feats(rows_real, False), feats(rows_synth, False), tuning(real_names),
-                                      tuning(synth_captures), classifier=classifier, components=components)
+        grouped = grouped_cv_accuracy(feats(rows_real, False), feats(rows_synth, False), feats(real_names, False),
+                                      feats(synth_captures, False), classifier=classifier, components=components)
     held_real = [m for i, m in enumerate(real) if is_held_out(i)]
     held_synth = [m for i, m in enumerate(synth) if is_held_out(i)]
     return RealismReport(result, cv, part_distances(held_real, held_synth), len(real), len(synth), source, features,

@@ -25,6 +25,7 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -952,6 +953,38 @@ def render_cell(features: CellFeatures, *, version: str = GENERATOR_VERSION) -> 
     )
 
 
+class CanvasDrawing(NamedTuple):
+    """Generator 4.0's drawing of one cell over its canvas, before stain and capture."""
+
+    features: CellFeatures    # as recorded: the canvas' radius, stain, quality and counts
+    rng: np.random.Generator  # the cell's main stream and its extra one, after the drawing
+    extra: np.random.Generator
+    box: _Box                 # the window around the canvas' neutrophil
+    inside: np.ndarray        # depth inside the real outline, pixels (box-sized)
+    cell_alpha: np.ndarray    # the outline's soft coverage (box-sized)
+    layers: tuple             # what :func:`_neutrophil_od` returns
+
+
+def canvas_drawing(features: CellFeatures, canvas, cm: CaptureModel) -> CanvasDrawing:
+    """Draw the neutrophil of ``features`` inside ``canvas``' real outline (generator 4.0)."""
+    # What the canvas decides is recorded as it is there, not as drawn by older versions. The
+    # latent rbc_overlap stays (it chose the canvas); the truth adds the touching red cells counted.
+    f = dataclasses.replace(features, cell_radius=round(canvas.radius, 2), stain_hue=0.0,
+                            stain_intensity=1.0, jpeg_quality=75, rbc_count=canvas.red_cells,
+                            platelets=canvas.platelets)
+    rng = np.random.default_rng(f.seed)
+    extra = np.random.default_rng([f.seed, 31])
+    cy, cx = canvas.centre
+    box = _Box(cy, cx, canvas.reach + 8)
+    cell_m = canvas.cell[box.slices]
+    inside = ndimage.distance_transform_edt(cell_m).astype(np.float32)
+    cell_d = ndimage.distance_transform_edt(~cell_m).astype(np.float32) - inside
+    cell_alpha = _soft(cell_d + 0.5, 2.2)
+    layers = _neutrophil_od(f, cm, rng, extra, box, cy, cx, canvas.radius, cell_alpha, cell_d, cell_m,
+                            nucleus_clip=cm.nucleus_margin - inside)
+    return CanvasDrawing(f, rng, extra, box, inside, cell_alpha, layers)
+
+
 def _render_on_canvas(features: CellFeatures, cm: CaptureModel, *, stain: str = "fitted") -> SyntheticCell:
     """Generator 4.0: draw the neutrophil of ``features`` into a real capture.
 
@@ -968,22 +1001,10 @@ def _render_on_canvas(features: CellFeatures, cm: CaptureModel, *, stain: str = 
     from .canvas import load_canvas, pick_canvas, wants_touching
 
     canvas = load_canvas(*pick_canvas(features.seed, wants_touching(features.rbc_overlap)))
-    # What the canvas decides is recorded as it is there, not as drawn by older versions. The
-    # latent rbc_overlap stays (it chose the canvas); the truth adds the touching red cells counted.
-    f = dataclasses.replace(features, cell_radius=round(canvas.radius, 2), stain_hue=0.0,
-                            stain_intensity=1.0, jpeg_quality=75, rbc_count=canvas.red_cells,
-                            platelets=canvas.platelets)
-    rng = np.random.default_rng(f.seed)
-    extra = np.random.default_rng([f.seed, 31])
+    d = canvas_drawing(features, canvas, cm)
+    f, rng, extra, box, inside, cell_alpha = d.features, d.rng, d.extra, d.box, d.inside, d.cell_alpha
+    local, nucleus_layer, _, nuc_m, cyto_m, granule_mask, n_granules = d.layers
     cy, cx = canvas.centre
-    box = _Box(cy, cx, canvas.reach + 8)
-    cell_m = canvas.cell[box.slices]
-    inside = ndimage.distance_transform_edt(cell_m).astype(np.float32)
-    cell_d = ndimage.distance_transform_edt(~cell_m).astype(np.float32) - inside
-    cell_alpha = _soft(cell_d + 0.5, 2.2)
-    local, nucleus_layer, _, nuc_m, cyto_m, granule_mask, n_granules = _neutrophil_od(
-        f, cm, rng, extra, box, cy, cx, canvas.radius, cell_alpha, cell_d, cell_m,
-        nucleus_clip=cm.nucleus_margin - inside)
     if stain == "raw":
         od = local
     else:
