@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,9 +19,9 @@ from core.train_demo import (
     train_demo,
     youden_threshold,
 )
+from tests.real_cells_support import REAL_DIR
 
 GROUP_SIZES = {"TN": 12, "ZN": 11, "TD": 12, "ZD": 11, "WN": 5, "WD": 5}
-REAL_DIR = Path(__file__).resolve().parents[2] / "shared" / "real_cells" / "pbc_neutrophils"
 #: The published model calls about 85 % of real normal cells normal; the demo model must
 #: come close (generator 1.0's model: 4 % of the held-out cells).
 REAL_SHARE_FLOOR = 0.8

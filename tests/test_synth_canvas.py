@@ -35,10 +35,9 @@ from core.synth.canvas import (
     wants_touching,
 )
 from core.synth.realism import image_paths, is_held_out
+from tests.real_cells_support import REAL_DIR, needs_real
 
 REPO = Path(__file__).resolve().parents[1]
-REAL_DIR = REPO.parent / "shared" / "real_cells" / "pbc_neutrophils"
-needs_real = pytest.mark.skipif(not REAL_DIR.is_dir(), reason="real cells not available")
 
 
 def _canvas_of(cell):

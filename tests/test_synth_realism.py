@@ -1,8 +1,6 @@
 """The realism measure: segmentation by colour, the two-sample test, the command."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -15,9 +13,7 @@ from core.synth.realism import (
     two_sample_test,
     wilson_interval,
 )
-
-REAL_DIR = Path(__file__).resolve().parents[2] / "shared" / "real_cells" / "pbc_neutrophils"
-needs_real = pytest.mark.skipif(not REAL_DIR.is_dir(), reason="real cells not available")
+from tests.real_cells_support import REAL_DIR, needs_real
 
 
 def _iou(a, b):

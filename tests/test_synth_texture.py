@@ -21,10 +21,9 @@ from core.synth.texture import (
     save_texture_bank,
     transplant_texture,
 )
+from tests.real_cells_support import REAL_DIR, needs_real
 
 REPO = Path(__file__).resolve().parents[1]
-REAL_DIR = REPO.parent / "shared" / "real_cells" / "pbc_neutrophils"
-needs_real = pytest.mark.skipif(not REAL_DIR.is_dir(), reason="real cells not available")
 
 
 def _write_jpegs(folder: Path, n: int) -> list[Path]:
